@@ -1,0 +1,211 @@
+"""The container every analysis takes: vectors plus what is known about them."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._knn import Neighbors, approximate_knn, exact_knn
+from ._validation import (
+    EmbeddingInputError,
+    as_float32_matrix,
+    check_k,
+    check_metric,
+    check_weights,
+    find_nonfinite_rows,
+    nonfinite_error,
+)
+
+
+@dataclass(frozen=True)
+class ANNBenchmark:
+    """Queries and ground truth stored beside a corpus (an ann-benchmarks ``.hdf5`` file).
+
+    ``neighbors`` are the file's own true neighbour ids for each query, ``distances`` their
+    distances, and ``metric`` the file's distance mapped to embgeo's names (angular -> cosine).
+    """
+
+    queries: np.ndarray
+    neighbors: np.ndarray | None
+    distances: np.ndarray | None
+    metric: str | None
+
+
+class EmbeddingSet:
+    """Embedding vectors with optional metadata, item weights and a name.
+
+    Parameters
+    ----------
+    vectors : array-like of shape (n, d)
+        Kept as a read-only float32 view when it already is float32 (a memory map stays a memory
+        map); any other numeric dtype is converted into a new float32 array. The caller's array is
+        never written to.
+    metadata : pandas.DataFrame, optional
+        One row per vector (labels, texts, ids). A column named ``text`` is used for hover text and
+        neighbour lists.
+    weights : array-like of shape (n,), optional
+        Non-negative item weights or frequencies (for example word frequencies). Stored as given;
+        :attr:`probabilities` normalises them to sum 1.
+    name : str
+        Shown in reports and dashboards.
+    source : str, optional
+        Where the vectors came from (a path).
+    benchmark : ANNBenchmark, optional
+        Queries and ground-truth neighbours that came with the corpus.
+    on_invalid : {"raise", "drop"}
+        What to do with rows holding NaN or inf: raise a clear error (default), or leave them out;
+        the dropped row numbers are kept in :attr:`dropped_rows`.
+    validate : bool
+        Scan for NaN/inf rows (block by block). Turn off only for data checked elsewhere.
+
+    Notes
+    -----
+    Neighbour tables are cached per (metric, exact): :meth:`neighbors` with a k no larger than a
+    cached table's slices it instead of searching again, so a full report computes k-NN once.
+    """
+
+    def __init__(self, vectors, metadata=None, weights=None, *, name: str = "embeddings",
+                 source: str | None = None, benchmark: ANNBenchmark | None = None,
+                 on_invalid: str = "raise", validate: bool = True):
+        if on_invalid not in ("raise", "drop"):
+            raise EmbeddingInputError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
+        x = as_float32_matrix(vectors)
+        self.dropped_rows = np.empty(0, dtype=np.int64)
+        if metadata is not None:
+            import pandas as pd
+
+            if not isinstance(metadata, pd.DataFrame):
+                metadata = pd.DataFrame(metadata)
+            if len(metadata) != x.shape[0]:
+                raise EmbeddingInputError(
+                    f"metadata has {len(metadata)} rows but there are {x.shape[0]} vectors"
+                )
+            metadata = metadata.reset_index(drop=True)
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64).ravel().copy()
+            check_weights(weights, x.shape[0])
+        if validate:
+            bad = find_nonfinite_rows(x)
+            if len(bad):
+                if on_invalid == "raise":
+                    raise nonfinite_error(bad, x.shape[0])
+                keep = np.setdiff1d(np.arange(x.shape[0]), bad)
+                x = as_float32_matrix(x[keep])  # a new array: the caller's data is untouched
+                metadata = None if metadata is None else metadata.iloc[keep].reset_index(drop=True)
+                weights = None if weights is None else weights[keep]
+                self.dropped_rows = bad
+                if weights is not None:
+                    check_weights(weights, x.shape[0])
+        self.vectors = x
+        self.metadata = metadata
+        self.weights = weights
+        self.name = str(name)
+        self.source = source
+        self.benchmark = benchmark
+        self._neighbors: dict[tuple[str, bool], Neighbors] = {}
+
+    # -------------------------------------------------------------------------------- basic facts
+    @property
+    def n(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """Weights normalised to sum 1 (the p of Zipfian statistics), or None."""
+        return None if self.weights is None else self.weights / self.weights.sum()
+
+    @property
+    def texts(self) -> list[str] | None:
+        """The ``text`` metadata column, if there is one."""
+        if self.metadata is None or "text" not in self.metadata.columns:
+            return None
+        return self.metadata["text"].astype(str).tolist()
+
+    def label(self, i: int) -> str:
+        """A short human label for row ``i``: its text, else its id, else its number."""
+        if self.metadata is not None:
+            for col in ("text", "label", "id"):
+                if col in self.metadata.columns:
+                    return str(self.metadata[col].iloc[i])
+        return f"#{i}"
+
+    def subset(self, rows, *, name: str | None = None) -> "EmbeddingSet":
+        """A new set holding ``rows`` (a copy), with their metadata and weights."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return EmbeddingSet(
+            np.array(self.vectors[rows]),
+            None if self.metadata is None else self.metadata.iloc[rows].reset_index(drop=True),
+            None if self.weights is None else self.weights[rows],
+            name=name or f"{self.name}[{len(rows)} rows]", source=self.source, validate=False,
+        )
+
+    def with_vectors(self, vectors, *, name: str | None = None) -> "EmbeddingSet":
+        """The same items (metadata, weights) with new vectors, e.g. after a transform."""
+        vectors = as_float32_matrix(vectors)
+        if vectors.shape[0] != self.n:
+            raise EmbeddingInputError(f"new vectors have {vectors.shape[0]} rows, the set has {self.n}")
+        return EmbeddingSet(vectors, self.metadata, self.weights, name=name or self.name,
+                            source=self.source, benchmark=self.benchmark)
+
+    # -------------------------------------------------------------------------------- neighbours
+    def neighbors(self, k: int = 10, *, metric: str = "cosine", exact: bool = True,
+                  backend: str = "auto", progress: bool | None = None) -> Neighbors:
+        """k nearest neighbours of every item (self excluded), cached and reused.
+
+        ``exact=False`` uses a faiss IVF index whose recall is measured on a sample and carried on
+        the result. A cached table with at least ``k`` columns is sliced, not recomputed.
+        """
+        metric = check_metric(metric)
+        check_k(k, self.n - 1, context="neighbours (self excluded)")
+        key = (metric, bool(exact))
+        cached = self._neighbors.get(key)
+        if cached is None and not exact:  # an exact table serves approximate requests too
+            cached = self._neighbors.get((metric, True))
+        if cached is not None and cached.k >= k:
+            return cached if cached.k == k else cached.head(k)
+        if exact:
+            result = exact_knn(self.vectors, k=k, metric=metric, backend=backend, progress=progress)
+        else:
+            result = approximate_knn(self.vectors, k=k, metric=metric, progress=progress)
+        self._neighbors[key] = result
+        return result
+
+    def clear_cache(self) -> None:
+        self._neighbors.clear()
+
+    # -------------------------------------------------------------------------------- reprs
+    def _summary(self) -> list[tuple[str, str]]:
+        rows = [("vectors", f"{self.n:,} x {self.dim} float32"
+                 + (" (memory-mapped)" if isinstance(self.vectors.base, np.memmap)
+                    or isinstance(self.vectors, np.memmap) else ""))]
+        if self.metadata is not None:
+            rows.append(("metadata", ", ".join(map(str, self.metadata.columns)) or "(no columns)"))
+        if self.weights is not None:
+            rows.append(("weights", f"sum {self.weights.sum():.4g}, max share {self.probabilities.max():.3g}"))
+        if self.benchmark is not None:
+            rows.append(("benchmark", f"{len(self.benchmark.queries):,} queries, metric {self.benchmark.metric}"))
+        if len(self.dropped_rows):
+            rows.append(("dropped rows", f"{len(self.dropped_rows)} with NaN/inf"))
+        if self.source:
+            rows.append(("source", str(self.source)))
+        return rows
+
+    def __repr__(self) -> str:
+        body = "\n".join(f"  {k:<13}{v}" for k, v in self._summary())
+        return f"EmbeddingSet {self.name!r}\n{body}"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._summary())
+        return (f"<div class='embgeo-result'><b>EmbeddingSet {html.escape(self.name)}</b>"
+                f"<table class='embgeo-table'>{rows}</table></div>")

@@ -1,0 +1,462 @@
+"""The shared neighbour engine: exact k-nearest neighbours by blocked float32 matrix products.
+
+Conventions (the same for every statistic built on neighbours):
+
+* ``metric="cosine"``: vectors are L2-normalised and the *distance* is the chord ``||u - v||``
+  (monotone in cosine; ``1 - cos`` is a squared distance and would halve dimension estimates).
+* ``metric="euclidean"``: the distance is ``||x - y||``.
+* ``metric="dot"``: neighbours maximise the inner product; the stored "distance" is ``-<x, y>``,
+  which ranks correctly but is not a metric, so distance-based estimators refuse it.
+* When queries are the corpus itself, each point's own row is excluded from its neighbours (by index,
+  so exact duplicates of a point still count as its neighbours).
+
+The kernel never forms an n x n matrix. It walks the corpus in blocks (read once, which suits a
+memory-mapped file larger than RAM) and, for each block, the queries in blocks; each tile of scores is
+reduced to its top k and merged into a running top k. Distances of the selected pairs are then
+recomputed directly from the vectors, so near-duplicates get accurate small distances (TwoNN and MLE
+depend on the smallest ones) instead of the cancellation error of ``|x|^2 + |y|^2 - 2<x, y>``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._results import Result, metric as _field
+from ._validation import (
+    EmbeddingInputError,
+    as_float32_matrix,
+    check_finite,
+    check_k,
+    check_metric,
+    check_no_zero_rows,
+    check_random_state,
+    check_same_dim,
+    iter_row_blocks,
+)
+
+#: Upper bound on the bytes of one score tile (query block x corpus block, float32).
+TILE_BYTES = 256 * 2**20
+#: Corpus rows handled per outer step; bounded so a block of a memory map stays well inside RAM.
+CORPUS_BLOCK_ROWS = 65_536
+
+
+@dataclass(frozen=True, repr=False)
+class Neighbors(Result):
+    """k nearest neighbours of a set of queries, sorted from nearest to farthest."""
+
+    _title = "k-nearest-neighbour table"
+    indices: np.ndarray = _field("Corpus row of each neighbour, shape (n_queries, k).")
+    distances: np.ndarray = _field("Distance to each neighbour (chord for cosine; -dot for dot).")
+    metric: str = _field("Similarity used.")
+    exact: bool = _field("True for exact search; False for an approximate index.")
+    recall: float | None = _field("Measured recall@k of approximate search against exact search.", default=None)
+    recall_sample: int = _field("Queries on which that recall was measured.", default=0)
+    backend: str = _field("Where the products ran (numpy, torch-cpu, torch-cuda, faiss-ivf).", default="")
+    seconds: float = _field("Wall time of the search.", default=float("nan"))
+    mean_distance: np.ndarray | None = _field(
+        "Mean distance from each query to the whole corpus (self excluded), when asked for.", default=None
+    )
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+    @property
+    def n_queries(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def similarities(self) -> np.ndarray:
+        """Cosine similarity (cosine), inner product (dot) or negative distance (euclidean)."""
+        if self.metric == "cosine":
+            return 1.0 - 0.5 * self.distances.astype(np.float64) ** 2
+        return -self.distances.astype(np.float64)
+
+    def head(self, k: int) -> "Neighbors":
+        """The same table cut to its first ``k`` neighbours."""
+        check_k(k, self.k, context="cached neighbours")
+        return Neighbors(
+            indices=self.indices[:, :k], distances=self.distances[:, :k], metric=self.metric,
+            exact=self.exact, recall=self.recall, recall_sample=self.recall_sample,
+            backend=self.backend, seconds=self.seconds, mean_distance=self.mean_distance,
+        )
+
+    def to_dict(self) -> dict:  # the arrays can be large; keep the JSON summary small
+        return {
+            "k": self.k, "n_queries": self.n_queries, "metric": self.metric, "exact": self.exact,
+            "recall": self.recall, "recall_sample": self.recall_sample, "backend": self.backend,
+            "seconds": self.seconds,
+        }
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _normalise_rows(block: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(block, axis=1, keepdims=True)
+    return block / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """Map ``"auto"`` to ``"torch-cuda"`` when a GPU is visible, else ``"torch-cpu"``."""
+    if backend in ("numpy", "torch-cpu", "torch-cuda"):
+        if backend == "torch-cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise EmbeddingInputError("backend='torch-cuda' was asked for but torch sees no CUDA device")
+        return backend
+    if backend == "torch":
+        backend = "auto"
+    if backend != "auto":
+        raise EmbeddingInputError(f"unknown backend {backend!r}; choose auto, numpy, torch-cpu or torch-cuda")
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return "numpy"
+    return "torch-cuda" if torch.cuda.is_available() else "torch-cpu"
+
+
+class _Ops:
+    """The few array operations the tiled kernel needs, for NumPy or for torch on one device."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        if backend.startswith("torch"):
+            import torch
+
+            self.torch = torch
+            self.device = torch.device("cuda" if backend == "torch-cuda" else "cpu")
+
+    def put(self, a: np.ndarray):
+        if self.backend == "numpy":
+            return np.ascontiguousarray(a, dtype=np.float32)
+        with warnings.catch_warnings():  # read-only views are fine: the kernel never writes to inputs
+            warnings.simplefilter("ignore", UserWarning)
+            t = self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        return t.to(self.device, non_blocking=True)
+
+    def put_ids(self, a: np.ndarray):
+        a = np.ascontiguousarray(a, dtype=np.int64)
+        return a if self.backend == "numpy" else self.torch.from_numpy(a).to(self.device)
+
+    def get(self, t) -> np.ndarray:
+        return t if self.backend == "numpy" else t.cpu().numpy()
+
+    def scores(self, q, c, c_sqnorm, metric):
+        """Higher is nearer: <u, v> (cosine, dot) or 2<x, y> - |y|^2 (euclidean)."""
+        s = q @ c.T
+        if metric == "euclidean":
+            s *= 2
+            s -= c_sqnorm[None, :]
+        return s
+
+    def sqnorm(self, c):
+        return (c * c).sum(1)
+
+    def topk(self, s, k):
+        """Top k columns of each row (values, positions), unsorted."""
+        if self.backend == "numpy":
+            if k >= s.shape[1]:
+                pos = np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
+            else:
+                pos = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            return np.take_along_axis(s, pos, axis=1), pos
+        k = min(k, s.shape[1])
+        vals, pos = self.torch.topk(s, k, dim=1, sorted=False)
+        return vals, pos
+
+    def cat(self, a, b):
+        return np.concatenate([a, b], axis=1) if self.backend == "numpy" else self.torch.cat([a, b], dim=1)
+
+    def take(self, a, pos):
+        return np.take_along_axis(a, pos, axis=1) if self.backend == "numpy" else self.torch.gather(a, 1, pos)
+
+    def full(self, shape, value, dtype):
+        if self.backend == "numpy":
+            return np.full(shape, value, dtype=dtype)
+        tdtype = {np.float32: self.torch.float32, np.int64: self.torch.int64}[dtype]
+        return self.torch.full(shape, value, dtype=tdtype, device=self.device)
+
+    def arange(self, start, stop):
+        if self.backend == "numpy":
+            return np.arange(start, stop, dtype=np.int64)
+        return self.torch.arange(start, stop, dtype=self.torch.int64, device=self.device)
+
+    def mask_self(self, s, q_ids, c_start):
+        """Set the score of each query against its own corpus row to -inf."""
+        c_stop = c_start + s.shape[1]
+        if self.backend == "numpy":
+            rows = np.flatnonzero((q_ids >= c_start) & (q_ids < c_stop))
+            s[rows, q_ids[rows] - c_start] = -np.inf
+        else:
+            rows = ((q_ids >= c_start) & (q_ids < c_stop)).nonzero().squeeze(1)
+            s[rows, q_ids[rows] - c_start] = -float("inf")
+
+    def distance_sum(self, s, q_sqnorm, metric):
+        """Sum over the tile's columns of the distance implied by each score (masked cells excluded)."""
+        if self.backend == "numpy":
+            finite = np.isfinite(s)
+            d2 = (2.0 - 2.0 * s) if metric == "cosine" else (q_sqnorm[:, None] - s)
+            d = np.sqrt(np.clip(np.where(finite, d2, 0.0), 0.0, None))
+            return d.sum(1, dtype=np.float64)
+        t = self.torch
+        finite = t.isfinite(s)
+        d2 = (2.0 - 2.0 * s) if metric == "cosine" else (q_sqnorm[:, None] - s)
+        d = t.sqrt(t.clamp(t.where(finite, d2, t.zeros_like(d2)), min=0.0))
+        return d.sum(1, dtype=t.float64)
+
+
+def _prepare(block: np.ndarray, metric: str) -> np.ndarray:
+    block = np.asarray(block, dtype=np.float32)
+    return _normalise_rows(block) if metric == "cosine" else block
+
+
+def _refine_distances(corpus, queries, ids, metric):
+    """Exact distances for the selected pairs, computed directly from the vectors."""
+    out = np.empty(ids.shape, dtype=np.float32)
+    rows_per_block = max(1, (64 * 2**20) // max(1, ids.shape[1] * corpus.shape[1] * 4))
+    for start in range(0, ids.shape[0], rows_per_block):
+        block_ids = ids[start:start + rows_per_block]
+        q = _prepare(queries[start:start + rows_per_block], metric).astype(np.float64)
+        flat = np.unique(block_ids)
+        c = _prepare(corpus[flat], metric).astype(np.float64)
+        nbrs = c[np.searchsorted(flat, block_ids)]  # (b, k, d)
+        if metric == "dot":
+            out[start:start + len(block_ids)] = -np.einsum("bd,bkd->bk", q, nbrs)
+        else:
+            out[start:start + len(block_ids)] = np.linalg.norm(nbrs - q[:, None, :], axis=2)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- exact
+
+
+def exact_knn(
+    corpus,
+    queries=None,
+    k: int = 10,
+    *,
+    metric: str = "cosine",
+    query_indices=None,
+    backend: str = "auto",
+    mean_distance: bool = False,
+    progress: bool | None = None,
+    validate: bool = True,
+) -> Neighbors:
+    """Exact k nearest neighbours by blocked matrix products.
+
+    Parameters
+    ----------
+    corpus : array-like of shape (n, d)
+        The vectors searched. A read-only memory map is read block by block, once.
+    queries : array-like of shape (m, d), optional
+        Query vectors. If omitted, the corpus is its own query set and each point's own row is
+        excluded from its neighbours.
+    k : int
+        Number of neighbours per query.
+    metric : {"cosine", "dot", "euclidean"}
+        See the module docstring for the distance each metric stores.
+    query_indices : array-like of int, optional
+        Corpus rows to use as queries (a query sample); their own rows are excluded. Exclusive with
+        ``queries``.
+    backend : {"auto", "numpy", "torch-cpu", "torch-cuda"}
+        ``"auto"`` uses torch on the GPU when one is visible, else torch on the CPU.
+    mean_distance : bool
+        Also return each query's mean distance to the whole corpus (self excluded), computed in the
+        same pass (used by relative contrast). Not defined for ``metric="dot"``.
+    progress : bool, optional
+        Show a progress bar; by default only for searches with more than ~1e10 multiply-adds.
+    validate : bool
+        Check for NaN/inf rows and, under cosine, zero rows (one blocked pass over the data).
+
+    Returns
+    -------
+    Neighbors
+        ``indices`` and ``distances`` of shape (m, k), nearest first.
+    """
+    t0 = time.perf_counter()
+    metric = check_metric(metric)
+    corpus = as_float32_matrix(corpus, name="corpus")
+    self_join = queries is None
+    if query_indices is not None:
+        if not self_join:
+            raise EmbeddingInputError("pass either queries or query_indices, not both")
+        query_indices = np.asarray(query_indices, dtype=np.int64).ravel()
+        if len(query_indices) == 0 or query_indices.min() < 0 or query_indices.max() >= corpus.shape[0]:
+            raise EmbeddingInputError("query_indices must be non-empty corpus row numbers")
+        queries_arr = corpus[query_indices]
+        q_ids = query_indices
+    elif self_join:
+        queries_arr, q_ids = corpus, np.arange(corpus.shape[0], dtype=np.int64)
+    else:
+        queries_arr = as_float32_matrix(queries, name="queries")
+        check_same_dim(corpus, queries_arr)
+        q_ids = None
+    n, d = corpus.shape
+    m = queries_arr.shape[0]
+    check_k(k, n - 1 if q_ids is not None else n, context="neighbours in the corpus (self excluded)" if q_ids is not None else "corpus points")
+    if mean_distance and metric == "dot":
+        raise EmbeddingInputError("mean_distance needs a distance; it is undefined for metric='dot'")
+    if validate:
+        check_finite(corpus, "corpus")
+        check_no_zero_rows(corpus, metric, "corpus")
+        if not self_join or query_indices is not None:
+            if q_ids is None:
+                check_finite(queries_arr, "queries")
+                check_no_zero_rows(queries_arr, metric, "queries")
+
+    backend = resolve_backend(backend)
+    ops = _Ops(backend)
+    c_rows = min(n, CORPUS_BLOCK_ROWS)
+    q_rows = max(64, min(m, TILE_BYTES // (4 * c_rows)))
+    n_tiles = -(-n // c_rows) * -(-m // q_rows)
+    if progress is None:
+        progress = float(n) * m * d > 1e10
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_tiles, desc=f"exact {k}-NN ({metric}, {backend})", unit="tile", leave=False)
+
+    # Queries are resident as prepared blocks when they fit comfortably; else prepared per visit.
+    q_blocks_resident = m * d * 4 <= 2 * 2**30
+    q_cache: dict[int, tuple] = {}
+
+    def query_block(start):
+        if start in q_cache:
+            return q_cache[start]
+        raw = queries_arr[start:start + q_rows]
+        qb = ops.put(_prepare(raw, metric))
+        qsq = ops.sqnorm(qb) if metric == "euclidean" else None
+        ids = None if q_ids is None else ops.put_ids(q_ids[start:start + q_rows])
+        item = (qb, qsq, ids)
+        if q_blocks_resident:
+            q_cache[start] = item
+        return item
+
+    best_s = ops.full((m, k), -np.inf, np.float32)
+    best_i = ops.full((m, k), -1, np.int64)
+    dist_sum = np.zeros(m, dtype=np.float64) if mean_distance else None
+
+    for c_start in range(0, n, c_rows):
+        cb = ops.put(_prepare(corpus[c_start:c_start + c_rows], metric))
+        c_sq = ops.sqnorm(cb) if metric == "euclidean" else None
+        c_ids = ops.arange(c_start, c_start + cb.shape[0])
+        for q_start in range(0, m, q_rows):
+            qb, q_sq, ids = query_block(q_start)
+            s = ops.scores(qb, cb, c_sq, metric)
+            if ids is not None:
+                ops.mask_self(s, ids, c_start)
+            if mean_distance:
+                dist_sum[q_start:q_start + s.shape[0]] += ops.get(ops.distance_sum(s, q_sq, metric))
+            vals, pos = ops.topk(s, k)
+            cand_i = c_ids[pos]
+            sl = slice(q_start, q_start + s.shape[0])
+            merged_s = ops.cat(best_s[sl], vals)
+            merged_i = ops.cat(best_i[sl], cand_i)
+            top_s, top_pos = ops.topk(merged_s, k)
+            best_s[sl] = top_s
+            best_i[sl] = ops.take(merged_i, top_pos)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    ids = ops.get(best_i).astype(np.int64)
+    dist = _refine_distances(corpus, queries_arr, ids, metric)
+    order = np.argsort(dist, axis=1, kind="stable")
+    ids = np.take_along_axis(ids, order, axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)
+    mean_d = None
+    if mean_distance:
+        mean_d = (dist_sum / (n - 1 if q_ids is not None else n)).astype(np.float64)
+    return Neighbors(
+        indices=ids, distances=dist, metric=metric, exact=True, backend=backend,
+        seconds=time.perf_counter() - t0, mean_distance=mean_d,
+    )
+
+
+# --------------------------------------------------------------------------------------------- approximate
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of the true k neighbours present among the k found (set overlap / k)."""
+    found, truth = np.asarray(found), np.asarray(truth)
+    if found.shape[0] != truth.shape[0]:
+        raise EmbeddingInputError("found and truth must have one row per query")
+    k = truth.shape[1]
+    hits = sum(len(np.intersect1d(f, t, assume_unique=False)) for f, t in zip(found[:, :k], truth))
+    return hits / (truth.shape[0] * k)
+
+
+def approximate_knn(
+    corpus,
+    k: int = 10,
+    *,
+    metric: str = "cosine",
+    n_lists: int | None = None,
+    n_probe: int | None = None,
+    recall_sample: int = 500,
+    random_state=0,
+    progress: bool | None = None,
+) -> Neighbors:
+    """Approximate self-join k-NN with a faiss IVF-Flat index, its recall measured on a sample.
+
+    The corpus is clustered into ``n_lists`` inverted lists (default ``4 sqrt(n)``) and each query
+    scans the ``n_probe`` nearest lists (default ``n_lists / 8``), an accuracy-leaning setting.
+    Recall@k is then measured against :func:`exact_knn` on ``recall_sample`` random queries and
+    stored on the result, so every statistic built on these neighbours can report it.
+
+    References
+    ----------
+    Jegou, Douze, Schmid, "Product quantization for nearest neighbor search", IEEE TPAMI 2011 (IVF).
+    Johnson, Douze, Jegou, "Billion-scale similarity search with GPUs", IEEE TBD 2019 (faiss).
+    """
+    import faiss
+
+    t0 = time.perf_counter()
+    metric = check_metric(metric)
+    x = as_float32_matrix(corpus, name="corpus")
+    n, d = x.shape
+    check_k(k, n - 1, context="neighbours in the corpus (self excluded)")
+    check_finite(x, "corpus")
+    check_no_zero_rows(x, metric, "corpus")
+    data = np.ascontiguousarray(_prepare(x, metric), dtype=np.float32)
+    n_lists = int(n_lists or max(1, min(n // 39, round(4 * np.sqrt(n)))))
+    n_probe = int(n_probe or max(1, n_lists // 8))
+    faiss_metric = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+    quantizer = faiss.IndexFlatL2(d) if metric == "euclidean" else faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, n_lists, faiss_metric)
+    rng = check_random_state(random_state)
+    train = data[rng.choice(n, size=min(n, 256 * n_lists), replace=False)] if n > 256 * n_lists else data
+    index.train(train)
+    index.add(data)
+    index.nprobe = n_probe
+    _, found = index.search(data, k + 1)
+    # Drop each point's own row (usually first; absent when duplicates pushed it out, in which case
+    # the last of the k + 1 is dropped). Lists too short to fill k slots leave -1: refuse those.
+    own = found == np.arange(n)[:, None]
+    own[~own.any(axis=1), k] = True
+    ids = found[~own].reshape(n, k)
+    if (ids < 0).any():
+        raise EmbeddingInputError(
+            f"the IVF index returned fewer than k={k} neighbours for {int((ids < 0).any(axis=1).sum())} "
+            "points; raise n_probe or use exact search"
+        )
+    dist = _refine_distances(x, x, ids, metric)
+    order = np.argsort(dist, axis=1, kind="stable")
+    ids = np.take_along_axis(ids, order, axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)
+    sample = rng.choice(n, size=min(n, recall_sample), replace=False)
+    truth = exact_knn(x, k=k, metric=metric, query_indices=sample, validate=False, progress=False)
+    rec = recall_at_k(ids[sample], truth.indices)
+    return Neighbors(
+        indices=ids, distances=dist, metric=metric, exact=False, recall=float(rec),
+        recall_sample=len(sample), backend=f"faiss-ivf(lists={n_lists}, probe={n_probe})",
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,1 @@
+"""embgeo.widgets: ipywidgets + plotly dashboards built on embgeo.analysis."""
