@@ -58,6 +58,9 @@ __all__ = ["FORMATS", "load"]
 
 #: Column or key names tried, in order, when the caller does not name the vectors.
 VECTOR_NAMES = ("vectors", "vector", "embeddings", "embedding", "emb")
+#: Integer columns with these names are row ids (``Unnamed: 0`` is a pandas index written to CSV),
+#: kept as metadata rather than read as vector components.
+ID_COLUMNS = ("id", "idx", "index", "unnamed: 0")
 #: ``.npz`` keys taken as item weights without being asked (an explicit key list is unambiguous).
 NPZ_WEIGHT_NAMES = ("weights", "frequencies")
 #: ann-benchmarks ``distance`` attribute -> embgeo metric.
@@ -87,7 +90,8 @@ def load(source, *, vectors=None, metadata=None, weights=None, name: str | None 
     metadata : pandas.DataFrame, dict or list of str, optional
         A table with one row per vector to attach, or, for tabular sources, the names of the columns
         to keep as metadata (in numeric-column tables these are then not read as vector components).
-        By default every non-vector column of a table becomes metadata.
+        By default every non-vector column of a table becomes metadata; in numeric-column tables an
+        integer column named ``id``, ``idx``, ``index`` or ``Unnamed: 0`` is metadata too.
     weights : str or array-like, optional
         Item weights (e.g. word frequencies): an array of length n, or the name of a column/key of
         ``source`` holding them (that column is then removed from the metadata). Tables never turn a
@@ -291,7 +295,8 @@ def _auto_vectors(df, *, exclude: set, where: str):
     if len(listlike) > 1:
         raise EmbeddingInputError(
             f"{where}: several columns hold lists {_listing(listlike)}; choose one with vectors=")
-    numeric = [c for c in df.columns if c not in exclude and _looks_numeric(df[c], c, where)]
+    ids = {c for c in df.columns if c.lower() in ID_COLUMNS and df[c].dtype.kind in "iu"}
+    numeric = [c for c in df.columns if c not in exclude | ids and _looks_numeric(df[c], c, where)]
     if not numeric:
         raise EmbeddingInputError(
             f"{where}: found no vector column (a column of lists, or numeric columns); columns are "

@@ -157,6 +157,14 @@ def test_csv_numeric_columns_with_text(tmp_path, x, texts):
     assert s.metadata.columns.tolist() == ["text", "label"]
 
 
+def test_csv_written_with_its_index_keeps_ids_out_of_the_vectors(tmp_path, x):
+    path = tmp_path / "indexed.csv"
+    pd.DataFrame(x, columns=list("abcde")).to_csv(path)  # pandas writes the index as "Unnamed: 0"
+    s = load(path)
+    assert s.dim == D and s.metadata.columns.tolist() == ["Unnamed: 0"]
+    np.testing.assert_allclose(s.vectors, x, rtol=1e-6)
+
+
 def test_tsv_without_header(tmp_path, x):
     path = tmp_path / "t.tsv"
     np.savetxt(path, x, delimiter="\t", fmt="%.9g")
@@ -232,10 +240,12 @@ def test_numpy_input_untouched_and_still_writeable(x):
     assert s.name == "arr" and s.label(2) == "2" and s.probabilities.sum() == pytest.approx(1)
 
 
-def test_nested_lists_and_torch(x):
-    import torch
-
+def test_nested_lists(x):
     np.testing.assert_allclose(load(x.tolist()).vectors, x)
+
+
+def test_torch_tensors_including_bfloat16(x):
+    torch = pytest.importorskip("torch")
     t = torch.from_numpy(x.copy()).to(torch.bfloat16)
     s = load(t)
     assert s.vectors.dtype == np.float32
