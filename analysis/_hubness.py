@@ -146,7 +146,7 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
     metric : {"cosine", "dot", "euclidean"}
         Similarity used for the neighbours.
     top : int
-        How many top hubs (and antihub examples) to list.
+        How many top hubs (and antihub examples) to list; at most n.
     exact : bool
         Exact neighbours (default) or an approximate index whose recall is reported.
     random_state : int, Generator or None
@@ -175,7 +175,7 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
     data = as_embedding_set(data)
     metric = check_metric(metric)
     k = check_k(k, data.n - 1, context="neighbours (self excluded)")
-    top = check_k(top, data.n, what="top", context="points")
+    top = min(check_k(top, 10**9, what="top", context="rows"), data.n)
     table = data.neighbors(k, metric=metric, exact=exact)
     n_k = k_occurrence(table, data.n)
 
