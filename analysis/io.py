@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -137,14 +138,14 @@ def load(source, *, vectors=None, metadata=None, weights=None, name: str | None 
                    on_invalid=on_invalid, source=None)
 
 
+@dataclass
 class _Loaded:
     """What a reader found: vectors plus whatever came with them, before validation."""
 
-    def __init__(self, vectors, metadata=None, weights=None, benchmark=None):
-        self.vectors = vectors
-        self.metadata = metadata
-        self.weights = weights
-        self.benchmark = benchmark
+    vectors: Any
+    metadata: Any = None
+    weights: Any = None
+    benchmark: ANNBenchmark | None = None
 
 
 def _finish(loaded: _Loaded, *, metadata, weights, name, on_invalid, source) -> EmbeddingSet:
@@ -241,8 +242,8 @@ def _from_frame(df, *, vectors, metadata, weights, where: str) -> _Loaded:
         x = _numeric_block(df, list(vectors), where)
         used = list(vectors)
     elif vectors is None:
-        x, used = _auto_vectors(df, exclude=set(keep_meta or []) | ({weights} if isinstance(weights, str) else set()),
-                                where=where)
+        named = set(keep_meta or []) | ({weights} if isinstance(weights, str) else set())
+        x, used = _auto_vectors(df, exclude=named, where=where)
     else:
         raise EmbeddingInputError(f"vectors= must be a column name or a list of names, got {vectors!r}")
 
@@ -521,13 +522,11 @@ def _read_parquet(path, *, vectors, metadata, weights, mmap) -> _Loaded:
                            where="table")
     x = _arrow_vectors(table.column(col), col)
     rest = table.drop_columns([col]).to_pandas()
-    loaded = _from_frame_rest(rest, metadata=metadata, weights=weights)
-    loaded.vectors = x
-    return loaded
+    return _split_rest(rest, x, metadata=metadata, weights=weights)
 
 
-def _from_frame_rest(df, *, metadata, weights) -> _Loaded:
-    """Weights and metadata from the non-vector columns of a table."""
+def _split_rest(df, x: np.ndarray, *, metadata, weights) -> _Loaded:
+    """``x`` with weights and metadata from the non-vector columns of a table."""
     w = None
     if isinstance(weights, str):
         w = _column(df, weights, "table", "weights").to_numpy()
@@ -536,7 +535,7 @@ def _from_frame_rest(df, *, metadata, weights) -> _Loaded:
         for c in metadata:
             _column(df, c, "table", "metadata")
         df = df[list(metadata)]
-    return _Loaded(None, df if len(df.columns) else None, w)
+    return _Loaded(x, df if len(df.columns) else None, w)
 
 
 def _arrow_is_list(t) -> bool:
