@@ -37,6 +37,8 @@ DUPLICATE_RTOL = 1e-6
 _BOOTSTRAP_CHUNK_ITEMS = 4_000_000
 #: Smallest subsample (points per block) used by the decimation scale curve.
 _MIN_SCALE_POINTS = 64
+#: A decimation block is copied out of the data (which may be memory-mapped); larger levels are skipped.
+_MAX_BLOCK_BYTES = 1 << 30
 
 _FACCO = "Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 2017"
 _LB = "Levina & Bickel, NIPS 2005; MacKay & Ghahramani, 2005"
@@ -54,7 +56,7 @@ class TwoNNResult(Result):
     dimension: float = _field("Maximum-likelihood TwoNN estimate (n - 1) / sum log(r2 / r1).", _FACCO)
     dimension_linefit: float = _field(
         "Slope through the origin of -log(1 - F(mu)) against log mu, largest ratios discarded.", _FACCO)
-    ci: tuple = _field("Bootstrap percentile interval of the estimate (NaN when bootstrap=0).", "Efron, 1979")
+    ci: np.ndarray = _field("Bootstrap percentile interval (low, high); NaN when bootstrap=0.", "Efron, 1979")
     n_used: int = _field("Points whose ratio entered the estimate (duplicates removed).")
     n_duplicates: int = _field("Points at distance 0 from their nearest neighbour, left out.")
     discard_fraction: float = _field("Share of the largest ratios left out of the line fit.")
@@ -67,7 +69,7 @@ class MLEResult(Result):
 
     _title = "Levina-Bickel MLE intrinsic dimension"
     dimension: float = _field("Inverse of the mean inverse of the per-point estimates m_k(x).", _LB)
-    ci: tuple = _field("Bootstrap percentile interval of the estimate (NaN when bootstrap=0).", "Efron, 1979")
+    ci: np.ndarray = _field("Bootstrap percentile interval (low, high); NaN when bootstrap=0.", "Efron, 1979")
     k: int = _field("Neighbours per point.")
     n_used: int = _field("Points entering the average (duplicates removed).")
     n_duplicates: int = _field("Points at distance 0 from their nearest neighbour, left out.")
@@ -84,10 +86,10 @@ class IntrinsicDimensionReport(Result):
     sample_size: int = _field("Query points used by the per-point estimators (n when no sample).")
     k: int = _field("Neighbours per point for the MLE and the local ID.")
     twonn: float = _field("TwoNN maximum-likelihood estimate.", _FACCO)
-    twonn_ci: tuple = _field("Bootstrap percentile interval of the TwoNN estimate.", "Efron, 1979")
+    twonn_ci: np.ndarray = _field("Bootstrap percentile interval (low, high) of the TwoNN estimate.", "Efron, 1979")
     twonn_linefit: float = _field("TwoNN by the line fit of the paper, top 10 % of ratios discarded.", _FACCO)
     mle: float = _field("Levina-Bickel MLE, global value = inverse of the mean inverse.", _LB)
-    mle_ci: tuple = _field("Bootstrap percentile interval of the MLE.", "Efron, 1979")
+    mle_ci: np.ndarray = _field("Bootstrap percentile interval (low, high) of the MLE.", "Efron, 1979")
     pca_90: int = _field("Principal components needed to explain 90 % of the variance.")
     pca_95: int = _field("Principal components needed to explain 95 % of the variance.")
     pca_99: int = _field("Principal components needed to explain 99 % of the variance.")
@@ -107,6 +109,11 @@ class IntrinsicDimensionReport(Result):
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def _as_set(data) -> EmbeddingSet:
@@ -204,23 +211,27 @@ def _bootstrap_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
     return out
 
 
-def _percentile_ci(estimates: np.ndarray, confidence: float) -> tuple[float, float]:
+def _no_ci() -> np.ndarray:
+    return _readonly(np.full(2, np.nan))
+
+
+def _percentile_ci(estimates: np.ndarray, confidence: float) -> np.ndarray:
+    """(low, high) percentile interval as a read-only array of shape (2,)."""
     alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(estimates, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return _readonly(np.quantile(estimates, [alpha, 1.0 - alpha]).astype(np.float64))
 
 
-def _twonn_ci(log_mu, n_boot, confidence, rng) -> tuple[float, float]:
+def _twonn_ci(log_mu, n_boot, confidence, rng) -> np.ndarray:
     if n_boot == 0 or len(log_mu) < 2:
-        return (math.nan, math.nan)
+        return _no_ci()
     sums = _bootstrap_sums(log_mu, n_boot, rng)
     with np.errstate(divide="ignore"):
         return _percentile_ci((len(log_mu) - 1) / sums, confidence)
 
 
-def _mle_ci(inverses, n_boot, confidence, rng) -> tuple[float, float]:
+def _mle_ci(inverses, n_boot, confidence, rng) -> np.ndarray:
     if n_boot == 0 or len(inverses) < 2:
-        return (math.nan, math.nan)
+        return _no_ci()
     sums = _bootstrap_sums(inverses, n_boot, rng)
     with np.errstate(divide="ignore"):
         return _percentile_ci(len(inverses) / sums, confidence)
@@ -571,7 +582,9 @@ def _gride(log_mu: np.ndarray, n1: int, n2: int) -> float:
         return (n - 1) / d + (n2 - n1 - 1) * np.sum(log_mu / -np.expm1(-d * log_mu)) - (n2 - 1) * s
 
     hi = 1.0
-    while score(hi) > 0 and hi < 1e6:
+    while score(hi) > 0:
+        if hi > 1e6:  # ratios indistinguishable from 1: no finite dimension fits
+            return math.inf
         hi *= 2.0
     return float(brentq(score, 1e-9, hi, xtol=1e-10, rtol=1e-10))
 
@@ -598,7 +611,8 @@ def _decimation_curve(es, metric, dist0, rows, levels, rng):
     Level 0 is the estimate from the main table. At level j the data are split into 2^j disjoint
     random blocks; each block's queries (all its points, or those in the query sample) get their two
     nearest neighbours within the block, the log-ratios are pooled for the estimate, and the per-block
-    estimates give its spread. Blocks per level are capped at 16, which bounds the work.
+    estimates give its spread. Blocks per level are capped at 16, which bounds the work, and a level
+    whose block would exceed 1 GiB of float32 copied out of the data is skipped.
     """
     n = es.n
     in_sample = None
@@ -613,6 +627,8 @@ def _decimation_curve(es, metric, dist0, rows, levels, rng):
             break
         if j == 0:
             blocks_r = [dist0[~_duplicate_mask(dist0)][:, :2]]
+        elif size * es.dim * 4 > _MAX_BLOCK_BYTES:
+            continue
         else:
             blocks_r = []
             for b in range(min(2 ** j, 16)):
@@ -647,11 +663,6 @@ def _scale_warning(values: np.ndarray, what: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- report
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 def intrinsic_dimension(
