@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ._embedding_set import EmbeddingSet
 from ._moments import MOMENT_BLOCK_ROWS, Moments, scan_moments
@@ -357,12 +356,19 @@ def _log_partition(x: np.ndarray, mom: Moments, weights, block_rows: int) -> np.
         if mom.normalize:
             block = block / np.linalg.norm(block, axis=1, keepdims=True)
         proj = (block @ vecs).astype(np.float64)
-        if weights is None:
-            part = logsumexp(proj, axis=0)
-        else:
+        if weights is not None:
             w = weights[start:start + block.shape[0]]
-            if not (w > 0).any():
-                continue
-            part = logsumexp(proj, axis=0, b=w[:, None])
-        log_z = np.logaddexp(log_z, part)
+            with np.errstate(divide="ignore"):  # zero weight -> log 0 = -inf, which drops the row
+                proj += np.log(w)[:, None]
+        log_z = np.logaddexp(log_z, _column_logsumexp(proj))
     return log_z
+
+
+def _column_logsumexp(a: np.ndarray) -> np.ndarray:
+    """log sum_i exp(a_ij) per column, shifting by the column maximum so exp never overflows; a is overwritten."""
+    top = a.max(axis=0)
+    finite_top = np.where(np.isfinite(top), top, 0.0)
+    a -= finite_top
+    np.exp(a, out=a)
+    with np.errstate(divide="ignore"):
+        return np.log(a.sum(axis=0)) + finite_top

@@ -111,6 +111,12 @@ class Moments:
 
     __add__ = merge
 
+    def __radd__(self, other):
+        # lets ``sum(chunks)`` reduce a list of per-chunk moments (sum starts from 0)
+        if isinstance(other, int) and other == 0:
+            return self.copy()
+        return NotImplemented
+
     def copy(self) -> "Moments":
         out = Moments(self.dim, normalize=self.normalize)
         for name, value in vars(self).items():

@@ -1,5 +1,7 @@
 """Mergeable moments: blocked, merged and weighted results equal one-shot NumPy references."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,9 @@ def test_merge_of_halves_equals_whole_and_is_associative(data):
         np.testing.assert_allclose(m.unit_sum_, whole.unit_sum_, rtol=1e-12)
         assert m.weight_sum == pytest.approx(whole.weight_sum)
     assert a.count == 300  # merge returns a new object
+    # a distributed reduce: pickled chunk results summed in any order
+    reduced = sum(pickle.loads(pickle.dumps(m)) for m in (c, a, b))
+    np.testing.assert_allclose(reduced.covariance(), whole.covariance(), rtol=1e-9, atol=1e-12)
 
 
 def test_weighted_matches_numpy_aweights(data):
