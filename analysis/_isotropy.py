@@ -165,8 +165,8 @@ def isotropy_report(data, *, metric: str = "cosine", weighted: bool = False,
     >>> r.isoscore > 0.95 and abs(r.mean_cosine) < 0.01
     True
     """
-    eset = data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)
     metric = check_metric(metric)
+    eset = data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)
     if eset.n < 2:
         raise EmbeddingInputError(f"isotropy needs at least 2 vectors, got {eset.n}")
     weights = None
