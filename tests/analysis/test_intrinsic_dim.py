@@ -315,3 +315,14 @@ def test_inputs_untouched(dtype):
     local_intrinsic_dimension(x)
     np.testing.assert_array_equal(x, before)
     assert x.flags.writeable
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_recovers_dimension_of_shared_generators(metric):
+    """The package's own known-answer generators (uniform cube patch: boundaries bias low, so k <= 4)."""
+    from embgeo.analysis.datasets import make_sphere, make_subspace
+
+    for x, k in ((make_sphere(2000, 4, 40, random_state=14), 4), (make_subspace(2000, 3, 40, random_state=15), 3)):
+        es = EmbeddingSet(x)
+        assert twonn(es, metric=metric, bootstrap=0).dimension == pytest.approx(k, rel=0.10)
+        assert mle_dimension(es, metric=metric, bootstrap=0).dimension == pytest.approx(k, rel=0.10)
