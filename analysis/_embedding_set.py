@@ -133,7 +133,7 @@ class EmbeddingSet:
     def label(self, i: int) -> str:
         """A short human label for row ``i``: its text, else its id, else its number."""
         if self.metadata is not None:
-            for col in ("text", "label", "id"):
+            for col in ("text", "word", "label", "id"):
                 if col in self.metadata.columns:
                     return str(self.metadata[col].iloc[i])
         return f"#{i}"

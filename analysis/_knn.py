@@ -42,6 +42,10 @@ from ._validation import (
 TILE_BYTES = 256 * 2**20
 #: Corpus rows handled per outer step; bounded so a block of a memory map stays well inside RAM.
 CORPUS_BLOCK_ROWS = 65_536
+#: Side of the square tiles of the symmetric self-join (4096^2 float32 = 64 MB).
+SYMMETRIC_BLOCK_ROWS = 4_096
+#: Self-joins of data up to this size (prepared float32) use the symmetric kernel.
+SYMMETRIC_MAX_BYTES = 8 * 2**30
 
 
 @dataclass(frozen=True, repr=False)
@@ -197,6 +201,18 @@ class _Ops:
             rows = ((q_ids >= c_start) & (q_ids < c_stop)).nonzero().squeeze(1)
             s[rows, q_ids[rows] - c_start] = -float("inf")
 
+    def sum_axis(self, d, axis):
+        return d.sum(axis, dtype=np.float64) if self.backend == "numpy" else d.sum(axis, dtype=self.torch.float64)
+
+    def sym_distances(self, s, metric):
+        """Distances from a symmetric score tile: cos (cosine) or minus squared distance (euclidean)."""
+        if self.backend == "numpy":
+            d2 = (2.0 - 2.0 * s) if metric == "cosine" else -s
+            return np.sqrt(np.clip(np.where(np.isfinite(d2), d2, 0.0), 0.0, None))
+        t = self.torch
+        d2 = (2.0 - 2.0 * s) if metric == "cosine" else -s
+        return t.sqrt(t.clamp(t.where(t.isfinite(d2), d2, t.zeros_like(d2)), min=0.0))
+
     def distance_sum(self, s, q_sqnorm, metric):
         """Sum over the tile's columns of the distance implied by each score (masked cells excluded)."""
         if self.backend == "numpy":
@@ -312,6 +328,9 @@ def exact_knn(
 
     backend = resolve_backend(backend)
     ops = _Ops(backend)
+    if self_join and query_indices is None and n * d * 4 <= SYMMETRIC_MAX_BYTES:
+        ids, mean_d = _symmetric_self_join(corpus, k, metric, ops, mean_distance, progress)
+        return _finish(corpus, corpus, ids, metric, backend, t0, mean_d)
     c_rows = min(n, CORPUS_BLOCK_ROWS)
     q_rows = max(64, min(m, TILE_BYTES // (4 * c_rows)))
     n_tiles = -(-n // c_rows) * -(-m // q_rows)
@@ -355,30 +374,90 @@ def exact_knn(
             if mean_distance:
                 dist_sum[q_start:q_start + s.shape[0]] += ops.get(ops.distance_sum(s, q_sq, metric))
             vals, pos = ops.topk(s, k)
-            cand_i = c_ids[pos]
-            sl = slice(q_start, q_start + s.shape[0])
-            merged_s = ops.cat(best_s[sl], vals)
-            merged_i = ops.cat(best_i[sl], cand_i)
-            top_s, top_pos = ops.topk(merged_s, k)
-            best_s[sl] = top_s
-            best_i[sl] = ops.take(merged_i, top_pos)
+            _merge_topk(ops, best_s, best_i, slice(q_start, q_start + s.shape[0]), vals, c_ids[pos], k)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
 
-    ids = ops.get(best_i).astype(np.int64)
-    dist = _refine_distances(corpus, queries_arr, ids, metric)
-    order = np.argsort(dist, axis=1, kind="stable")
-    ids = np.take_along_axis(ids, order, axis=1)
-    dist = np.take_along_axis(dist, order, axis=1)
     mean_d = None
     if mean_distance:
         mean_d = (dist_sum / (n - 1 if q_ids is not None else n)).astype(np.float64)
+    return _finish(corpus, queries_arr, ops.get(best_i).astype(np.int64), metric, backend, t0, mean_d)
+
+
+def _finish(corpus, queries, ids, metric, backend, t0, mean_d) -> Neighbors:
+    """Exact distances for the chosen ids, sorted nearest first, wrapped as Neighbors."""
+    dist = _refine_distances(corpus, queries, ids, metric)
+    order = np.argsort(dist, axis=1, kind="stable")
     return Neighbors(
-        indices=ids, distances=dist, metric=metric, exact=True, backend=backend,
-        seconds=time.perf_counter() - t0, mean_distance=mean_d,
+        indices=np.take_along_axis(ids, order, axis=1), distances=np.take_along_axis(dist, order, axis=1),
+        metric=metric, exact=True, backend=backend, seconds=time.perf_counter() - t0, mean_distance=mean_d,
     )
+
+
+def _merge_topk(ops, best_s, best_i, rows: slice, vals, cand_i, k):
+    """Fold a block's candidates into the running top k of ``rows``."""
+    top_s, top_pos = ops.topk(ops.cat(best_s[rows], vals), k)
+    best_i[rows] = ops.take(ops.cat(best_i[rows], cand_i), top_pos)
+    best_s[rows] = top_s
+
+
+def _symmetric_self_join(corpus, k, metric, ops, mean_distance, progress):
+    """Self-join k-NN computing only the tiles i <= j of the (symmetric) score matrix.
+
+    Each off-diagonal tile S = B_i B_j^T serves twice: its rows are candidates for block i and its
+    columns for block j, so the matrix products cost half of a general search. Scores are the inner
+    product (cosine on unit vectors, dot) or minus the squared distance (euclidean), all symmetric.
+    """
+    n = corpus.shape[0]
+    b = min(n, SYMMETRIC_BLOCK_ROWS)
+    starts = list(range(0, n, b))
+    blocks, sqnorms = [], []
+    for start in starts:
+        blk = ops.put(_prepare(corpus[start:start + b], metric))
+        blocks.append(blk)
+        sqnorms.append(ops.sqnorm(blk) if metric == "euclidean" else None)
+    best_s = ops.full((n, k), -np.inf, np.float32)
+    best_i = ops.full((n, k), -1, np.int64)
+    dist_sum = np.zeros(n, dtype=np.float64) if mean_distance else None
+    bar = None
+    if progress is None:
+        progress = float(n) * n * corpus.shape[1] > 2e10
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(starts) * (len(starts) + 1) // 2, desc=f"exact {k}-NN self-join ({metric})",
+                   unit="tile", leave=False)
+    for bi, i0 in enumerate(starts):
+        rows_i = slice(i0, i0 + blocks[bi].shape[0])
+        for bj in range(bi, len(starts)):
+            j0 = starts[bj]
+            rows_j = slice(j0, j0 + blocks[bj].shape[0])
+            s = blocks[bi] @ blocks[bj].T
+            if metric == "euclidean":  # -(|x|^2 + |y|^2 - 2<x, y>)
+                s *= 2
+                s -= sqnorms[bi][:, None]
+                s -= sqnorms[bj][None, :]
+            if bi == bj:
+                diag = ops.arange(0, s.shape[0])
+                s[diag, diag] = -np.inf
+            if mean_distance:
+                dist = ops.sym_distances(s, metric)
+                dist_sum[rows_i] += ops.get(ops.sum_axis(dist, 1))
+                if bi != bj:
+                    dist_sum[rows_j] += ops.get(ops.sum_axis(dist, 0))
+            vals, pos = ops.topk(s, k)
+            _merge_topk(ops, best_s, best_i, rows_i, vals, ops.arange(j0, j0 + s.shape[1])[pos], k)
+            if bi != bj:
+                vals, pos = ops.topk(s.T, k)
+                _merge_topk(ops, best_s, best_i, rows_j, vals, ops.arange(i0, i0 + s.shape[0])[pos], k)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    mean_d = None if dist_sum is None else dist_sum / (n - 1)
+    return ops.get(best_i).astype(np.int64), mean_d
 
 
 # --------------------------------------------------------------------------------------------- approximate

@@ -1,0 +1,146 @@
+"""The shared neighbour engine against an independent implementation (scikit-learn) and itself."""
+
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, approximate_knn, exact_knn, recall_at_k
+from embgeo.analysis import _knn
+
+METRICS = ["cosine", "euclidean", "dot"]
+BACKENDS = ["numpy", "torch-cpu"]
+
+
+@pytest.fixture(scope="module")
+def x():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((1500, 24)) + 0.3).astype(np.float32)
+
+
+def brute_force(corpus, queries, k, metric, exclude_self):
+    """O(n^2) reference in float64."""
+    c, q = corpus.astype(np.float64), queries.astype(np.float64)
+    if metric == "cosine":
+        c = c / np.linalg.norm(c, axis=1, keepdims=True)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    if metric == "dot":
+        d = -(q @ c.T)
+    else:
+        d = np.sqrt(np.maximum(((q[:, None, :] - c[None, :, :]) ** 2).sum(-1), 0))
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(d, idx, axis=1)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_self_join_matches_brute_force(x, metric, backend):
+    sub = x[:400]
+    res = exact_knn(sub, k=6, metric=metric, backend=backend, mean_distance=metric != "dot")
+    idx, dist = brute_force(sub, sub, 6, metric, exclude_self=True)
+    assert recall_at_k(res.indices, idx) == 1.0
+    np.testing.assert_allclose(res.distances, dist, rtol=1e-5, atol=1e-5)
+    assert not (res.indices == np.arange(len(sub))[:, None]).any()
+    if metric != "dot":
+        full = brute_force(sub, sub, len(sub), metric, exclude_self=True)[1]
+        np.testing.assert_allclose(res.mean_distance, full[:, :-1].mean(1), rtol=1e-4)
+
+
+def test_euclidean_matches_scikit_learn(x):
+    res = exact_knn(x, k=5, metric="euclidean")
+    d, i = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
+    assert recall_at_k(res.indices, i[:, 1:]) == 1.0
+    np.testing.assert_allclose(res.distances, d[:, 1:], rtol=1e-5)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_blocked_symmetric_and_general_kernels_agree(x, metric, monkeypatch):
+    whole = exact_knn(x, k=8, metric=metric, backend="numpy")
+    monkeypatch.setattr(_knn, "SYMMETRIC_BLOCK_ROWS", 256)  # many tiles, ragged last block
+    tiled = exact_knn(x, k=8, metric=metric, backend="torch-cpu")
+    monkeypatch.setattr(_knn, "SYMMETRIC_MAX_BYTES", 0)  # the general corpus-outer kernel
+    monkeypatch.setattr(_knn, "CORPUS_BLOCK_ROWS", 333)
+    monkeypatch.setattr(_knn, "TILE_BYTES", 64 * 333 * 4)
+    general = exact_knn(x, k=8, metric=metric, backend="torch-cpu")
+    for other in (tiled, general):
+        np.testing.assert_array_equal(whole.indices, other.indices)
+        np.testing.assert_allclose(whole.distances, other.distances, rtol=1e-6)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_separate_queries_and_query_samples(x, metric):
+    queries = x[:50] + 0.01
+    res = exact_knn(x, queries, k=4, metric=metric)
+    idx, _ = brute_force(x, queries, 4, metric, exclude_self=False)
+    assert recall_at_k(res.indices, idx) == 1.0
+    sample = np.array([5, 77, 1499, 0])
+    part = exact_knn(x, k=4, metric=metric, query_indices=sample)
+    whole = exact_knn(x, k=4, metric=metric)
+    np.testing.assert_array_equal(part.indices, whole.indices[sample])
+
+
+def test_duplicates_are_neighbours_but_self_is_not():
+    base = np.random.default_rng(1).standard_normal((50, 8)).astype(np.float32)
+    x = np.vstack([base, base[:5]])  # rows 50..54 duplicate rows 0..4
+    res = exact_knn(x, k=1, metric="euclidean")
+    np.testing.assert_array_equal(res.indices[:5, 0], np.arange(50, 55))
+    np.testing.assert_allclose(res.distances[:5, 0], 0.0, atol=1e-6)
+
+
+def test_memory_mapped_input_read_in_blocks(tmp_path, x, monkeypatch):
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    mm = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(_knn, "SYMMETRIC_MAX_BYTES", 0)
+    monkeypatch.setattr(_knn, "CORPUS_BLOCK_ROWS", 400)
+    res = exact_knn(mm, k=3)
+    np.testing.assert_array_equal(res.indices, exact_knn(x, k=3).indices)
+
+
+def test_inputs_untouched(x):
+    before = x.copy()
+    exact_knn(x, k=3, metric="cosine")
+    exact_knn(x, x[:10], k=3, metric="euclidean")
+    np.testing.assert_array_equal(x, before)
+    assert x.flags.writeable
+
+
+def test_clear_errors(x):
+    with pytest.raises(EmbeddingInputError, match="too few points for k=1500"):
+        exact_knn(x, k=1500)
+    with pytest.raises(EmbeddingInputError, match="dimension 3 but the corpus has dimension 24"):
+        exact_knn(x, np.ones((2, 3)), k=2)
+    with pytest.raises(EmbeddingInputError, match="unknown metric"):
+        exact_knn(x, k=2, metric="manhattan")
+    zeros = x.copy()
+    zeros[7] = 0
+    with pytest.raises(EmbeddingInputError, match=r"1 of 1500 rows are all-zero vectors \(first rows \[7\]\)"):
+        exact_knn(zeros, k=2, metric="cosine")
+    nan = x.copy()
+    nan[[3, 9]] = np.nan
+    with pytest.raises(EmbeddingInputError, match=r"2 of 1500 rows contain NaN or inf values \(first rows \[3, 9\]\)"):
+        exact_knn(nan, k=2)
+    with pytest.raises(EmbeddingInputError, match="undefined for metric='dot'"):
+        exact_knn(x, k=2, metric="dot", mean_distance=True)
+
+
+def test_approximate_neighbours_report_measured_recall():
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((20, 32)) * 3
+    x = (centres[rng.integers(0, 20, 4000)] + rng.standard_normal((4000, 32))).astype(np.float32)
+    res = approximate_knn(x, k=10, recall_sample=300)
+    assert not res.exact and res.recall_sample == 300
+    truth = exact_knn(x, k=10).indices
+    sample_rows = np.arange(len(x))
+    measured = recall_at_k(res.indices[sample_rows], truth[sample_rows])
+    assert res.recall > 0.8
+    assert abs(res.recall - measured) < 0.05  # the sampled estimate tracks the full recall
+    assert not (res.indices == np.arange(len(x))[:, None]).any()
+
+
+def test_embedding_set_caches_one_table(x):
+    s = EmbeddingSet(x)
+    first = s.neighbors(10)
+    assert s.neighbors(4).indices.base is first.indices or np.shares_memory(s.neighbors(4).indices, first.indices)
+    assert s.neighbors(10) is first
