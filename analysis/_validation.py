@@ -52,7 +52,9 @@ def as_float32_matrix(x, *, name: str = "vectors") -> np.ndarray:
                 f"same dimension ({exc})"
             ) from None
     if x.dtype == object:
-        lengths = {len(r) if hasattr(r, "__len__") else -1 for r in x.ravel()[:10_000]}
+        # Only a 1-D object array can hold rows of different lengths; strings are values, not rows.
+        cells = x[:10_000] if x.ndim == 1 else []
+        lengths = {len(r) for r in cells if hasattr(r, "__len__") and not isinstance(r, (str, bytes))}
         if len(lengths) > 1:
             raise EmbeddingInputError(
                 f"{name}: rows have different lengths (ragged input): saw lengths "

@@ -74,8 +74,6 @@ def test_non_numeric_values():
         as_float32_matrix(np.ones((2, 2), dtype=bool))
 
 
-@pytest.mark.xfail(strict=True, reason="_validation bug: the ragged check measures len() of the "
-                   "cells of a 2-D object array, so a string cell among numbers reads as 'ragged'")
 def test_mixed_object_cells_reported_as_non_numeric():
     with pytest.raises(EmbeddingInputError, match=r"values are not numeric \(object dtype\)"):
         as_float32_matrix(np.array([[1.0, "a"], [2.0, 3.0]], dtype=object))
