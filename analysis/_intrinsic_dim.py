@@ -318,7 +318,8 @@ def twonn(
     random_state : int, Generator or None
         Seeds the bootstrap and the query sample.
     sample : int, optional
-        Use this many random points as queries (their neighbours searched in the full set).
+        Use this many random points as queries (their neighbours searched in the full set); all
+        points when ``sample >= n``.
 
     Returns
     -------
@@ -412,7 +413,8 @@ def mle_dimension(
     random_state : int, Generator or None
         Seeds the bootstrap and the query sample.
     sample : int, optional
-        Use this many random points as queries (their neighbours searched in the full set).
+        Use this many random points as queries (their neighbours searched in the full set); all
+        points when ``sample >= n``.
 
     Returns
     -------
@@ -708,7 +710,8 @@ def intrinsic_dimension(
     sample : int, optional
         Use this many random points as queries for the per-point estimators; their neighbours are
         searched in the full set (``exact_knn`` with ``query_indices``), so the cost is
-        ``sample x n`` instead of ``n x n``. The intervals then include the sampling error.
+        ``sample x n`` instead of ``n x n``; all points when ``sample >= n``. The intervals then
+        include the sampling error.
     lid_form : {"mle", "hill"}
         Local ID normalisation, see :func:`local_intrinsic_dimension`.
     scale_levels : int
