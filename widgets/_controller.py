@@ -1,0 +1,325 @@
+"""The dashboard's logic, without any view: state in traitlets, results cached per setting.
+
+:class:`DashboardController` calls :mod:`embgeo.analysis` and keeps every result it computed, keyed by
+the settings that produced it, so switching panels or going back to an earlier setting does not
+recompute. It knows nothing about plotly or ipywidgets layout, so it runs (and is tested) without a
+kernel or a browser. Long work reports progress through the ``progress``/``status`` traits, which the
+view mirrors into an ``IntProgress`` and a ``Label``.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import traitlets
+
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet
+
+#: Above this many points the projection panel draws a density layer plus a point sample.
+DENSITY_THRESHOLD = 100_000
+#: Points drawn individually when the density layer is on.
+POINT_SAMPLE = 20_000
+#: UMAP is fitted on at most this many rows (a uniform sample); PCA always uses every row.
+UMAP_MAX_POINTS = 50_000
+#: Rows used by the per-point intrinsic-dimension estimators on large sets.
+ID_SAMPLE = 20_000
+
+#: Colour-by options computed from the data rather than read from the metadata.
+DERIVED_COLOURS = ("none", "norm", "local ID", "k-occurrence")
+
+
+@dataclass(frozen=True)
+class Card:
+    """One overview metric: its value, what it means, a verdict with the threshold used, and advice."""
+
+    title: str
+    value: str
+    meaning: str
+    status: str  # "ok" | "warn" | "bad" | "info"
+    threshold: str
+    advice: str
+    reference: str = ""
+
+
+def as_embedding_set(data, metadata=None) -> EmbeddingSet:
+    """An EmbeddingSet from a set, an (n, d) array, or a path readable by ``embgeo.analysis.io.load``."""
+    if isinstance(data, EmbeddingSet):
+        if metadata is not None:
+            return EmbeddingSet(data.vectors, metadata, data.weights, name=data.name, source=data.source)
+        return data
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        from embgeo.analysis import io
+
+        return io.load(data, metadata=metadata)
+    return EmbeddingSet(data, metadata)
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
+
+
+class DashboardController(traitlets.HasTraits):
+    """State and computations behind :class:`embgeo.widgets.Dashboard`.
+
+    Parameters
+    ----------
+    data : EmbeddingSet, array-like of shape (n, d), or path
+    metadata : pandas.DataFrame, optional
+        Replaces the set's metadata (one row per vector; ``text`` is used for hover and neighbours).
+    background : bool
+        Run :meth:`submit` tasks in a worker thread (the app) or inline (tests, scripts).
+    """
+
+    metric = traitlets.Unicode("cosine")
+    k = traitlets.Int(10)
+    method = traitlets.Unicode("pca")
+    n_components = traitlets.Int(2)
+    color_by = traitlets.Unicode("none")
+    selected_point = traitlets.Int(-1)
+    selected_rows = traitlets.Any(None)
+    status = traitlets.Unicode("")
+    progress = traitlets.Int(0)
+    busy = traitlets.Bool(False)
+    error = traitlets.Unicode("")
+
+    def __init__(self, data, metadata=None, *, background: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.data = as_embedding_set(data, metadata)
+        if self.data.n < 3:
+            raise EmbeddingInputError(f"the dashboard needs at least 3 vectors, got {self.data.n}")
+        self.k = min(self.k, self.data.n - 1)
+        self.background = background
+        self._cache: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ running tasks
+    def submit(self, label: str, fn: Callable[[], object], done: Callable[[object], None] | None = None,
+               failed: Callable[[], None] | None = None) -> None:
+        """Run ``fn`` with the busy/progress/status traits set; errors land in ``error``, not a traceback.
+
+        In background mode ``fn`` runs in a worker thread so widgets stay responsive; ``done`` gets
+        its result. Tasks run one at a time (a lock), so results are never computed twice.
+        """
+        def work():
+            with self._lock:
+                self.busy, self.error, self.status, self.progress = True, "", f"{label}...", 10
+                try:
+                    result = fn()
+                except Exception as exc:  # shown in the page; the traceback goes to the server log
+                    self.error = _describe(exc)
+                    traceback.print_exc()
+                    self.status, self.progress, self.busy = f"{label} failed", 0, False
+                    if failed is not None:
+                        failed()
+                    return
+                self.status, self.progress, self.busy = f"{label}: done", 100, False
+            if done is not None:
+                try:
+                    done(result)
+                except Exception as exc:
+                    self.error = _describe(exc)
+                    traceback.print_exc()
+
+        if self.background:
+            threading.Thread(target=work, daemon=True).start()
+        else:
+            work()
+
+    def _cached(self, key: tuple, compute: Callable[[], object]):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def is_cached(self, *key) -> bool:
+        return tuple(key) in self._cache
+
+    # ------------------------------------------------------------------------------ analyses
+    def neighbors(self, k: int | None = None):
+        """The set's exact k-NN table under the current metric (cached on the EmbeddingSet)."""
+        return self.data.neighbors(k or self.k, metric=self.metric)
+
+    def projection(self, method: str | None = None, n_components: int | None = None):
+        from embgeo.analysis._projection import project
+
+        method, n_components = method or self.method, n_components or self.n_components
+        sample = UMAP_MAX_POINTS if method == "umap" and self.data.n > UMAP_MAX_POINTS else None
+        metric = self.metric if not (method == "umap" and self.metric == "dot") else "cosine"
+        return self._cached(("projection", method, n_components, metric),
+                            lambda: project(self.data, method, n_components, metric=metric,
+                                            sample=sample, k=min(10, self.data.n - 1), random_state=0))
+
+    def isotropy(self):
+        from embgeo.analysis._isotropy import isotropy_report
+
+        return self._cached(("isotropy", self.metric), lambda: isotropy_report(self.data, metric=self.metric))
+
+    def intrinsic(self):
+        from embgeo.analysis._intrinsic_dim import intrinsic_dimension
+
+        metric = "euclidean" if self.metric == "euclidean" else "cosine"  # dot is not a distance
+        k = max(2, min(self.k, self.data.n - 2))
+        sample = ID_SAMPLE if self.data.n > ID_SAMPLE else None
+        return self._cached(("intrinsic", metric, k),
+                            lambda: intrinsic_dimension(self.data, metric=metric, k=k, bootstrap=100,
+                                                        sample=sample, gride_max_rank=min(32, self.data.n - 2)))
+
+    def hubness(self):
+        from embgeo.analysis._hubness import hubness_report
+
+        return self._cached(("hubness", self.metric, self.k),
+                            lambda: hubness_report(self.data, k=self.k, metric=self.metric))
+
+    def dimension_means(self) -> np.ndarray:
+        """Per-dimension mean of the unit vectors (cosine) or raw vectors: what rogue dimensions sit on."""
+        def compute():
+            total = np.zeros(self.data.dim, np.float64)
+            for start in range(0, self.data.n, 65_536):
+                block = np.asarray(self.data.vectors[start:start + 65_536], dtype=np.float64)
+                if self.metric == "cosine":
+                    block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-30)
+                total += block.sum(axis=0)
+            return total / self.data.n
+        return self._cached(("dimension_means", self.metric), compute)
+
+    def norms(self) -> np.ndarray:
+        return self._cached(("norms",), lambda: np.linalg.norm(self.data.vectors, axis=1).astype(np.float32))
+
+    # ------------------------------------------------------------------------------ colouring
+    def color_options(self) -> list[str]:
+        cols = [] if self.data.metadata is None else [str(c) for c in self.data.metadata.columns]
+        return list(DERIVED_COLOURS) + [c for c in cols if c not in DERIVED_COLOURS]
+
+    def color_values(self, name: str | None = None, rows: np.ndarray | None = None):
+        """Values to colour points by: (array, "numeric" | "categorical" | "none", label).
+
+        Numeric values come back as float32; categorical ones as integer codes with the category
+        names in the label. ``rows`` picks the rows shown (a projection sample).
+        """
+        name = self.color_by if name is None else name
+        if name == "none":
+            return None, "none", ""
+        if name == "norm":
+            values, label = self.norms(), "vector norm"
+        elif name == "local ID":
+            rep = self.intrinsic()
+            values = np.full(self.data.n, np.nan, np.float32)
+            idx = rep.sample_indices if rep.sample_indices is not None else np.arange(self.data.n)
+            values[idx] = rep.lid
+            label = f"local ID (k={rep.k})"
+        elif name == "k-occurrence":
+            values, label = self.hubness().k_occurrence.astype(np.float32), f"k-occurrence (k={self.k})"
+        else:
+            if self.data.metadata is None or name not in self.data.metadata.columns:
+                raise EmbeddingInputError(f"no metadata column {name!r}; choose one of {self.color_options()}")
+            col = self.data.metadata[name]
+            from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+            if is_numeric_dtype(col) and not is_bool_dtype(col) and col.nunique() > 12:
+                values, label = col.to_numpy(np.float32), name
+            else:
+                codes, cats = col.astype(str).factorize(sort=True)
+                values = codes.astype(np.float32)
+                vals = values if rows is None else values[rows]
+                return vals, "categorical", list(map(str, cats))
+        values = np.asarray(values, dtype=np.float32)
+        return (values if rows is None else values[rows]), "numeric", label
+
+    # ------------------------------------------------------------------------------ interactions
+    def neighbor_table(self, i: int, k: int | None = None) -> list[dict]:
+        """The nearest neighbours of row ``i`` in the ORIGINAL space: rank, row, text, similarity."""
+        if not 0 <= i < self.data.n:
+            raise EmbeddingInputError(f"point {i} is outside 0..{self.data.n - 1}")
+        nn = self.neighbors(k)
+        sims = nn.similarities[i]
+        return [{"rank": r + 1, "row": int(j), "text": self.data.label(int(j)), "similarity": float(s)}
+                for r, (j, s) in enumerate(zip(nn.indices[i], sims))]
+
+    def selection_stats(self, rows) -> dict:
+        """Statistics of a lasso/box selection: size, norms, mean cosine inside it, commonest labels."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        if len(rows) == 0:
+            return {"count": 0}
+        x = np.asarray(self.data.vectors[rows], dtype=np.float64)
+        norms = np.linalg.norm(x, axis=1)
+        u = x / np.maximum(norms, 1e-30)[:, None]
+        s = u.sum(axis=0)
+        m = len(rows)
+        # mean pairwise cosine over distinct pairs, (||sum u||^2 - m) / (m (m - 1)), O(m d)
+        mean_cos = float((s @ s - m) / (m * (m - 1))) if m > 1 else float("nan")
+        out = {"count": m, "share": m / self.data.n, "mean_norm": float(norms.mean()),
+               "mean_cosine": mean_cos, "rows": rows}
+        if self.data.metadata is not None:
+            for col in ("label", "text"):
+                if col in self.data.metadata.columns:
+                    counts = self.data.metadata[col].iloc[rows].astype(str).value_counts().head(5)
+                    out[f"top_{col}"] = list(counts.items())
+                    break
+        return out
+
+    # ------------------------------------------------------------------------------ overview cards
+    def cards(self) -> list[Card]:
+        iso, hub, idr = self.isotropy(), self.hubness(), self.intrinsic()
+        cards = [
+            _graded("Mean cosine", iso.mean_cosine, "Average cosine between two random items. Near 0: directions "
+                    "spread out; near 1: everything points one way (a narrow cone), so raw cosines say little.",
+                    (0.2, 0.5), higher_is_bad=True,
+                    advice="Centre the vectors, or remove the top principal directions (all-but-the-top), "
+                           "then compare again.", reference="Ethayarajh, EMNLP 2019"),
+            _graded("IsoScore", iso.isoscore, "How evenly the variance is spread over all dimensions: 1 = "
+                    "uniformly, 0 = a single direction.", (0.3, 0.1), higher_is_bad=False,
+                    advice="Whitening (PCA/ZCA or Zipfian) spreads the variance; look at the Spectrum tab first.",
+                    reference="Rudman et al., Findings of ACL 2022"),
+            Card("Rogue dimensions", str(len(iso.rogue_dimensions)),
+                 "Coordinates that alone carry a large share of every cosine (a few dimensions deciding "
+                 "similarity). " + (", ".join(f"dim {r['dim']} ({r['share']:.0%})" for r in iso.rogue_dimensions)),
+                 "ok" if not iso.rogue_dimensions else "warn", "ok when none",
+                 "Standardise the dimensions (z-score) or remove the mean before cosine; see the Spectrum tab.",
+                 "Timkey & van Schijndel, EMNLP 2021"),
+            _graded(f"Hubness (skewness of N_{hub.k})", hub.skewness, "Skew of how often each item is someone's "
+                    "nearest neighbour. Large: a few hubs appear in almost every result list.",
+                    (1.0, 3.0), higher_is_bad=True,
+                    advice="Try CSLS or mutual proximity for retrieval, or centre the vectors; see the Hubness tab.",
+                    reference="Radovanovic et al., JMLR 2010"),
+            _graded("Antihubs", hub.antihub_rate, "Share of items that are nobody's neighbour: they are never "
+                    "retrieved by a similarity search.", (0.1, 0.3), higher_is_bad=True, percent=True,
+                    advice="Hubness reduction (CSLS, mutual proximity) brings antihubs back into results.",
+                    reference="Radovanovic et al., JMLR 2010"),
+        ]
+        lid_status = "warn" if idr.warnings else "info"
+        cards.append(Card("Intrinsic dimension (TwoNN)", _fmt(idr.twonn), "Number of directions the data "
+                          f"really varies in locally (of {self.data.dim}). MLE: {_fmt(idr.mle)}; PCA 90%: "
+                          f"{idr.pca_90} components.", lid_status,
+                          "warn when the estimate is unreliable (too few points or scale-dependent)",
+                          (idr.warnings[0] if idr.warnings else "Compare with the PCA dimension: a much larger "
+                           "PCA count means a curved, low-dimensional manifold."),
+                          "Facco et al., Sci. Rep. 2017"))
+        return cards
+
+
+def _graded(title, value, meaning, thresholds, *, higher_is_bad, advice, reference="", percent=False) -> Card:
+    """A card whose verdict comes from two thresholds (ok/warn boundary, warn/bad boundary)."""
+    a, b = thresholds
+    if value is None or not np.isfinite(value):
+        status = "info"
+    elif higher_is_bad:
+        status = "ok" if value < a else "warn" if value < b else "bad"
+    else:
+        status = "ok" if value >= a else "warn" if value >= b else "bad"
+    show = (lambda v: f"{v:.1%}") if percent else _fmt
+    if higher_is_bad:
+        rule = f"ok < {show(a)}, warn < {show(b)}, bad above"
+    else:
+        rule = f"ok >= {show(a)}, warn >= {show(b)}, bad below"
+    return Card(title, "n/a" if value is None else show(value), meaning, status, rule,
+                advice if status != "ok" else "Nothing to fix here.", reference)
+
+
+def _describe(exc: Exception) -> str:
+    """A one-paragraph message for the page (no traceback)."""
+    kind = "Input problem" if isinstance(exc, (EmbeddingInputError, ValueError)) else type(exc).__name__
+    return html.escape(f"{kind}: {exc}")

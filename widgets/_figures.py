@@ -1,0 +1,133 @@
+"""plotly figure builders for the dashboard.
+
+Numeric arrays go to plotly as float32 NumPy arrays (sent as binary buffers, not JSON lists), and
+every change to an existing figure happens inside ``fig.batch_update()`` so the browser redraws once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=10, t=40, b=40), height=520)
+_QUALITATIVE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6",
+                "#9D755D", "#BAB0AC", "#1F77B4", "#2CA02C")
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def scatter_figure(coords: np.ndarray, hover: np.ndarray, *, density_xy: np.ndarray | None = None,
+                   title: str = "") -> go.FigureWidget:
+    """Projected points (Scattergl in 2-D, Scatter3d in 3-D); ``density_xy`` adds a density layer under them."""
+    coords = _f32(coords)
+    fig = go.FigureWidget(layout=go.Layout(**_LAYOUT, title=title, dragmode="lasso", showlegend=False))
+    if coords.shape[1] == 3:
+        fig.add_trace(go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers",
+                                   marker=dict(size=2, color="#4C78A8", opacity=0.7), hovertext=hover,
+                                   hoverinfo="text", name="points"))
+        return fig
+    if density_xy is not None:
+        d = _f32(density_xy)
+        fig.add_trace(go.Histogram2d(x=d[:, 0], y=d[:, 1], nbinsx=150, nbinsy=150, colorscale="Greys",
+                                     showscale=False, hoverinfo="skip", zsmooth="best", name="density"))
+    fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers",
+                               marker=dict(size=4, color="#4C78A8", opacity=0.75), hovertext=hover,
+                               hoverinfo="text", name="points"))
+    return fig
+
+
+def points_trace(fig: go.FigureWidget):
+    """The trace holding the points (the last one; a density layer sits under it)."""
+    return fig.data[-1]
+
+
+def set_marker_colors(fig: go.FigureWidget, values, kind: str, label) -> None:
+    """Colour the points by numeric values (colour bar) or category codes (named palette)."""
+    trace = points_trace(fig)
+    with fig.batch_update():
+        if kind == "none" or values is None:
+            trace.marker.color = "#4C78A8"
+            trace.marker.showscale = False
+            return
+        values = _f32(values)
+        if kind == "categorical":
+            n = max(len(label), 1)
+            palette = [_QUALITATIVE[i % len(_QUALITATIVE)] for i in range(n)]
+            # a stepped colour scale so code i maps to palette[i]
+            scale = []
+            for i, c in enumerate(palette):
+                scale += [[i / n, c], [(i + 1) / n, c]]
+            trace.marker.update(color=values, colorscale=scale, cmin=-0.5, cmax=n - 0.5, showscale=n <= 20,
+                                colorbar=dict(title="", tickvals=np.arange(n, dtype=np.float32),
+                                              ticktext=list(label)))
+        else:
+            trace.marker.update(color=values, colorscale="Viridis", showscale=True,
+                                cmin=float(np.nanmin(values)), cmax=float(np.nanmax(values)),
+                                colorbar=dict(title=str(label)))
+
+
+def highlight_point(fig: go.FigureWidget, index: int | None) -> None:
+    """Enlarge one point (by trace position) so a clicked point stays visible."""
+    trace = points_trace(fig)
+    n = len(trace.x)
+    base = 2 if isinstance(trace, go.Scatter3d) else 4
+    sizes = np.full(n, base, np.float32)
+    if index is not None and 0 <= index < n:
+        sizes[index] = base * 4
+    with fig.batch_update():
+        trace.marker.size = sizes
+
+
+def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_means: np.ndarray,
+                    rogue: list[int], *, alpha: float | None = None) -> go.FigureWidget:
+    """Log-log eigenspectrum, cumulative explained variance, and per-dimension mean with rogue dims in red."""
+    ev = _f32(eigenvalues)
+    ranks = np.arange(1, len(ev) + 1, dtype=np.float32)
+    keep = ev > 0
+    fig = go.FigureWidget(make_subplots(rows=1, cols=3, subplot_titles=(
+        "Eigenspectrum (log-log)" + (f", alpha = {alpha:.2f}" if alpha is not None and np.isfinite(alpha) else ""),
+        "Cumulative explained variance", "Mean per dimension (rogue in red)")))
+    fig.add_trace(go.Scatter(x=ranks[keep], y=ev[keep], mode="lines", name="eigenvalue"), row=1, col=1)
+    cum = _f32(np.cumsum(explained_ratio))
+    fig.add_trace(go.Scatter(x=ranks[: len(cum)], y=cum, mode="lines", name="cumulative"), row=1, col=2)
+    for level in (0.9, 0.95, 0.99):
+        fig.add_hline(y=level, line=dict(dash="dot", width=1, color="grey"), row=1, col=2)
+    means = _f32(dim_means)
+    colors = np.array(["#4C78A8"] * len(means), dtype=object)
+    colors[list(rogue)] = "#E45756"
+    fig.add_trace(go.Bar(x=np.arange(len(means), dtype=np.float32), y=means, marker_color=colors,
+                         name="mean"), row=1, col=3)
+    fig.update_xaxes(type="log", title_text="rank", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="variance", row=1, col=1)
+    fig.update_xaxes(title_text="components", row=1, col=2)
+    fig.update_xaxes(title_text="dimension", row=1, col=3)
+    fig.update_layout(**{**_LAYOUT, "height": 380}, showlegend=False)
+    return fig
+
+
+def histogram_figure(values: np.ndarray, *, title: str, xlabel: str, log_y: bool = False,
+                     marker: float | None = None, marker_label: str = "") -> go.FigureWidget:
+    """A histogram of per-point values (local ID, k-occurrence), with an optional reference line."""
+    v = _f32(values)
+    v = v[np.isfinite(v)]
+    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title, showlegend=False))
+    fig.add_trace(go.Histogram(x=v, nbinsx=80, marker_color="#4C78A8"))
+    if marker is not None and np.isfinite(marker):
+        fig.add_vline(x=float(marker), line=dict(color="#E45756", dash="dash"),
+                      annotation_text=marker_label, annotation_position="top right")
+    fig.update_xaxes(title_text=xlabel)
+    fig.update_yaxes(title_text="points", type="log" if log_y else "linear")
+    return fig
+
+
+def scale_figure(x: np.ndarray, ys: dict[str, np.ndarray], *, title: str, xlabel: str) -> go.FigureWidget:
+    """Estimates across neighbourhood scales (decimation and GRIDE curves)."""
+    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title))
+    for name, (xs, y) in ys.items():
+        fig.add_trace(go.Scatter(x=_f32(xs), y=_f32(y), mode="lines+markers", name=name))
+    fig.update_xaxes(title_text=xlabel, type="log")
+    fig.update_yaxes(title_text="dimension")
+    return fig

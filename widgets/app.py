@@ -1,0 +1,125 @@
+"""The Voila app: pick a bundled sample or upload a file, and get a :class:`Dashboard` for it."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+
+import ipywidgets as W
+
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet
+
+from .dashboard import Dashboard
+
+#: Largest upload accepted, in bytes (the browser sends the whole file through the kernel's websocket).
+MAX_UPLOAD_BYTES = 50 * 2**20
+UPLOAD_TYPES = (".npy", ".parquet", ".csv")
+#: Shown when no bundled sample is installed: a synthetic cloud with known anisotropy and rogue dims.
+SYNTHETIC = "synthetic (anisotropic, 3,000 x 128)"
+
+
+def sample_choices() -> list[str]:
+    """Bundled samples that are installed, then the synthetic fallback."""
+    from embgeo.analysis import datasets
+
+    names = []
+    for name in datasets.list_samples():
+        try:
+            if datasets._sample_path(name).is_file():
+                names.append(name)
+        except Exception:  # a broken package-data lookup must not break the app
+            continue
+    return names + [SYNTHETIC]
+
+
+def load_choice(name: str) -> EmbeddingSet:
+    from embgeo.analysis import datasets
+
+    if name == SYNTHETIC:
+        x = datasets.make_anisotropic(3000, 128, n_rogue=2, random_state=0)
+        return EmbeddingSet(x, name="synthetic anisotropic")
+    return datasets.load_sample(name)
+
+
+def load_upload(filename: str, content: bytes) -> EmbeddingSet:
+    """An EmbeddingSet from uploaded bytes, or an EmbeddingInputError saying what is wrong."""
+    suffix = os.path.splitext(filename)[1].lower()
+    if suffix not in UPLOAD_TYPES:
+        raise EmbeddingInputError(f"{filename}: unsupported file type {suffix or '(none)'}; "
+                                  f"upload one of {', '.join(UPLOAD_TYPES)}")
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise EmbeddingInputError(f"{filename} is {len(content) / 2**20:.1f} MB; the limit is "
+                                  f"{MAX_UPLOAD_BYTES // 2**20} MB (load larger files in a notebook with "
+                                  "embgeo.analysis.io.load)")
+    from embgeo.analysis import io
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "upload" + suffix)
+        with open(path, "wb") as fh:
+            fh.write(content)
+        try:
+            return io.load(path, name=filename, mmap=False)
+        except EmbeddingInputError as exc:
+            raise EmbeddingInputError(f"{filename}: {exc}".replace(path, filename)) from None
+        except Exception as exc:  # a corrupt file: say so plainly
+            raise EmbeddingInputError(f"{filename} could not be read as {suffix}: {exc}") from None
+
+
+class DashboardApp(W.VBox):
+    """A dataset picker and a file upload above a :class:`Dashboard`.
+
+    Parameters
+    ----------
+    initial : str, optional
+        Sample to open first (default: ``"words"`` when installed, else the first choice).
+    background : bool
+        Passed to :class:`Dashboard`.
+    """
+
+    def __init__(self, initial: str | None = None, *, background: bool = True):
+        choices = sample_choices()
+        initial = initial if initial in choices else ("words" if "words" in choices else choices[0])
+        self.background = background
+        self.picker = W.Dropdown(options=choices, value=initial, description="dataset",
+                                 layout=W.Layout(width="340px"))
+        self.upload = W.FileUpload(accept=",".join(UPLOAD_TYPES), multiple=False,
+                                   description=f"Upload (<= {MAX_UPLOAD_BYTES // 2**20} MB)",
+                                   layout=W.Layout(width="220px"))
+        self.message = W.HTML("")
+        self.body = W.VBox()
+        self.picker.observe(lambda ch: self.open_sample(ch.new), "value")
+        self.upload.observe(self._on_upload, "value")
+        help_ = W.HTML(f"<span style='color:#555;font-size:12px'>Upload {', '.join(UPLOAD_TYPES)}: one vector per "
+                       "row (parquet/csv: a list column or numeric columns; a <code>text</code> column labels "
+                       "points).</span>")
+        super().__init__([W.HBox([self.picker, self.upload]), help_, self.message, self.body])
+        self.open_sample(initial)
+
+    def _show(self, data) -> None:
+        self.message.value = ""
+        self.dashboard = Dashboard(data, background=self.background)
+        self.body.children = [self.dashboard]
+
+    def _fail(self, exc: Exception) -> None:
+        self.message.value = ("<div style='color:#a00;background:#fee;border:1px solid #e99;padding:6px 10px;"
+                              f"border-radius:4px'>{html.escape(str(exc))}</div>")
+
+    def open_sample(self, name: str) -> None:
+        try:
+            self._show(load_choice(name))
+        except Exception as exc:
+            self._fail(exc)
+
+    def open_upload(self, filename: str, content: bytes) -> None:
+        try:
+            self._show(load_upload(filename, content))
+        except Exception as exc:
+            self._fail(exc)
+
+    def _on_upload(self, change) -> None:
+        files = change.new
+        if not files:
+            return
+        f = files[0]
+        self.open_upload(f["name"], bytes(f["content"]))

@@ -1,0 +1,274 @@
+"""The embgeo dashboard: an ipywidgets container of tabbed panels over one embedding set.
+
+The view is thin: every number comes from :class:`~embgeo.widgets._controller.DashboardController`
+(cached per setting), and every picture from :mod:`embgeo.widgets._figures`. Panels are computed the
+first time their tab is opened; long work runs in a worker thread with a progress bar, and errors are
+shown as a message in the page.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import numpy as np
+
+from . import _figures as F
+from ._controller import DENSITY_THRESHOLD, POINT_SAMPLE, Card, DashboardController
+
+TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness")
+
+_CSS = """
+<style>
+.embgeo-cards {display:flex; flex-wrap:wrap; gap:10px}
+.embgeo-card {width:300px; border:1px solid #ddd; border-left:6px solid #999; border-radius:6px;
+  padding:8px 10px; font-size:13px; line-height:1.35; background:#fff}
+.embgeo-card.ok {border-left-color:#54A24B} .embgeo-card.warn {border-left-color:#EECA3B}
+.embgeo-card.bad {border-left-color:#E45756} .embgeo-card.info {border-left-color:#4C78A8}
+.embgeo-card .v {font-size:24px; font-weight:600} .embgeo-card .t {font-weight:600}
+.embgeo-card .s {font-size:11px; text-transform:uppercase; float:right}
+.embgeo-card .m, .embgeo-card .th {color:#555} .embgeo-card .a {margin-top:4px}
+.embgeo-error {color:#a00; background:#fee; border:1px solid #e99; padding:6px 10px; border-radius:4px}
+.embgeo-note {color:#555; font-size:12px}
+table.embgeo-nn {border-collapse:collapse; font-size:12px} table.embgeo-nn td, table.embgeo-nn th {padding:1px 6px}
+</style>
+"""
+
+
+def card_html(card: Card) -> str:
+    e = html.escape
+    return (f"<div class='embgeo-card {card.status}'><span class='s'>{e(card.status)}</span>"
+            f"<div class='t'>{e(card.title)}</div><div class='v'>{e(card.value)}</div>"
+            f"<div class='m'>{e(card.meaning)}</div><div class='th'>Threshold: {e(card.threshold)}</div>"
+            f"<div class='a'><b>Next:</b> {e(card.advice)}</div>"
+            + (f"<div class='th'><i>{e(card.reference)}</i></div>" if card.reference else "") + "</div>")
+
+
+class Dashboard(W.VBox):
+    """Tabbed dashboard of an embedding set's geometry.
+
+    Parameters
+    ----------
+    data : EmbeddingSet, array-like of shape (n, d), or path (read by ``embgeo.analysis.io.load``)
+    metadata : pandas.DataFrame, optional
+        One row per vector; ``text`` is shown on hover and in neighbour lists; any column can colour
+        the projection.
+    background : bool
+        Compute in a worker thread so the page stays responsive (default). ``False`` computes inline,
+        which tests and scripts use.
+
+    Examples
+    --------
+    >>> from embgeo.widgets import Dashboard
+    >>> Dashboard(vectors)  # doctest: +SKIP
+    """
+
+    def __init__(self, data, metadata=None, *, background: bool = True, metric: str = "cosine"):
+        self.controller = c = DashboardController(data, metadata, background=background, metric=metric)
+        self.progress = W.IntProgress(value=0, min=0, max=100, layout=W.Layout(width="200px"))
+        self.status = W.Label("")
+        self.error = W.HTML("")
+        c.observe(lambda ch: setattr(self.progress, "value", ch.new), "progress")
+        c.observe(lambda ch: setattr(self.status, "value", ch.new), "status")
+        c.observe(self._show_error, "error")
+        self.metric = W.Dropdown(options=["cosine", "euclidean", "dot"], value=metric, description="metric",
+                                 layout=W.Layout(width="200px"))
+        self.metric.observe(self._on_metric, "value")
+        title = W.HTML(f"{_CSS}<h3 style='margin:4px 0'>embgeo: {html.escape(c.data.name)}"
+                       f" <span class='embgeo-note'>{c.data.n:,} vectors x {c.data.dim} dims</span></h3>")
+        self.panels = {name: W.VBox([W.HTML("<i>Open this tab to compute it.</i>")]) for name in TABS}
+        self.tabs = W.Tab(children=list(self.panels.values()))
+        for i, name in enumerate(TABS):
+            self.tabs.set_title(i, name)
+        self.tabs.observe(lambda ch: self._render(TABS[ch.new]), "selected_index")
+        self._rendered: set[str] = set()
+        self._proj = None  # the Projection on screen
+        self._build_projection_controls()
+        super().__init__([title, W.HBox([self.metric, self.progress, self.status]), self.error, self.tabs])
+        self._render("Overview")
+
+    # ------------------------------------------------------------------------------ plumbing
+    def _show_error(self, change) -> None:
+        self.error.value = f"<div class='embgeo-error'>{change.new}</div>" if change.new else ""
+
+    def _on_metric(self, change) -> None:
+        self.controller.metric = change.new
+        self._rendered.clear()
+        self._render(TABS[self.tabs.selected_index or 0])
+
+    def _render(self, name: str) -> None:
+        if name in self._rendered:
+            return
+        self._rendered.add(name)
+        self.panels[name].children = [W.HTML(f"<i>Computing {name.lower()}...</i>")]
+        c = self.controller
+        if name == "Overview":
+            self._submit(name, "overview (isotropy, hubness, intrinsic dimension)", c.cards, self._show_cards)
+        elif name == "Projection":
+            self._compute_projection()
+        elif name == "Spectrum":
+            self._submit(name, "spectrum", lambda: (c.isotropy(), c.dimension_means()), self._show_spectrum)
+        elif name == "Intrinsic dimension":
+            self._submit(name, "intrinsic dimension", c.intrinsic, self._show_intrinsic)
+        elif name == "Hubness":
+            self._submit(name, "hubness", c.hubness, self._show_hubness)
+
+    def _submit(self, tab: str, label: str, fn, done) -> None:
+        """Run a panel's computation; on failure the panel says so and can be tried again."""
+        def failed():
+            self._rendered.discard(tab)
+            self.panels[tab].children = [W.HTML("<i>This panel could not be computed; see the message above. "
+                                                "Open the tab again to retry.</i>")]
+        self.controller.submit(label, fn, done, failed)
+
+    # ------------------------------------------------------------------------------ overview
+    def _show_cards(self, cards) -> None:
+        self.panels["Overview"].children = [W.HTML(
+            "<div class='embgeo-cards'>" + "".join(card_html(k) for k in cards) + "</div>"
+            f"<p class='embgeo-note'>Metric: {self.controller.metric}; k = {self.controller.k} neighbours.</p>")]
+
+    # ------------------------------------------------------------------------------ projection
+    def _build_projection_controls(self) -> None:
+        c = self.controller
+        self.method = W.Dropdown(options=[("PCA", "pca"), ("UMAP", "umap")], value=c.method, description="method",
+                                 layout=W.Layout(width="200px"))
+        self.dims = W.ToggleButtons(options=[("2D", 2), ("3D", 3)], value=c.n_components,
+                                    style={"button_width": "50px"})
+        self.color = W.Dropdown(options=c.color_options(), value=c.color_by, description="colour by",
+                                layout=W.Layout(width="260px"))
+        self.trust = W.HTML("")
+        self.neighbours = W.HTML("<i>Click a point to list its nearest neighbours in the original space.</i>")
+        self.selection = W.HTML("<i>Lasso or box-select points to see their statistics.</i>")
+        self.figure_box = W.Box()
+        self.method.observe(self._on_projection_setting, "value")
+        self.dims.observe(self._on_projection_setting, "value")
+        self.color.observe(self._on_color, "value")
+
+    def _on_projection_setting(self, change) -> None:
+        self.controller.method, self.controller.n_components = self.method.value, self.dims.value
+        self._compute_projection()
+
+    def _compute_projection(self) -> None:
+        c = self.controller
+        label = f"{c.method.upper()} {c.n_components}-D projection"
+        if c.method == "umap" and not c.is_cached("projection", "umap", c.n_components, c.metric):
+            label += " (UMAP can take a minute)"
+        self._submit("Projection", label, lambda: (c.projection(), c.color_values(rows=None)),
+                     self._show_projection)
+
+    def _show_projection(self, result) -> None:
+        proj, _ = result
+        c = self.controller
+        self._proj = proj
+        rows = proj.rows
+        shown = np.arange(len(rows))
+        density = None
+        if len(rows) > DENSITY_THRESHOLD and proj.n_components == 2:
+            rng = np.random.default_rng(0)
+            shown = np.sort(rng.choice(len(rows), POINT_SAMPLE, replace=False))
+            density = proj.coords
+        self._shown = shown  # trace position -> position in proj.rows
+        hover = np.array([c.data.label(int(r)) for r in rows[shown]], dtype=object)
+        fig = F.scatter_figure(proj.coords[shown], hover, density_xy=density,
+                               title=f"{proj.method.upper()} ({c.metric}), {len(shown):,} points")
+        trace = F.points_trace(fig)
+        trace.on_click(lambda tr, pts, state: pts.point_inds and self.click_point(pts.point_inds[0]))
+        trace.on_selection(lambda tr, pts, state: self.select_points(pts.point_inds))
+        self.figure = fig
+        self.figure_box.children = [fig]
+        self._apply_color()
+        notes = []
+        if proj.sampled:
+            notes.append(f"UMAP was fitted on a uniform sample of {len(rows):,} of {proj.n_total:,} points.")
+        if density is not None:
+            notes.append(f"{len(rows):,} points are too many to draw one by one: the grey layer shows the density "
+                         f"of all of them, with a random sample of {len(shown):,} drawn on top.")
+        evr = ("" if proj.explained_variance_ratio is None else
+               f" PCA keeps {proj.explained_variance_ratio.sum():.1%} of the variance.")
+        self.trust.value = (
+            f"<b>Trust:</b> {proj.knn_preservation:.1%} of each point's {proj.k} nearest neighbours are kept "
+            f"(kNN preservation); trustworthiness {proj.trustworthiness:.3f} (1 = no false neighbours; "
+            f"Venna & Kaski 2001), on {proj.trust_sample:,} points.{evr} "
+            "Read clusters with caution when preservation is low."
+            + "".join(f"<div class='embgeo-note'>{html.escape(n)}</div>" for n in notes))
+        panel = self.panels["Projection"]
+        panel.children = [W.HBox([self.method, self.dims, self.color]), self.trust,
+                          W.HBox([self.figure_box, W.VBox([self.neighbours, self.selection],
+                                                          layout=W.Layout(width="340px"))])]
+
+    def _on_color(self, change) -> None:
+        c = self.controller
+        c.color_by = change.new
+        if self._proj is None:
+            return
+        self.controller.submit(f"colouring by {change.new}", lambda: c.color_values(), lambda _: self._apply_color())
+
+    def _apply_color(self) -> None:
+        c = self.controller
+        values, kind, label = c.color_values(rows=self._proj.rows[self._shown])
+        F.set_marker_colors(self.figure, values, kind, label)
+
+    def click_point(self, position: int) -> None:
+        """Show the original-space neighbours of the point at ``position`` in the scatter trace."""
+        row = int(self._proj.rows[self._shown[position]])
+        c = self.controller
+        c.selected_point = row
+        table = c.neighbor_table(row)
+        body = "".join(f"<tr><td>{t['rank']}</td><td>{html.escape(t['text'])}</td><td>{t['similarity']:.3f}</td></tr>"
+                       for t in table)
+        sim = "cosine" if c.metric == "cosine" else "dot" if c.metric == "dot" else "-distance"
+        self.neighbours.value = (f"<b>{html.escape(c.data.label(row))}</b> (row {row}): nearest neighbours in "
+                                 f"the original {c.data.dim}-D space<table class='embgeo-nn'><tr><th>#</th>"
+                                 f"<th>item</th><th>{sim}</th></tr>{body}</table>")
+        F.highlight_point(self.figure, position)
+
+    def select_points(self, positions) -> None:
+        """Show statistics of the points selected (by trace position) with lasso or box."""
+        positions = np.asarray(list(positions), dtype=np.int64)
+        if len(positions) == 0:
+            return
+        rows = self._proj.rows[self._shown[positions]]
+        self.controller.selected_rows = rows
+        s = self.controller.selection_stats(rows)
+        top = s.get("top_label") or s.get("top_text") or []
+        tops = ", ".join(f"{html.escape(str(k))} ({v})" for k, v in top)
+        self.selection.value = (f"<b>Selection:</b> {s['count']:,} points ({s['share']:.1%})<br>"
+                                f"mean cosine inside: {s['mean_cosine']:.3f}<br>mean norm: {s['mean_norm']:.3f}"
+                                + (f"<br>most common: {tops}" if tops else ""))
+
+    # ------------------------------------------------------------------------------ spectrum
+    def _show_spectrum(self, result) -> None:
+        iso, means = result
+        rogue = [r["dim"] for r in iso.rogue_dimensions]
+        fig = F.spectrum_figure(iso.eigenvalues, iso.explained_variance_ratio, means, rogue,
+                                alpha=iso.power_law_alpha)
+        self.spectrum = fig
+        note = (f"PCA needs {iso.pca_dim_90} / {iso.pca_dim_95} / {iso.pca_dim_99} of {iso.dim} components for "
+                f"90 / 95 / 99 % of the variance; participation ratio {iso.participation_ratio:.1f}; "
+                f"effective rank {iso.effective_rank:.1f}. Rogue dimensions: "
+                + (", ".join(f"{r['dim']} ({r['share']:.0%} of the expected cosine)" for r in iso.rogue_dimensions)
+                   or "none") + " (Timkey & van Schijndel, 2021).")
+        self.panels["Spectrum"].children = [fig, W.HTML(f"<p>{html.escape(note)}</p>")]
+
+    # ------------------------------------------------------------------------------ intrinsic dimension
+    def _show_intrinsic(self, rep) -> None:
+        hist = F.histogram_figure(rep.lid, title=f"Local intrinsic dimension (k = {rep.k})", xlabel="local ID",
+                                  marker=rep.lid_median, marker_label=f"median {rep.lid_median:.1f}")
+        curves = {"TwoNN (decimation)": (rep.scale_n, rep.scale_twonn)}
+        scale = F.scale_figure(rep.scale_n, curves, title="TwoNN across subsample sizes", xlabel="points")
+        warn = "".join(f"<li>{html.escape(w)}</li>" for w in rep.warnings)
+        summary = (f"<p>TwoNN {rep.twonn:.1f} (CI {rep.twonn_ci[0]:.1f}-{rep.twonn_ci[1]:.1f}), MLE {rep.mle:.1f}, "
+                   f"PCA 90/95/99 %: {rep.pca_90}/{rep.pca_95}/{rep.pca_99}.</p>"
+                   + (f"<ul class='embgeo-note'>{warn}</ul>" if warn else ""))
+        self.panels["Intrinsic dimension"].children = [W.HTML(summary), W.HBox([hist, scale])]
+
+    # ------------------------------------------------------------------------------ hubness
+    def _show_hubness(self, rep) -> None:
+        hist = F.histogram_figure(rep.k_occurrence, title=f"k-occurrence N_{rep.k}", xlabel="N_k", log_y=True,
+                                  marker=rep.k, marker_label=f"k = {rep.k}")
+        rows = "".join(f"<tr><td>{int(r['index'])}</td><td>{html.escape(str(r['label']))}</td>"
+                       f"<td>{int(r['k_occurrence'])}</td></tr>" for _, r in rep.top_hubs.head(15).iterrows())
+        summary = (f"<p>Skewness {rep.skewness:.2f}, antihubs {rep.antihub_rate:.1%}, Robin Hood index "
+                   f"{rep.robin_hood:.3f}, top-1 % hub occupancy {rep.hub_occupancy:.1%}.</p>"
+                   f"<b>Top hubs</b><table class='embgeo-nn'><tr><th>row</th><th>item</th><th>N_k</th></tr>{rows}</table>")
+        self.panels["Hubness"].children = [W.HBox([hist, W.HTML(summary)])]
