@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embgeo.analysis import ANNBenchmark, EmbeddingInputError, EmbeddingSet, recall_at_k
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, recall_at_k
 from embgeo.analysis._index import (
     ground_truth,
     index_report,
@@ -181,11 +181,12 @@ def _write_ann_benchmarks(path, train, test, k, distance, neighbors=None):
 
 
 def _read_ann_benchmarks(path):
-    with h5py.File(path, "r") as f:
-        metric = {"angular": "cosine", "euclidean": "euclidean"}[f.attrs["distance"]]
-        bench = ANNBenchmark(queries=f["test"][:], neighbors=f["neighbors"][:],
-                             distances=f["distances"][:], metric=metric)
-        return EmbeddingSet(f["train"][:], benchmark=bench)
+    """Through the project's loader, as a user would (train = corpus, test + neighbours = benchmark)."""
+    from embgeo.analysis import io
+
+    eset = io.load(path)
+    assert eset.benchmark is not None and eset.benchmark.neighbors is not None
+    return eset
 
 
 @pytest.mark.parametrize("distance", ["angular", "euclidean"])
