@@ -159,3 +159,68 @@ def test_list_samples_and_unknown_name():
     assert set(D.list_samples()) == {"words", "sentences"}
     with pytest.raises(EmbeddingInputError, match="known samples: sentences, words"):
         D.load_sample("glove")
+
+
+def test_words_sample():
+    words = D.load_sample("words")
+    assert words.name == "words"
+    assert words.vectors.shape == (20000, 384) and words.vectors.dtype == np.float32
+    assert set(words.metadata.columns) == {"text", "frequency"}
+    text = words.texts
+    assert text[:3] == ["the", "to", "and"] and len(set(text)) == len(text)
+    # Weights are the wordfreq frequencies, positive and in rank order.
+    assert (words.weights > 0).all()
+    np.testing.assert_array_equal(words.weights, words.metadata["frequency"].to_numpy())
+    assert (np.diff(words.weights) <= 0).all()
+    # Stored unit vectors survive float16 rounding to within ~1e-4.
+    np.testing.assert_allclose(np.linalg.norm(words.vectors, axis=1), 1.0, atol=1e-3)
+    # Rows line up with their words: a weekday is closer to another weekday than to unrelated words.
+    row = {w: i for i, w in enumerate(text)}
+    v = words.vectors
+    sims = {w: float(v[row["monday"]] @ v[row[w]]) for w in ("tuesday", "banana", "government", "the")}
+    assert max(sims, key=sims.get) == "tuesday"
+
+
+def test_sentences_sample():
+    sentences = D.load_sample("sentences")
+    assert sentences.dim == 384 and 5000 <= sentences.n <= 10000
+    assert sentences.weights is None
+    meta = sentences.metadata
+    assert {"text", "label", "source"} <= set(meta.columns)
+    assert meta["label"].str.len().min() > 0 and meta["label"].nunique() > 50
+    assert meta["text"].str.lower().is_unique
+    # Every source is a dotted name inside its labelled top-level module; rows are sorted by it.
+    assert all(s.split(".")[0] == lab for s, lab in zip(meta["source"], meta["label"]))
+    assert list(meta["label"]) == sorted(meta["label"])
+    np.testing.assert_allclose(np.linalg.norm(sentences.vectors, axis=1), 1.0, atol=1e-3)
+
+
+def test_samples_are_fresh_objects():
+    a, b = D.load_sample("sentences"), D.load_sample("sentences")
+    assert a is not b and not a.vectors.flags.writeable
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+
+
+def _build_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "build_samples.py"
+    spec = importlib.util.spec_from_file_location("build_samples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ("Return the sum of a and b.  More text follows here.", "Return the sum of a and b."),
+    ("Split the string\n    on whitespace into words.\n\n    Details.", "Split the string on whitespace into words."),
+    ("Compute e.g. the ratio of x to y. Then more.", "Compute e.g. the ratio of x to y."),
+    ("split(sep) -> list of strings", None),            # old signature line
+    (">>> f(1)\n2", None),                              # doctest
+    ("Too short.", None),
+    ("", None),
+    (None, None),
+])
+def test_first_sentence_rules(doc, expected):
+    assert _build_script().first_sentence(doc) == expected
