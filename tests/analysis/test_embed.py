@@ -16,10 +16,16 @@ def test_model_is_bundled_locally():
     assert "site-packages" in str(path)
 
 
+@pytest.mark.slow
+def test_weights_load_from_the_package_folder_and_raw_model_shares_them():
+    model = embed._load_model("cpu", True)
+    assert model[0].auto_model.config._name_or_path == str(embed.model_path())
+    raw = embed._load_model("cpu", False)
+    assert len(raw) == len(model) - 1 and raw[0] is model[0]  # only the Normalize layer dropped
+
+
 @pytest.mark.slow  # loads the model: ~10 s on a busy 2-core machine, once per session
-def test_real_embeddings_shape_norm_and_semantics(monkeypatch):
-    # Refuse any network access while loading and encoding: the weights must come from the package.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_real_embeddings_shape_norm_and_semantics():
     texts = [
         "A cat is sleeping on the sofa.",
         "A kitten naps on the couch.",
