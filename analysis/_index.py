@@ -940,7 +940,8 @@ def index_report(data, *, queries=None, k: int = 10, metric: str | None = None, 
     balance = ivf_balance(sweep.indexes["ivf"]) if "ivf" in sweep.indexes else None
     trend = None
     if scaling:
-        trend = index_scaling(eset, queries=split.queries, k=k, metric=ground.metric,
+        # The split's corpus, so held-out query rows never find themselves.
+        trend = index_scaling(split.corpus, queries=split.queries, k=k, metric=ground.metric,
                               fractions=scaling_fractions, random_state=random_state, backend=backend)
     return IndexReport(
         k=int(k), n_queries=ground.n_queries, metric=ground.metric, query_source=ground.source, exact=ground,

@@ -367,3 +367,10 @@ def test_dot_metric_report_skips_difficulty():
     rep = index_report(_gaussian(300, 8), k=5, holdout=30, metric="dot", indexes=("flat",), repeats=1,
                        backend="numpy", corpus_reachability=False)
     assert rep.difficulty is None and rep.indexes[0].recall_at_k == 1.0
+
+
+def test_report_scaling_keeps_held_out_queries_out_of_the_corpus():
+    rep = index_report(_gaussian(800, 8), k=5, holdout=80, indexes=("flat",), repeats=1, backend="numpy",
+                       corpus_reachability=False, scaling=True, scaling_fractions=(0.5, 1.0))
+    assert rep.scaling.sizes == [360, 720]  # 800 - 80 held out, never 800
+    assert rep.scaling.setting.startswith("hnsw(") and rep.to_dict()["scaling"]["recall_at_k"][-1] > 0.9
