@@ -547,27 +547,39 @@ def index_sweep(ground: GroundTruth, split: _Split, *, indexes=("hnsw", "ivf", "
 # --------------------------------------------------------------------------------------------- difficulty
 
 
-def local_intrinsic_dimension(distances: np.ndarray) -> np.ndarray:
+def lid_from_distances(distances: np.ndarray) -> np.ndarray:
     """Per-query local ID, the Hill form of the MLE over its k neighbour distances r_1 <= ... <= r_k.
 
-    ``LID = -[(1/k) sum_{i=1}^{k} log(r_i / r_k)]^(-1)``. Zero distances (exact duplicates of the
-    query) carry no scale information and are left out of the mean; a query whose k distances are
-    all equal gets ``inf`` (no decay in density), and one with ``r_k = 0`` gets NaN.
+    ``LID = -[(1/k) sum_{i=1}^{k} log(r_i / r_k)]^(-1)``, the same estimator as
+    ``local_intrinsic_dimension(..., form="hill")`` in the intrinsic-dimension module, but from a
+    given distance table, so it also serves queries that are not corpus rows. As there, a query at
+    distance 0 from its nearest neighbour (a duplicate) gets NaN; a query whose k distances are all
+    equal gets ``inf`` (no growth of density with radius: the hardest case).
+
+    Parameters
+    ----------
+    distances : array of shape (m, k)
+        Sorted distances to the k nearest neighbours (chord for cosine, or euclidean).
+
+    Returns
+    -------
+    numpy.ndarray of shape (m,)
 
     References
     ----------
     Levina & Bickel, "Maximum likelihood estimation of intrinsic dimension", NIPS 2005.
     Amsaleg, Chelly, Furon, Girard, Houle, Kawarabayashi, Nett, "Estimating local intrinsic
     dimensionality", KDD 2015.
+
+    Example
+    -------
+    >>> float(lid_from_distances(np.array([[0.5, 1.0]]))[0]) == 2 / np.log(2)
+    True
     """
     r = np.asarray(distances, dtype=np.float64)
-    rk = r[:, -1:]
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(r / rk)
-        positive = r > 0
-        mean_log = np.where(positive, logs, 0.0).sum(axis=1) / positive.sum(axis=1)
-        lid = -1.0 / mean_log
-    lid[rk[:, 0] <= 0] = np.nan
+        lid = -1.0 / np.log(r / r[:, -1:]).mean(axis=1)
+    lid[~(r[:, 0] > 0)] = np.nan
     return lid
 
 
@@ -583,7 +595,8 @@ class QueryDifficulty(_Report):
     expansion_median: float = _field("Median expansion D_2k / D_k (near 1 = hard).",
                                      "Aumueller & Ceccarello, 2021")
     recall_by_bucket: list = _field(
-        "Per LID quantile bucket (easy to hard): LID range, queries, and recall@k of each index setting.")
+        "Per LID quantile bucket (easy to hard): LID range, queries, and recall@k of each index setting "
+        "(queries with an exact duplicate in the corpus have no LID and sit in no bucket).")
     hardest: list = _field("Queries with the highest LID, with their labels and contrast.")
     lid: np.ndarray = _hidden()
     relative_contrast: np.ndarray | None = _hidden()
@@ -622,16 +635,17 @@ def query_difficulty(ground: GroundTruth, *, per_query_recall: dict | None = Non
         raise EmbeddingInputError("query difficulty needs distances; it is undefined for metric='dot'")
     check_k(n_buckets, max(1, ground.n_queries), what="n_buckets", context="queries")
     k = ground.k
-    lid = local_intrinsic_dimension(ground.distances[:, :k])
+    lid = lid_from_distances(ground.distances[:, :k])
     dk = ground.distances[:, k - 1].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rc = ground.mean_distance / dk if ground.mean_distance is not None else None
         expansion = (ground.distances[:, 2 * k - 1] / dk) if ground.distances.shape[1] >= 2 * k else None
-    finite = np.where(np.isfinite(lid), lid, np.nan)
-    edges = np.nanquantile(finite, np.linspace(0, 1, n_buckets + 1)) if np.isfinite(finite).any() else None
+    finite = lid[np.isfinite(lid)]
+    edges = np.quantile(finite, np.linspace(0, 1, n_buckets + 1)) if finite.size else None
     buckets = []
     if edges is not None:
-        which = np.searchsorted(edges[1:-1], np.where(np.isnan(finite), np.inf, finite), side="right")
+        # inf (no contrast at all) joins the hardest bucket; NaN (duplicates) joins none.
+        which = np.where(np.isnan(lid), -1, np.searchsorted(edges[1:-1], lid, side="right"))
         for b in range(n_buckets):
             rows = which == b
             entry = {"bucket": b, "lid_low": float(edges[b]), "lid_high": float(edges[b + 1]),
@@ -649,7 +663,7 @@ def query_difficulty(ground: GroundTruth, *, per_query_recall: dict | None = Non
                 "expansion": None if expansion is None else float(expansion[i]),
                 "mean_recall": None if mean_recall is None else float(mean_recall[i])} for i in order]
     return QueryDifficulty(
-        lid_median=float(np.nanmedian(finite)) if np.isfinite(finite).any() else float("nan"),
+        lid_median=float(np.nanmedian(lid)) if (~np.isnan(lid)).any() else float("nan"),
         rc_median=float(np.nanmedian(rc)) if rc is not None else float("nan"),
         expansion_median=float(np.nanmedian(expansion)) if expansion is not None else float("nan"),
         recall_by_bucket=buckets, hardest=hardest, lid=lid, relative_contrast=rc, expansion=expansion,

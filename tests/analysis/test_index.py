@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet, recall_at_k
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, exact_knn, recall_at_k
 from embgeo.analysis._index import (
     ground_truth,
     index_report,
     index_scaling,
     ivf_balance,
     list_balance,
-    local_intrinsic_dimension,
+    lid_from_distances,
     pareto_front,
     query_difficulty,
     reachability,
@@ -232,13 +232,23 @@ def test_lid_recovers_known_dimension_from_distance_law():
     rng = np.random.default_rng(0)
     for m in (2, 5, 12):
         r = np.sort(rng.uniform(size=(200, 400)) ** (1 / m), axis=1)
-        assert np.median(local_intrinsic_dimension(r)) == pytest.approx(m, rel=0.08)
+        assert np.median(lid_from_distances(r)) == pytest.approx(m, rel=0.08)
 
 
-def test_lid_handles_duplicates_and_flat_rows():
-    lid = local_intrinsic_dimension(np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
-    assert lid[0] == pytest.approx(-1 / (math.log(0.5) / 2))  # the zero distance is left out
-    assert math.isinf(lid[1]) and math.isnan(lid[2])
+def test_lid_agrees_with_the_intrinsic_dimension_module():
+    from embgeo.analysis._intrinsic_dim import local_intrinsic_dimension
+
+    x = _gaussian(600, 10)
+    rows = np.arange(0, 600, 7)
+    theirs = local_intrinsic_dimension(x, metric="euclidean", k=10, form="hill", query_indices=rows)
+    nb = exact_knn(x, k=10, metric="euclidean", query_indices=rows, backend="numpy")
+    np.testing.assert_allclose(lid_from_distances(nb.distances), theirs, rtol=1e-5)
+
+
+def test_lid_marks_duplicates_and_flat_rows():
+    lid = lid_from_distances(np.array([[0.5, 1.0, 2.0], [0.0, 1.0, 2.0], [1.0, 1.0, 1.0]]))
+    assert lid[0] == pytest.approx(-1 / ((math.log(0.25) + math.log(0.5)) / 3))
+    assert math.isnan(lid[1]) and math.isinf(lid[2])  # duplicate; no contrast at all
 
 
 def test_difficulty_statistics_match_direct_computation():
