@@ -209,3 +209,8 @@ class EmbeddingSet:
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._summary())
         return (f"<div class='embgeo-result'><b>EmbeddingSet {html.escape(self.name)}</b>"
                 f"<table class='embgeo-table'>{rows}</table></div>")
+
+
+def as_embedding_set(data) -> EmbeddingSet:
+    """Return ``data`` if it is an :class:`EmbeddingSet`, else wrap the (n, d) array in one."""
+    return data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._embedding_set import EmbeddingSet
+from ._embedding_set import EmbeddingSet, as_embedding_set
 from ._knn import Neighbors, exact_knn
 from ._results import Result, metric as _field
 from ._validation import EmbeddingInputError, check_k, check_metric, check_random_state
@@ -25,11 +25,6 @@ from ._validation import EmbeddingInputError, check_k, check_metric, check_rando
 HUB_SHARE = 0.01
 #: Bootstrap resamples for the confidence intervals of medians.
 N_BOOTSTRAP = 1000
-
-
-def as_embedding_set(data) -> EmbeddingSet:
-    """Return ``data`` if it is an :class:`EmbeddingSet`, else wrap the (n, d) array in one."""
-    return data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)
 
 
 # --------------------------------------------------------------------------------------------- hubness

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._embedding_set import EmbeddingSet
+from ._embedding_set import EmbeddingSet, as_embedding_set
 from ._moments import MOMENT_BLOCK_ROWS, Moments, scan_moments
 from ._results import Result, metric as _field
 from ._validation import (
@@ -166,7 +166,7 @@ def isotropy_report(data, *, metric: str = "cosine", weighted: bool = False,
     True
     """
     metric = check_metric(metric)
-    eset = data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)
+    eset = as_embedding_set(data)
     if eset.n < 2:
         raise EmbeddingInputError(f"isotropy needs at least 2 vectors, got {eset.n}")
     weights = None

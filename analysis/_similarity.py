@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._hubness import as_embedding_set
+from ._embedding_set import as_embedding_set
 from ._knn import exact_knn
 from ._results import Result, metric as _field
 from ._validation import EmbeddingInputError, check_k, check_random_state, iter_row_blocks
