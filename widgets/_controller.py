@@ -138,10 +138,30 @@ class DashboardController(traitlets.HasTraits):
     def is_cached(self, *key) -> bool:
         return tuple(key) in self._cache
 
+    def _step(self, progress: int, status: str) -> None:
+        """Report progress within a task (the view mirrors it into its progress bar and label)."""
+        self.progress, self.status = progress, status
+
     # ------------------------------------------------------------------------------ analyses
+    def neighbor_table_width(self) -> int:
+        """Columns of the one k-NN table searched per metric: wide enough for every panel.
+
+        Intrinsic dimension reads up to GRIDE's 32 ranks and hubness k; searching the widest once lets
+        the set's cache slice it for every other request instead of searching again.
+        """
+        return min(self.data.n - 1, max(self.k, 32))
+
     def neighbors(self, k: int | None = None):
         """The set's exact k-NN table under the current metric (cached on the EmbeddingSet)."""
-        return self.data.neighbors(k or self.k, metric=self.metric)
+        wide = self.data.neighbors(self.neighbor_table_width(), metric=self.metric, progress=False)
+        k = k or self.k
+        return wide if wide.k == k else wide.head(k)
+
+    def _ensure_table(self, metric: str | None = None) -> None:
+        metric = metric or self.metric
+        self._step(max(self.progress, 10), f"searching the exact {self.neighbor_table_width()}-NN table "
+                   f"({self.data.n:,} points, {metric})...")
+        self.data.neighbors(self.neighbor_table_width(), metric=metric, progress=False)
 
     def projection(self, method: str | None = None, n_components: int | None = None):
         from embgeo.analysis._projection import project
@@ -149,6 +169,8 @@ class DashboardController(traitlets.HasTraits):
         method, n_components = method or self.method, n_components or self.n_components
         sample = UMAP_MAX_POINTS if method == "umap" and self.data.n > UMAP_MAX_POINTS else None
         metric = self.metric if not (method == "umap" and self.metric == "dot") else "cosine"
+        if method == "umap" and sample is None:
+            self._ensure_table(metric)  # UMAP's graph is sliced from the shared table
         return self._cached(("projection", method, n_components, metric),
                             lambda: project(self.data, method, n_components, metric=metric,
                                             sample=sample, k=min(10, self.data.n - 1), random_state=0))
@@ -164,6 +186,8 @@ class DashboardController(traitlets.HasTraits):
         metric = "euclidean" if self.metric == "euclidean" else "cosine"  # dot is not a distance
         k = max(2, min(self.k, self.data.n - 2))
         sample = ID_SAMPLE if self.data.n > ID_SAMPLE else None
+        if not self.is_cached("intrinsic", metric, k):
+            self._ensure_table(metric)
         return self._cached(("intrinsic", metric, k),
                             lambda: intrinsic_dimension(self.data, metric=metric, k=k, bootstrap=100,
                                                         sample=sample, gride_max_rank=min(32, self.data.n - 2)))
@@ -171,6 +195,8 @@ class DashboardController(traitlets.HasTraits):
     def hubness(self):
         from embgeo.analysis._hubness import hubness_report
 
+        if not self.is_cached("hubness", self.metric, self.k):
+            self._ensure_table()
         return self._cached(("hubness", self.metric, self.k),
                             lambda: hubness_report(self.data, k=self.k, metric=self.metric))
 
@@ -263,7 +289,13 @@ class DashboardController(traitlets.HasTraits):
 
     # ------------------------------------------------------------------------------ overview cards
     def cards(self) -> list[Card]:
-        iso, hub, idr = self.isotropy(), self.hubness(), self.intrinsic()
+        self._ensure_table()
+        self._step(50, "isotropy and spectrum...")
+        iso = self.isotropy()
+        self._step(65, "hubness...")
+        hub = self.hubness()
+        self._step(75, "intrinsic dimension...")
+        idr = self.intrinsic()
         cards = [
             _graded("Mean cosine", iso.mean_cosine, "Average cosine between two random items. Near 0: directions "
                     "spread out; near 1: everything points one way (a narrow cone), so raw cosines say little.",

@@ -163,10 +163,10 @@ class Dashboard(W.VBox):
         rows = proj.rows
         shown = np.arange(len(rows))
         density = None
-        if len(rows) > DENSITY_THRESHOLD and proj.n_components == 2:
+        if len(rows) > DENSITY_THRESHOLD:
             rng = np.random.default_rng(0)
             shown = np.sort(rng.choice(len(rows), POINT_SAMPLE, replace=False))
-            density = proj.coords
+            density = proj.coords if proj.n_components == 2 else None
         self._shown = shown  # trace position -> position in proj.rows
         hover = np.array([c.data.label(int(r)) for r in rows[shown]], dtype=object)
         fig = F.scatter_figure(proj.coords[shown], hover, density_xy=density,
@@ -180,6 +180,9 @@ class Dashboard(W.VBox):
         notes = []
         if proj.sampled:
             notes.append(f"UMAP was fitted on a uniform sample of {len(rows):,} of {proj.n_total:,} points.")
+        if len(shown) < len(rows) and density is None:
+            notes.append(f"{len(rows):,} points are too many to draw one by one in 3-D: a random sample of "
+                         f"{len(shown):,} is shown (the 2-D view adds a density layer of all points).")
         if density is not None:
             notes.append(f"{len(rows):,} points are too many to draw one by one: the grey layer shows the density "
                          f"of all of them, with a random sample of {len(shown):,} drawn on top.")

@@ -1,0 +1,113 @@
+"""The Dashboard view, headless: controls drive the figures, plotly click/selection events drive the lists."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.callbacks import Points
+
+from embgeo.widgets import Dashboard, DashboardApp
+from embgeo.widgets import _figures as F
+from embgeo.widgets.app import MAX_UPLOAD_BYTES, SYNTHETIC, load_upload
+
+
+@pytest.fixture(scope="module")
+def dash(clustered):
+    d = Dashboard(clustered, background=False)
+    d.tabs.selected_index = 1  # Projection
+    return d
+
+
+def test_overview_shows_cards_without_error(clustered):
+    d = Dashboard(clustered, background=False)
+    html = d.panels["Overview"].children[0].value
+    assert html.count("embgeo-card ") == 6 and "Threshold:" in html and "Next:" in html
+    assert d.error.value == "" and d.progress.value == 100
+
+
+def test_projection_uses_float32_arrays_and_colour_switches(dash, clustered):
+    trace = F.points_trace(dash.figure)
+    assert isinstance(trace, go.Scattergl)
+    assert isinstance(trace.x, np.ndarray) and trace.x.dtype == np.float32
+    dash.color.value = "label"
+    np.testing.assert_array_equal(trace.marker.color, np.arange(300) % 3)
+    dash.color.value = "norm"
+    np.testing.assert_allclose(trace.marker.color, np.linalg.norm(clustered.vectors, axis=1), rtol=1e-6)
+    dash.color.value = "none"
+    assert trace.marker.color == "#4C78A8"
+    assert "kNN preservation" in dash.trust.value
+
+
+def test_click_lists_original_space_neighbours(dash, clustered):
+    trace = F.points_trace(dash.figure)
+    trace._dispatch_on_click(Points(point_inds=[42], xs=[0.0], ys=[0.0], trace_name="points", trace_index=0), None)
+    nn = clustered.neighbors(dash.controller.k, metric="cosine").indices[42]
+    assert dash.controller.selected_point == 42
+    listed = [f"<td>item {j}</td>" for j in nn]
+    assert all(s in dash.neighbours.value for s in listed)
+    assert trace.marker.size[42] > trace.marker.size[0]
+
+
+def test_selection_shows_subset_statistics(dash):
+    trace = F.points_trace(dash.figure)
+    trace._dispatch_on_selection(Points(point_inds=[0, 3, 6, 9], xs=[0] * 4, ys=[0] * 4,
+                                        trace_name="points", trace_index=0), None)
+    np.testing.assert_array_equal(dash.controller.selected_rows, [0, 3, 6, 9])
+    assert "4 points" in dash.selection.value and "group 0 (4)" in dash.selection.value
+
+
+def test_three_d_switches_trace_type(dash):
+    dash.dims.value = 3
+    assert isinstance(F.points_trace(dash.figure), go.Scatter3d)
+    dash.dims.value = 2
+    assert isinstance(F.points_trace(dash.figure), go.Scattergl)
+
+
+def test_other_tabs_render(dash):
+    for i, name in [(2, "Spectrum"), (3, "Intrinsic dimension"), (4, "Hubness")]:
+        dash.tabs.selected_index = i
+        assert dash.error.value == "", dash.error.value
+        assert "Computing" not in str(dash.panels[name].children[0])
+    spec = dash.spectrum
+    assert spec.layout.yaxis.type == "log" and spec.layout.xaxis.type == "log"
+    cum = spec.data[1].y
+    assert cum[-1] == pytest.approx(1.0, abs=1e-3) and np.all(np.diff(cum) >= -1e-6)
+
+
+def test_metric_change_recomputes_for_the_new_metric(clustered):
+    d = Dashboard(clustered, background=False)
+    d.metric.value = "euclidean"
+    assert d.controller.is_cached("isotropy", "euclidean")
+
+
+def test_large_sets_get_a_density_layer(monkeypatch, clustered):
+    import embgeo.widgets.dashboard as dmod
+
+    monkeypatch.setattr(dmod, "DENSITY_THRESHOLD", 100)
+    monkeypatch.setattr(dmod, "POINT_SAMPLE", 50)
+    d = Dashboard(clustered, background=False)
+    d.tabs.selected_index = 1
+    assert isinstance(d.figure.data[0], go.Histogram2d) and len(d.figure.data[1].x) == 50
+    assert "density" in d.trust.value
+    d.figure.data[1]._dispatch_on_click(Points(point_inds=[5], xs=[0], ys=[0], trace_name="p", trace_index=1), None)
+    assert d.controller.selected_point == int(d._shown[5])
+
+
+def test_app_rejects_bad_uploads_with_a_message(tmp_path):
+    app = DashboardApp(SYNTHETIC, background=False)
+    assert app.message.value == "" and app.dashboard.controller.data.n == 3000
+    app.open_upload("notes.txt", b"hello")
+    assert "unsupported file type .txt" in app.message.value
+    app.open_upload("broken.npy", b"not a numpy file")
+    assert "broken.npy" in app.message.value and "Traceback" not in app.message.value
+    app.open_upload("big.csv", b"0" * (MAX_UPLOAD_BYTES + 1))
+    assert "limit is 50 MB" in app.message.value
+
+
+def test_app_opens_a_good_upload(tmp_path):
+    x = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    np.save(tmp_path / "v.npy", x)
+    s = load_upload("v.npy", (tmp_path / "v.npy").read_bytes())
+    np.testing.assert_array_equal(s.vectors, x)
+    csv = "text,a,b,c\n" + "\n".join(f"w{i},{i},{i % 3},{1 + i % 5}" for i in range(20))
+    s = load_upload("t.csv", csv.encode())
+    assert s.dim == 3 and s.texts[:2] == ["w0", "w1"]

@@ -1,0 +1,121 @@
+"""The Voila app: the served page renders the dashboard (smoke test) and works in a real browser."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "notebooks" / "apps" / "dashboard.ipynb"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def voila_server(env_extra: dict | None = None, timeout: float = 120.0):
+    """Yield (url, log_path) for a Voila server on a free loopback port; always torn down."""
+    port = free_port()
+    log = REPO / "test-artifacts" / f"voila-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(REPO / ".cache" / "numba"), **(env_extra or {})}
+    cmd = [sys.executable, "-m", "voila", str(APP), f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
+           "--strip_sources=True", "--show_tracebacks=False"]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"voila exited with {proc.returncode}; see {log}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2):
+                    break  # listening; the page itself is fetched (and waited for) by the test
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"voila did not answer on {url} within {timeout} s; see {log}")
+                time.sleep(0.5)
+        yield url, log
+    finally:
+        # the server and the kernels it started share the new session's process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ERROR_MARKERS = ("Traceback", "application/vnd.jupyter.stderr", "EmbeddingInputError", "Voila Error",
+                 "There was an error when executing cell")
+
+
+@pytest.mark.slow
+def test_voila_serves_the_dashboard_on_the_words_sample():
+    with voila_server() as (url, log):
+        deadline = time.monotonic() + 180
+        while True:
+            with urllib.request.urlopen(url, timeout=180) as resp:
+                page = resp.read().decode("utf-8", "replace")
+                assert resp.status == 200
+            if "application/vnd.jupyter.widget-view+json" in page or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert "application/vnd.jupyter.widget-view+json" in page, "the app cell did not render a widget"
+    for marker in ERROR_MARKERS:
+        assert marker not in page, f"error output in the page: {marker}"
+    assert "embgeo dashboard" in page
+    assert "app = DashboardApp(initial=" not in page  # --strip_sources hides the code
+    server_log = log.read_text(errors="replace")
+    assert "Traceback" not in server_log, server_log[-3000:]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_opens_app_waits_for_plots_and_changes_colour():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    shots = REPO / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+    with voila_server({"EMBGEO_APP_SAMPLE": "sentences"}) as (url, log), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page_errors = []
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            page.goto(url, timeout=180_000)
+            page.wait_for_selector(".embgeo-card", timeout=240_000)
+            assert page.locator(".embgeo-card").count() == 6
+            page.get_by_text("Projection", exact=True).click()
+            page.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas", timeout=180_000)
+            page.wait_for_selector("text=kNN preservation", timeout=60_000)
+            assert page.locator(".js-plotly-plot .colorbar").count() == 0
+            # change one control: colour by vector norm -> a colour bar appears on the plot
+            page.locator(".widget-dropdown", has_text="colour by").locator("select").select_option("norm")
+            page.wait_for_selector(".js-plotly-plot .colorbar", timeout=60_000)
+            # then by the sentences' module label, for a screenshot that shows structure
+            page.locator(".widget-dropdown", has_text="colour by").locator("select").select_option("label")
+            page.wait_for_selector("text=colouring by label: done", timeout=60_000)
+            time.sleep(1)
+            page.screenshot(path=str(shots / "dashboard_projection.png"), full_page=True)
+            assert page.locator("div.embgeo-error").count() == 0, page.locator("div.embgeo-error").all_inner_texts()
+            assert not page_errors, page_errors
+        finally:
+            browser.close()
