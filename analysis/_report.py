@@ -1,0 +1,337 @@
+"""The full geometry report: every statistic of an embedding set from one shared k-NN table.
+
+:func:`geometry_report` searches the self-join k-nearest-neighbour table once, with as many columns
+as the widest consumer needs, through :meth:`EmbeddingSet.neighbors`; the other parts slice that
+cached table. What still runs its own (small) search is a query *sample* against the whole corpus:
+concentration (which also needs each query's mean distance to the corpus), cosine versus dot (which
+needs dot neighbours next to cosine ones), and the subsample blocks of the TwoNN decimation curve.
+
+With ``exact=False`` the table comes from the approximate engine (faiss IVF) and its measured
+recall@k is carried next to every statistic built on it.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._embedding_set import EmbeddingSet
+from ._hubness import ConcentrationReport, HubnessReport, concentration_report, hubness_report
+from ._intrinsic_dim import IntrinsicDimensionReport, intrinsic_dimension
+from ._isotropy import IsotropyReport, isotropy_report
+from ._results import Result, metric as _field
+from ._similarity import (
+    CosineDotReport,
+    NearDuplicateReport,
+    SimilarityDistribution,
+    cosine_vs_dot,
+    near_duplicates,
+    similarity_distribution,
+)
+from ._validation import EmbeddingInputError, check_k, check_metric, check_random_state
+
+#: Largest neighbour rank of the GRIDE scale curve read off the shared table.
+GRIDE_MAX_RANK = 32
+#: Up to this many points the TwoNN decimation curve runs in full. Its n/2, n/4, ... subsample
+#: self-joins together cost about twice the main self-join, so above this size only the
+#: full-set estimate is kept (pass ``scale_levels`` to override).
+FULL_SCALE_CURVE_MAX_N = 20_000
+#: Parts whose numbers are built on the shared neighbour table (they carry its recall).
+_TABLE_PARTS = ("intrinsic_dimension", "hubness", "similarity", "near_duplicates")
+
+
+@dataclass(frozen=True, repr=False)
+class GeometryReport(Result):
+    """Isotropy, intrinsic dimension, hubness, concentration and similarity of one embedding set."""
+
+    _title = "embedding geometry"
+    name: str = _field("Name of the embedding set.")
+    n: int = _field("Number of vectors.")
+    dim: int = _field("Dimension of the vectors.")
+    metric: str = _field("Similarity of the shared neighbour table (cosine, dot or euclidean).")
+    k: int = _field("Neighbours per point for hubness, MLE / local ID and the similarity histograms.")
+    exact: bool = _field("True when the shared neighbour table is exact; False for the approximate index.")
+    recall: float | None = _field(
+        "Measured recall@k of the approximate neighbour table (None when exact); applies to intrinsic "
+        "dimension, hubness, similarity and near duplicates.", "Jegou et al., TPAMI 2011")
+    table_k: int = _field("Columns of the one shared neighbour table (the widest any part needs).")
+    timings: dict = _field("Wall-clock seconds per part (neighbours = the shared search).")
+    notes: tuple = _field("Where a part deviates from the shared table or the full set, and why.")
+    isotropy: IsotropyReport = _field("Isotropy and covariance spectrum.")
+    weighted_isotropy: IsotropyReport | None = _field(
+        "The same, p-weighted by item frequency (when the set has weights).", "Yokoi et al., NeurIPS 2024")
+    intrinsic_dimension: IntrinsicDimensionReport | None = _field("Intrinsic dimension estimators.")
+    hubness: HubnessReport = _field("Hubness of the k-NN graph.")
+    concentration: ConcentrationReport | None = _field("Relative contrast and expansion of sampled queries.")
+    similarity: SimilarityDistribution | None = _field("Cosine of random pairs against k-th neighbours.")
+    cosine_vs_dot: CosineDotReport | None = _field("Agreement of cosine and dot-product neighbours.")
+    near_duplicates: NearDuplicateReport | None = _field("Near-duplicate vectors.")
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary; per-point arrays are left out, recall is added to table-based parts."""
+        out = super().to_dict()
+        idim = out.get("intrinsic_dimension")
+        if idim is not None:
+            for name in ("lid", "sample_indices"):  # one value per point: too large for a summary
+                idim.pop(name, None)
+        for part in _TABLE_PARTS:
+            if out.get(part) is not None:
+                out[part]["neighbors_exact"] = self.exact
+                out[part]["neighbors_recall"] = self.recall
+        return out
+
+    def to_html(self, path=None) -> str:
+        """One standalone HTML page: the tables of every part plus plotly charts, usable offline.
+
+        plotly.js is embedded inline once (no CDN), so the file opens with no network.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write the page (UTF-8). The HTML is returned either way.
+
+        Returns
+        -------
+        str
+            The HTML document.
+        """
+        from plotly.offline import get_plotlyjs
+
+        figures = "".join(
+            f"<div class='embgeo-chart'>{fig.to_html(full_html=False, include_plotlyjs=False)}</div>"
+            for fig in _figures(self)
+        )
+        title = html.escape(f"embgeo geometry report: {self.name}")
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{title}</title><script type='text/javascript'>{get_plotlyjs()}</script>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+            ".embgeo-chart{display:inline-block;width:580px;vertical-align:top}</style>"
+            f"</head><body><h1>{title}</h1>{figures}{self._repr_html_()}</body></html>"
+        )
+        if path is not None:
+            Path(path).write_text(page, encoding="utf-8")
+        return page
+
+
+def _figures(report: GeometryReport) -> list:
+    """plotly figures of the report's distributions (plotly imported here only)."""
+    import plotly.graph_objects as go
+
+    def layout(fig, title, x, y, **kw):
+        fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, width=560, height=380,
+                          margin=dict(l=60, r=20, t=50, b=50), **kw)
+        return fig
+
+    figs = []
+    iso = report.isotropy
+    eig = np.asarray(iso.eigenvalues, dtype=np.float64)
+    pos = eig > 0
+    ranks = np.arange(1, len(eig) + 1)
+    figs.append(layout(go.Figure(go.Scatter(x=ranks[pos], y=eig[pos], mode="lines+markers")),
+                       "Covariance eigenspectrum", "rank", "eigenvalue", xaxis_type="log", yaxis_type="log"))
+    cum = np.cumsum(np.asarray(iso.explained_variance_ratio, dtype=np.float64))
+    figs.append(layout(go.Figure(go.Scatter(x=ranks, y=cum, mode="lines")),
+                       "Cumulative explained variance", "principal components", "share of variance",
+                       yaxis_range=[0, 1.02]))
+    n_k = np.asarray(report.hubness.k_occurrence)
+    counts = np.bincount(n_k)
+    figs.append(layout(go.Figure(go.Bar(x=np.arange(len(counts)), y=counts)),
+                       f"k-occurrence N_{report.hubness.k} (hubs on the right)", "N_k", "points",
+                       yaxis_type="log"))
+    if report.intrinsic_dimension is not None:
+        lid = np.asarray(report.intrinsic_dimension.lid, dtype=np.float64)
+        figs.append(layout(go.Figure(go.Histogram(x=lid[np.isfinite(lid)], nbinsx=50)),
+                           "Local intrinsic dimension", "local ID", "points"))
+    sim = report.similarity
+    if sim is not None:
+        centres = 0.5 * (sim.bin_edges[1:] + sim.bin_edges[:-1])
+        fig = go.Figure([
+            go.Bar(x=centres, y=sim.random_counts / max(1, sim.random_counts.sum()), name="random pairs",
+                   opacity=0.6),
+            go.Bar(x=centres, y=sim.kth_neighbor_counts / max(1, sim.kth_neighbor_counts.sum()),
+                   name=f"{sim.k}-th neighbour", opacity=0.6),
+        ])
+        figs.append(layout(fig, "Cosine similarity distributions", "cosine", "share", barmode="overlay"))
+    return figs
+
+
+def _working_set(es: EmbeddingSet, table, metric: str) -> EmbeddingSet:
+    """A view of ``es`` whose cache serves ``table`` for every request under ``metric``.
+
+    Parts that always ask for exact neighbours then read the approximate table (its ``exact`` flag
+    and recall travel with it) instead of starting an exact search; the caller's cache is untouched.
+    """
+    work = EmbeddingSet(es.vectors, es.metadata, es.weights, name=es.name, source=es.source, validate=False)
+    work._neighbors[(metric, True)] = table
+    work._neighbors[(metric, False)] = table
+    return work
+
+
+class _Clock:
+    """Times named parts and optionally shows them on a progress bar."""
+
+    def __init__(self, parts: int, progress: bool | None):
+        self.timings: dict[str, float] = {}
+        self._bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=parts, desc="geometry report")
+
+    def run(self, name: str, fn):
+        if self._bar is not None:
+            self._bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        out = fn()
+        self.timings[name] = time.perf_counter() - t0
+        if self._bar is not None:
+            self._bar.update(1)
+        return out
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+
+
+def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = True, sample: int | None = 2000,
+                    weighted: bool | None = None, random_state=0, progress: bool | None = None,
+                    scale_levels: int | None = None) -> GeometryReport:
+    """Every geometry statistic of an embedding set, built on one shared k-NN search.
+
+    The self-join neighbour table is searched once through :meth:`EmbeddingSet.neighbors`, with
+    ``max(k, 32)`` columns (the GRIDE curve of the intrinsic-dimension report reads ranks up to 32;
+    capped at n - 1), and cached on the set; hubness, the Levina-Bickel MLE, TwoNN, local ID, GRIDE,
+    the k-th-neighbour similarity histogram and near duplicates all slice it. The parts:
+
+    * isotropy (mean cosine, IsoScore, partition isotropy, effective rank, participation ratio,
+      common direction, rogue dimensions; no neighbours), and the p-weighted (Zipfian) version
+      when the set carries item weights;
+    * intrinsic dimension (TwoNN, MLE, PCA, local ID, GRIDE and decimation curves);
+    * hubness of the k-NN graph (k-occurrence skewness, Robin Hood index, antihubs, hub occupancy);
+    * concentration (relative contrast and expansion) of ``sample`` random queries;
+    * cosine of random pairs against the k-th neighbour; cosine versus dot neighbours on
+      ``sample`` queries; near-duplicate vectors.
+
+    Parameters
+    ----------
+    data : EmbeddingSet or array-like of shape (n, d)
+        The vectors (an array is wrapped; an EmbeddingSet's neighbour cache is filled and reused).
+    metric : {"cosine", "dot", "euclidean"}
+        Similarity of the shared table (and of isotropy and hubness). Distance-based parts need a
+        distance: under ``"dot"`` intrinsic dimension and concentration use the cosine chord on
+        ``sample`` query points instead. The similarity histogram and near duplicates are cosine
+        statistics: under another metric they run on a random subset of ``sample`` points. Both
+        deviations are listed in ``notes``.
+    k : int
+        Neighbours per point (hubness, MLE and local ID, similarity histogram; concentration compares
+        ranks k and 2k).
+    exact : bool
+        Exact neighbours (default), or the approximate faiss IVF engine whose measured recall@k is
+        reported beside every statistic built on the table.
+    sample : int or None
+        Query points for concentration and cosine versus dot; None uses every point.
+    weighted : bool or None
+        Also report frequency-weighted isotropy. None (default): when the set has weights.
+    random_state : int, Generator or None
+        Seeds every sample and bootstrap.
+    progress : bool or None
+        Show a progress bar over the parts (and the neighbour search's own bar).
+    scale_levels : int or None
+        Levels of the TwoNN decimation curve; None runs the full curve (6 levels) up to
+        20,000 points and only the full-set level above that (the subsample self-joins would cost
+        about twice the main search).
+
+    Returns
+    -------
+    GeometryReport
+        ``to_dict()`` is JSON-safe; ``to_html(path)`` writes a standalone page with charts.
+
+    Raises
+    ------
+    EmbeddingInputError
+        Fewer than 2k + 2 points, NaN/inf values, zero vectors under cosine, an unknown metric, or
+        ``weighted=True`` on a set without weights.
+
+    References
+    ----------
+    Rudman et al., "IsoScore", Findings of ACL 2022; Mu & Viswanath, "All-but-the-top", ICLR 2018.
+    Facco et al., Sci. Rep. 2017 (TwoNN); Levina & Bickel, NIPS 2005 (MLE); Denti et al., Sci. Rep.
+    2022 (GRIDE).
+    Radovanovic, Nanopoulos & Ivanovic, "Hubs in space", JMLR 2010; Feldbauer et al., ICBK 2018.
+    He, Kumar & Chang, ICML 2012 (relative contrast); Aumueller & Ceccarello, SISAP 2019 (expansion).
+    Steck, Ekanadham & Kallus, WWW 2024 (cosine versus dot); Yokoi et al., NeurIPS 2024 (Zipfian).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(1000, 16))
+    >>> r = geometry_report(x, k=5, sample=200)
+    >>> r.isotropy.isoscore > 0.9, r.hubness.k
+    (True, 5)
+    """
+    metric = check_metric(metric)
+    es = data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)
+    k = check_k(k, es.n - 1, context="neighbours (self excluded)")
+    check_k(2 * k, es.n - 1, what="2k", context="neighbours (self excluded) for the expansion D_2k/D_k")
+    if weighted is None:
+        weighted = es.weights is not None
+    elif weighted and es.weights is None:
+        raise EmbeddingInputError("weighted=True needs item weights: build the set with EmbeddingSet(..., weights=...)")
+    if sample is not None:
+        sample = check_k(sample, 10**12, what="sample", context="query points")
+    if scale_levels is None:
+        scale_levels = 6 if es.n <= FULL_SCALE_CURVE_MAX_N else 1
+    rng = check_random_state(random_state)
+    seed = lambda: int(rng.integers(2**31 - 1))  # noqa: E731  one independent seed per part
+
+    table_k = min(max(k, GRIDE_MAX_RANK), es.n - 1)
+    clock = _Clock(parts=9, progress=progress)
+    notes: list[str] = []
+    try:
+        table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact, progress=progress))
+        work = es if table.exact else _working_set(es, table, metric)
+        iso = clock.run("isotropy", lambda: isotropy_report(work, metric=metric))
+        w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(work, metric=metric, weighted=True)) \
+            if weighted else None
+
+        distance = metric if metric != "dot" else "cosine"
+        id_sample = None if metric != "dot" else sample
+        if metric == "dot":
+            notes.append("metric='dot' is not a distance: intrinsic dimension and concentration use the cosine "
+                         f"chord on {'all' if sample is None else sample} query points")
+        idim = clock.run("intrinsic_dimension", lambda: intrinsic_dimension(
+            work, metric=distance, k=max(k, 2), sample=id_sample, random_state=seed(), scale_levels=scale_levels))
+        hub = clock.run("hubness", lambda: hubness_report(work, k=k, metric=metric, exact=table.exact,
+                                                          random_state=seed()))
+        conc = clock.run("concentration", lambda: concentration_report(
+            work, k=k, metric=distance, sample=sample, random_state=seed()))
+
+        cos_set = work
+        if metric != "cosine":
+            m = es.n if sample is None else min(sample, es.n)
+            rows = np.sort(rng.choice(es.n, size=m, replace=False))
+            cos_set = es.subset(rows, name=f"{es.name}[cosine sample]")
+            notes.append(f"similarity histogram and near duplicates are cosine statistics: computed on a random "
+                         f"subset of {m} points (the shared table is {metric})")
+        cos_k = min(k, cos_set.n - 1)
+        sim = clock.run("similarity", lambda: similarity_distribution(cos_set, k=cos_k, random_state=seed()))
+        dup = clock.run("near_duplicates", lambda: near_duplicates(cos_set, k=cos_k))
+        cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=seed()))
+    finally:
+        clock.close()
+    if scale_levels == 1 and es.n > FULL_SCALE_CURVE_MAX_N:
+        notes.append(f"n > {FULL_SCALE_CURVE_MAX_N:,}: the TwoNN decimation curve keeps only the full-set level "
+                     "(pass scale_levels=6 for the whole curve, at about twice the neighbour-search cost)")
+    return GeometryReport(
+        name=es.name, n=es.n, dim=es.dim, metric=metric, k=k, exact=bool(table.exact),
+        recall=None if table.exact else table.recall, table_k=table.k,
+        timings={name: round(sec, 4) for name, sec in clock.timings.items()}, notes=tuple(notes),
+        isotropy=iso, weighted_isotropy=w_iso, intrinsic_dimension=idim, hubness=hub, concentration=conc,
+        similarity=sim, cosine_vs_dot=cvd, near_duplicates=dup,
+    )
+

@@ -1,0 +1,150 @@
+"""The ``embgeo`` command (also ``python -m embgeo``).
+
+Each subcommand is one function registered with :func:`subcommand`, which names it, gives its
+help line, and declares its arguments through a small ``configure(parser)`` function; ``main`` builds
+the parser from the registry. Adding ``transform``, ``compare`` or ``index-stats`` is one more
+decorated function (in this module, or in a module listed in ``_COMMAND_MODULES``), with no change to
+the parser code.
+
+Bad input (a missing or unreadable file, invalid vectors, a bad option value) prints one line,
+``embgeo: error: ...``, on stderr and exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+#: Modules imported before the parser is built, so that their @subcommand functions register.
+_COMMAND_MODULES: tuple[str, ...] = ()
+#: Prefix of the bundled samples: ``sample:words``, ``sample:sentences``.
+SAMPLE_PREFIX = "sample:"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+_COMMANDS: dict[str, Command] = {}
+
+
+def subcommand(name: str, *, help: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Register ``run(args) -> exit status`` as the subcommand ``name``."""
+
+    def register(run: Callable[[argparse.Namespace], int]):
+        if name in _COMMANDS:
+            raise ValueError(f"subcommand {name!r} is registered twice")
+        _COMMANDS[name] = Command(name, help, configure, run)
+        return run
+
+    return register
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; shown as one line, exit status 2."""
+
+
+def load_embeddings(path: str):
+    """Load ``path`` with :func:`embgeo.analysis.io.load`, or a bundled sample named ``sample:NAME``."""
+    if path.startswith(SAMPLE_PREFIX):
+        from embgeo.analysis.datasets import load_sample
+
+        return load_sample(path[len(SAMPLE_PREFIX):])
+    from embgeo.analysis.io import load
+
+    return load(path)
+
+
+def add_input_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="embeddings file (.npy, .npz, .parquet, .csv, .safetensors, .fvecs, .hdf5) "
+                                     "or a bundled sample: sample:words, sample:sentences")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def _configure_report(p: argparse.ArgumentParser) -> None:
+    add_input_argument(p)
+    p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
+                   help="similarity of the neighbour search (default: cosine)")
+    p.add_argument("--k", type=_positive_int, default=10, help="neighbours per point (default: 10)")
+    p.add_argument("--approximate", action="store_true",
+                   help="approximate neighbours (faiss IVF); the measured recall is reported")
+    p.add_argument("--sample", type=_positive_int, default=2000,
+                   help="query points for concentration and cosine-vs-dot (default: 2000)")
+    p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
+    p.add_argument("--html", metavar="OUT", help="also write a standalone HTML page with charts to OUT")
+
+
+@subcommand("report", help="isotropy, intrinsic dimension, hubness and similarity of an embedding set",
+            configure=_configure_report)
+def _run_report(args: argparse.Namespace) -> int:
+    from embgeo.analysis._report import geometry_report
+
+    data = load_embeddings(args.path)
+    report = geometry_report(data, metric=args.metric, k=args.k, exact=not args.approximate,
+                             sample=args.sample, progress=sys.stderr.isatty())
+    print(repr(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report.to_dict(), f, indent=2, allow_nan=False)
+    if args.html:
+        report.to_html(args.html)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module)
+    parser = argparse.ArgumentParser(prog="embgeo", description="Embedding-geometry diagnostics.")
+    from embgeo import __version__
+
+    parser.add_argument("--version", action="version", version=f"embgeo {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in _COMMANDS.values():
+        cmd.configure(subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``embgeo`` command; returns the exit status (argparse exits 2 on bad usage itself)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from embgeo.analysis import EmbeddingInputError
+
+    try:
+        return _COMMANDS[args.command].run(args)
+    except (EmbeddingInputError, UsageError, OSError) as exc:  # OSError: unreadable input, unwritable output
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.filename is not None:
+            message = f"{exc.filename}: {exc.strerror or message}"
+        print(f"embgeo: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("embgeo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

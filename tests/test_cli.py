@@ -1,0 +1,105 @@
+"""The embgeo command: end to end through a subprocess, clean errors, and the subcommand registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from embgeo import cli
+from embgeo.analysis.datasets import make_anisotropic
+
+
+def _embgeo(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "embgeo", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def small_npy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "small.npy"
+    np.save(path, make_anisotropic(400, 24, random_state=0))
+    return path
+
+
+@pytest.mark.slow
+def test_report_end_to_end(small_npy, tmp_path):
+    before = np.load(small_npy)
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    done = _embgeo("report", small_npy, "--k", 5, "--sample", 100, "--json", out_json, "--html", out_html)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("GeometryReport")
+    assert "isotropy:" in done.stdout and "hubness:" in done.stdout
+    d = json.loads(out_json.read_text())
+    assert d["n"] == 400 and d["dim"] == 24 and d["hubness"]["k"] == 5
+    assert d["intrinsic_dimension"]["twonn"] > 0
+    assert 'src="http' not in out_html.read_text(encoding="utf-8")
+    np.testing.assert_array_equal(np.load(small_npy), before)  # the input file is untouched
+
+
+@pytest.mark.slow
+def test_report_approximate_reports_recall(tmp_path):
+    path, out_json = tmp_path / "medium.npy", tmp_path / "r.json"
+    np.save(path, make_anisotropic(1000, 24, random_state=1))  # enough points per IVF list for k = 32
+    done = _embgeo("report", path, "--k", 5, "--sample", 100, "--approximate", "--metric", "euclidean",
+                   "--json", out_json)
+    assert done.returncode == 0, done.stderr
+    d = json.loads(out_json.read_text())
+    assert d["exact"] is False and 0 < d["recall"] <= 1 and d["metric"] == "euclidean"
+    assert d["hubness"]["neighbors_recall"] == d["recall"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not an array", "magic"),
+    (None, "no such file"),
+])
+def test_bad_file_gives_one_line_error(tmp_path, content, message):
+    path = tmp_path / "bad.npy"
+    if content is not None:
+        path.write_bytes(content)
+    done = _embgeo("report", path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("embgeo: error:") and message in lines[0].lower()
+    assert str(path) in lines[0]
+
+
+def test_errors_in_process(small_npy, tmp_path, capsys):
+    assert cli.main(["report", "sample:nope"]) == 2
+    assert "unknown sample 'nope'" in capsys.readouterr().err
+    assert cli.main(["report", str(small_npy), "--k", "300"]) == 2  # 2k > n - 1
+    assert "2k=600" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["report", str(small_npy), "--metric", "manhattan"])
+    assert exc.value.code == 2
+    assert cli.main(["report", str(small_npy), "--k", "3", "--sample", "50",
+                     "--json", str(tmp_path / "missing-dir" / "r.json")]) == 2
+    assert "missing-dir" in capsys.readouterr().err
+
+
+def test_bundled_sample_loads():
+    data = cli.load_embeddings("sample:sentences")
+    assert data.dim == 384 and data.n > 1000
+
+
+def test_registry_adds_subcommands(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_COMMANDS", dict(cli._COMMANDS))
+
+    def configure(p: argparse.ArgumentParser):
+        p.add_argument("--twice", action="store_true")
+
+    @cli.subcommand("echo-test", help="a test command", configure=configure)
+    def run(args):
+        print("ran", args.twice)
+        return 0
+
+    assert cli.main(["echo-test", "--twice"]) == 0
+    assert capsys.readouterr().out.strip() == "ran True"
+    assert "echo-test" in cli.build_parser().format_help()
+    with pytest.raises(ValueError, match="twice"):
+        cli.subcommand("echo-test", help="", configure=configure)(run)
