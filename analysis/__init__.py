@@ -14,6 +14,8 @@ from .datasets import list_samples, load_sample
 from .embed import embed_texts
 from .io import load
 
+# the full geometry report (everything below, from one k-NN table)
+from ._report import GeometryReport, geometry_report
 # geometry: isotropy and spectrum
 from ._moments import Moments, scan_moments
 from ._isotropy import IsotropyReport, isotropy_report
@@ -55,6 +57,14 @@ from ._transforms import (
     ZipfianWhitening,
 )
 from ._hubness_reduction import HubnessReduction, HubnessReductionReport, hubness_reduction_report, reduce_hubness
+from ._retrieval import (
+    RetrievalReport,
+    knn_classification_accuracy,
+    ndcg_at,
+    neighborhood_preservation,
+    recall_at,
+    retrieval_report,
+)
 # vector-index statistics
 from ._index import (
     GroundTruth,

@@ -71,6 +71,11 @@ def _format_value(value: Any) -> str:
         return f"array{value.shape} {value.dtype}"
     if isinstance(value, (list, tuple)) and len(value) > _REPR_ARRAY_ITEMS:
         return f"[{len(value)} items]"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_format_value(v) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
     if hasattr(value, "shape") and hasattr(value, "columns"):
         return f"table {value.shape[0]} rows x {value.shape[1]} columns"
     return repr(value)
