@@ -287,10 +287,12 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     if scale_levels is None:
         scale_levels = 6 if es.n <= FULL_SCALE_CURVE_MAX_N else 1
     rng = check_random_state(random_state)
-    seed = lambda: int(rng.integers(2**31 - 1))  # noqa: E731  one independent seed per part
+
+    def seed() -> int:  # one independent seed per part, drawn in a fixed order
+        return int(rng.integers(2**31 - 1))
 
     table_k = min(max(k, GRIDE_MAX_RANK), es.n - 1)
-    clock = _Clock(parts=9, progress=progress)
+    clock = _Clock(parts=8 + bool(weighted), progress=progress)
     notes: list[str] = []
     try:
         table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact, progress=progress))
