@@ -279,12 +279,11 @@ class DashboardController(traitlets.HasTraits):
         mean_cos = float((s @ s - m) / (m * (m - 1))) if m > 1 else float("nan")
         out = {"count": m, "share": m / self.data.n, "mean_norm": float(norms.mean()),
                "mean_cosine": mean_cos, "rows": rows}
-        if self.data.metadata is not None:
-            for col in ("label", "text"):
-                if col in self.data.metadata.columns:
-                    counts = self.data.metadata[col].iloc[rows].astype(str).value_counts().head(5)
-                    out[f"top_{col}"] = list(counts.items())
-                    break
+        md = self.data.metadata
+        if md is not None and "label" in md.columns:
+            out["top_label"] = list(md["label"].iloc[rows].astype(str).value_counts().head(5).items())
+        if md is not None and "text" in md.columns:  # texts are mostly unique: show examples, not counts
+            out["examples"] = md["text"].iloc[rows[:: max(1, m // 8)][:8]].astype(str).tolist()
         return out
 
     # ------------------------------------------------------------------------------ overview cards

@@ -86,10 +86,11 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     """Log-log eigenspectrum, cumulative explained variance, and per-dimension mean with rogue dims in red."""
     ev = _f32(eigenvalues)
     ranks = np.arange(1, len(ev) + 1, dtype=np.float32)
-    keep = ev > 0
-    fig = go.FigureWidget(make_subplots(rows=1, cols=3, subplot_titles=(
-        "Eigenspectrum (log-log)" + (f", alpha = {alpha:.2f}" if alpha is not None and np.isfinite(alpha) else ""),
-        "Cumulative explained variance", "Mean per dimension (rogue in red)")))
+    # numerically zero eigenvalues (e.g. the one lost to centring) would stretch the log axis to 1e-18
+    keep = ev > max(float(ev.max(initial=0.0)), np.finfo(np.float32).tiny) * 1e-9
+    fig = go.FigureWidget(make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
+        "Eigenspectrum" + (f" (alpha = {alpha:.2f})" if alpha is not None and np.isfinite(alpha) else ""),
+        "Cumulative explained variance", "Mean per dimension (rogue: red)")))
     fig.add_trace(go.Scatter(x=ranks[keep], y=ev[keep], mode="lines", name="eigenvalue"), row=1, col=1)
     cum = _f32(np.cumsum(explained_ratio))
     fig.add_trace(go.Scatter(x=ranks[: len(cum)], y=cum, mode="lines", name="cumulative"), row=1, col=2)
@@ -99,12 +100,12 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     colors = np.array(["#4C78A8"] * len(means), dtype=object)
     colors[list(rogue)] = "#E45756"
     fig.add_trace(go.Bar(x=np.arange(len(means), dtype=np.float32), y=means, marker_color=colors,
-                         name="mean"), row=1, col=3)
+                         marker_line_width=0, name="mean"), row=1, col=3)
     fig.update_xaxes(type="log", title_text="rank", row=1, col=1)
     fig.update_yaxes(type="log", title_text="variance", row=1, col=1)
     fig.update_xaxes(title_text="components", row=1, col=2)
     fig.update_xaxes(title_text="dimension", row=1, col=3)
-    fig.update_layout(**{**_LAYOUT, "height": 380}, showlegend=False)
+    fig.update_layout(**{**_LAYOUT, "height": 400, "width": 1150}, showlegend=False, bargap=0)
     return fig
 
 

@@ -233,11 +233,19 @@ class Dashboard(W.VBox):
         rows = self._proj.rows[self._shown[positions]]
         self.controller.selected_rows = rows
         s = self.controller.selection_stats(rows)
-        top = s.get("top_label") or s.get("top_text") or []
-        tops = ", ".join(f"{html.escape(str(k))} ({v})" for k, v in top)
+        tops = ", ".join(f"{html.escape(str(k))} ({v})" for k, v in s.get("top_label", []))
+        examples = ", ".join(html.escape(t) for t in s.get("examples", []))
         self.selection.value = (f"<b>Selection:</b> {s['count']:,} points ({s['share']:.1%})<br>"
-                                f"mean cosine inside: {s['mean_cosine']:.3f}<br>mean norm: {s['mean_norm']:.3f}"
-                                + (f"<br>most common: {tops}" if tops else ""))
+                                f"mean cosine inside: {s['mean_cosine']:.3f}{self._whole_set_cosine()}<br>"
+                                f"mean norm: {s['mean_norm']:.3f}"
+                                + (f"<br>most common labels: {tops}" if tops else "")
+                                + (f"<br>e.g. {examples}" if examples else ""))
+
+    def _whole_set_cosine(self) -> str:
+        c = self.controller
+        if not c.is_cached("isotropy", c.metric):
+            return ""
+        return f" (whole set {c.isotropy().mean_cosine:.3f})"
 
     # ------------------------------------------------------------------------------ spectrum
     def _show_spectrum(self, result) -> None:

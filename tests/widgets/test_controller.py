@@ -60,6 +60,7 @@ def test_selection_stats_match_brute_force(ctl, clustered):
     assert s["mean_cosine"] == pytest.approx(g[~np.eye(5, dtype=bool)].mean(), abs=1e-6)
     assert s["count"] == 5 and s["share"] == pytest.approx(5 / 300)
     assert dict(s["top_label"])["group 2"] == 2  # rows 11 and 200
+    assert s["examples"] == [f"item {r}" for r in rows]
     assert ctl.selection_stats([])["count"] == 0
 
 
