@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,12 +54,14 @@ def main(argv=None) -> int:
         print(f"  done in {warm_numba():.1f} s", flush=True)
     print(f"embgeo dashboard: http://127.0.0.1:{args.port}/  (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(voila_command(args.port), cwd=REPO)
+    # SIGTERM (e.g. from make or a supervisor) stops Voila too, as Ctrl-C does, so no server is orphaned
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
+        proc.terminate()  # Voila shuts its kernels down on SIGTERM
         try:
-            return proc.wait(timeout=10)
+            return proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()

@@ -119,3 +119,17 @@ def test_browser_opens_app_waits_for_plots_and_changes_colour():
             assert not page_errors, page_errors
         finally:
             browser.close()
+
+
+def test_serve_script_runs_voila_on_loopback_with_safe_flags():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serve_app", REPO / "scripts" / "serve_app.py")
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    cmd = serve.voila_command(9123)
+    assert cmd[:3] == [sys.executable, "-m", "voila"] and cmd[3] == str(APP)
+    for flag in ("--port=9123", "--Voila.ip=127.0.0.1", "--no-browser", "--strip_sources=True",
+                 "--show_tracebacks=False"):
+        assert flag in cmd
+    assert serve.NUMBA_CACHE == REPO / ".cache" / "numba"
