@@ -473,6 +473,13 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / (truth.shape[0] * k)
 
 
+def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Remove each query's own row from its k + 1 results (the last one when self is absent)."""
+    own = found == rows[:, None]
+    own[~own.any(axis=1), k] = True
+    return found[~own].reshape(len(rows), k)
+
+
 def approximate_knn(
     corpus,
     k: int = 10,
@@ -480,16 +487,19 @@ def approximate_knn(
     metric: str = "cosine",
     n_lists: int | None = None,
     n_probe: int | None = None,
+    target_recall: float = 0.95,
     recall_sample: int = 500,
     random_state=0,
     progress: bool | None = None,
 ) -> Neighbors:
     """Approximate self-join k-NN with a faiss IVF-Flat index, its recall measured on a sample.
 
-    The corpus is clustered into ``n_lists`` inverted lists (default ``4 sqrt(n)``) and each query
-    scans the ``n_probe`` nearest lists (default ``n_lists / 8``), an accuracy-leaning setting.
-    Recall@k is then measured against :func:`exact_knn` on ``recall_sample`` random queries and
-    stored on the result, so every statistic built on these neighbours can report it.
+    The corpus is clustered into ``n_lists`` inverted lists (default ``4 sqrt(n)``, at least 39
+    points a list) and each query scans its ``n_probe`` nearest lists. Unless ``n_probe`` is given,
+    it is tuned: starting from 1 and doubling, the smallest value whose recall@k on
+    ``recall_sample`` random queries reaches ``target_recall``. The recall stored on the result is
+    then measured afresh, against :func:`exact_knn`, on a *different* random sample, so it is not
+    biased by the tuning; every statistic built on these neighbours reports it.
 
     References
     ----------
@@ -503,39 +513,48 @@ def approximate_knn(
     x = as_float32_matrix(corpus, name="corpus")
     n, d = x.shape
     check_k(k, n - 1, context="neighbours in the corpus (self excluded)")
+    if not 0 < target_recall <= 1:
+        raise EmbeddingInputError(f"target_recall must be in (0, 1], got {target_recall}")
     check_finite(x, "corpus")
     check_no_zero_rows(x, metric, "corpus")
     data = np.ascontiguousarray(_prepare(x, metric), dtype=np.float32)
     n_lists = int(n_lists or max(1, min(n // 39, round(4 * np.sqrt(n)))))
-    n_probe = int(n_probe or max(1, n_lists // 8))
     faiss_metric = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
     quantizer = faiss.IndexFlatL2(d) if metric == "euclidean" else faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, n_lists, faiss_metric)
     rng = check_random_state(random_state)
-    train = data[rng.choice(n, size=min(n, 256 * n_lists), replace=False)] if n > 256 * n_lists else data
+    train = data[rng.choice(n, size=256 * n_lists, replace=False)] if n > 256 * n_lists else data
     index.train(train)
     index.add(data)
-    index.nprobe = n_probe
-    _, found = index.search(data, k + 1)
-    # Drop each point's own row (usually first; absent when duplicates pushed it out, in which case
-    # the last of the k + 1 is dropped). Lists too short to fill k slots leave -1: refuse those.
-    own = found == np.arange(n)[:, None]
-    own[~own.any(axis=1), k] = True
-    ids = found[~own].reshape(n, k)
-    if (ids < 0).any():
-        raise EmbeddingInputError(
-            f"the IVF index returned fewer than k={k} neighbours for {int((ids < 0).any(axis=1).sum())} "
-            "points; raise n_probe or use exact search"
-        )
+
+    # Two disjoint query samples: one tunes n_probe, the other measures the recall we report.
+    perm = rng.permutation(n)
+    m = min(recall_sample, n // 2) if n >= 4 else n
+    tune_rows, check_rows = np.sort(perm[:m]), np.sort(perm[m:2 * m] if n >= 4 else perm[:m])
+
+    def search(rows, probe):
+        index.nprobe = probe
+        return _drop_self(index.search(data[rows], k + 1)[1], rows, k)
+
+    if n_probe is None:
+        truth = exact_knn(x, k=k, metric=metric, query_indices=tune_rows, validate=False, progress=False)
+        n_probe = 1
+        while n_probe < n_lists and recall_at_k(search(tune_rows, n_probe), truth.indices) < target_recall:
+            n_probe = min(n_lists, 2 * n_probe)
+    ids = search(np.arange(n), int(n_probe))
+    # Queries whose probed lists held fewer than k other points get more lists, not an error.
+    probe = int(n_probe)
+    while (short := np.flatnonzero((ids < 0).any(axis=1))).size and probe < n_lists:
+        probe = min(n_lists, 2 * probe)
+        ids[short] = search(short, probe)
     dist = _refine_distances(x, x, ids, metric)
     order = np.argsort(dist, axis=1, kind="stable")
     ids = np.take_along_axis(ids, order, axis=1)
     dist = np.take_along_axis(dist, order, axis=1)
-    sample = rng.choice(n, size=min(n, recall_sample), replace=False)
-    truth = exact_knn(x, k=k, metric=metric, query_indices=sample, validate=False, progress=False)
-    rec = recall_at_k(ids[sample], truth.indices)
+    truth = exact_knn(x, k=k, metric=metric, query_indices=check_rows, validate=False, progress=False)
+    rec = recall_at_k(ids[check_rows], truth.indices)
     return Neighbors(
         indices=ids, distances=dist, metric=metric, exact=False, recall=float(rec),
-        recall_sample=len(sample), backend=f"faiss-ivf(lists={n_lists}, probe={n_probe})",
+        recall_sample=len(check_rows), backend=f"faiss-ivf(lists={n_lists}, probe={n_probe})",
         seconds=time.perf_counter() - t0,
     )
