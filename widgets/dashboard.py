@@ -170,7 +170,7 @@ class Dashboard(W.VBox):
         self._shown = shown  # trace position -> position in proj.rows
         hover = np.array([c.data.label(int(r)) for r in rows[shown]], dtype=object)
         fig = F.scatter_figure(proj.coords[shown], hover, density_xy=density,
-                               title=f"{proj.method.upper()} ({c.metric}), {len(shown):,} points")
+                               title=f"{proj.method.upper()} ({proj.metric}), {len(shown):,} points")
         trace = F.points_trace(fig)
         trace.on_click(lambda tr, pts, state: pts.point_inds and self.click_point(pts.point_inds[0]))
         trace.on_selection(lambda tr, pts, state: self.select_points(pts.point_inds))
@@ -178,6 +178,8 @@ class Dashboard(W.VBox):
         self.figure_box.children = [fig]
         self._apply_color()
         notes = []
+        if proj.metric != c.metric:
+            notes.append(f"UMAP needs a distance, and {c.metric} is not one: this map uses cosine.")
         if proj.sampled:
             notes.append(f"UMAP was fitted on a uniform sample of {len(rows):,} of {proj.n_total:,} points.")
         if len(shown) < len(rows) and density is None:

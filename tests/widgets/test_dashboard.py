@@ -111,3 +111,15 @@ def test_app_opens_a_good_upload(tmp_path):
     csv = "text,a,b,c\n" + "\n".join(f"w{i},{i},{i % 3},{1 + i % 5}" for i in range(20))
     s = load_upload("t.csv", csv.encode())
     assert s.dim == 3 and s.texts[:2] == ["w0", "w1"]
+
+
+@pytest.mark.slow
+def test_umap_view_reuses_the_shared_table_and_says_when_it_changes_metric(clustered):
+    d = Dashboard(clustered.subset(range(300)), background=False, metric="dot")
+    d.tabs.selected_index = 1
+    d.method.value = "umap"
+    assert d.error.value == ""
+    assert isinstance(F.points_trace(d.figure), go.Scattergl) and len(F.points_trace(d.figure).x) == 300
+    assert "this map uses cosine" in d.trust.value
+    # UMAP's graph came from the set's cached exact table (searched once, wide enough for every panel)
+    assert d.controller.data._neighbors[("cosine", True)].k == d.controller.neighbor_table_width() == 32
