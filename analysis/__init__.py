@@ -65,6 +65,8 @@ from ._retrieval import (
     recall_at,
     retrieval_report,
 )
+# before/after comparison of two spaces (e.g. a transform)
+from ._compare import TRANSFORMS, Comparison, apply_transform, compare
 # vector-index statistics
 from ._index import (
     GroundTruth,

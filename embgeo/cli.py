@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 #: Modules imported before the parser is built, so that their @subcommand functions register.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("embgeo._commands_transform", "embgeo._commands_index")
 #: Prefix of the bundled samples: ``sample:words``, ``sample:sentences``.
 SAMPLE_PREFIX = "sample:"
 
