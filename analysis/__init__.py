@@ -82,6 +82,8 @@ from ._index import (
     ivf_balance,
     query_difficulty,
     reachability,
+    transform_effect,
+    TransformEffect,
 )
 from ._compression import CompressionReport, compression_report
 # projections for the dashboards

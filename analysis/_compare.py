@@ -96,6 +96,15 @@ def apply_transform(data, method: str, *, weighted: bool | None = None, **params
     True
     """
     es = data if isinstance(data, EmbeddingSet) else EmbeddingSet(data)
+    out = fit_transformer(es, method, weighted=weighted, **params).transform(es.vectors)
+    return es.with_vectors(out, name=f"{es.name} | {method}")
+
+
+def fit_transformer(es: EmbeddingSet, method: str, *, weighted: bool | None = None, **params):
+    """The named transformer fitted on ``es`` (weighted as :func:`apply_transform` describes).
+
+    Use it to apply one fitted transform to other vectors too, e.g. queries of the same corpus.
+    """
     if method not in TRANSFORMS:
         raise EmbeddingInputError(f"unknown transform {method!r}; choose from {', '.join(TRANSFORMS)}")
     if method == "zipfian":
@@ -110,9 +119,7 @@ def apply_transform(data, method: str, *, weighted: bool | None = None, **params
         transformer = TRANSFORMS[method](**params)
     except TypeError as exc:  # an unknown constructor keyword
         raise EmbeddingInputError(f"transform {method!r}: {exc}") from None
-    sample_weight = es.weights if weighted else None
-    out = transformer.fit(es.vectors, sample_weight=sample_weight).transform(es.vectors)
-    return es.with_vectors(out, name=f"{es.name} | {method}")
+    return transformer.fit(es.vectors, sample_weight=es.weights if weighted else None)
 
 
 # --------------------------------------------------------------------------------------------- compare

@@ -963,3 +963,69 @@ def index_report(data, *, queries=None, k: int = 10, metric: str | None = None, 
         faiss_seconds=sweep.faiss_seconds, harness_seconds=sweep.harness_seconds, difficulty=difficulty,
         reachability=reach, ivf_balance=balance, scaling=trend,
     )
+
+
+# --------------------------------------------------------------------------------------------- transform effect
+
+
+@dataclass(frozen=True, repr=False)
+class TransformEffect(_Report):
+    """The same index sweep on raw and on transformed vectors, setting by setting."""
+
+    _title = "index recall before and after a transform"
+    method: str = _field("Transform fitted on the corpus and applied to corpus and queries alike.")
+    k: int = _field("Neighbours per query scored by recall@k.")
+    n_queries: int = _field("Queries.")
+    rows: list = _field("Per index setting: recall@k and QPS on raw and on transformed vectors.")
+    raw: IndexReport = _hidden()
+    transformed: IndexReport = _hidden()
+
+
+def transform_effect(data, method: str = "zca", *, queries=None, k: int = 10, metric: str | None = None,
+                     holdout=None, indexes=("hnsw", "ivf"), index_params: dict | None = None, repeats: int = 1,
+                     weighted: bool | None = None, random_state=0, backend: str = "auto",
+                     **transform_params) -> TransformEffect:
+    """Run the same index sweep on raw vectors and on post-processed ones, side by side.
+
+    The transform (any name of :data:`embgeo.analysis.TRANSFORMS`) is fitted on the corpus only and the
+    fitted transform is applied to the corpus and to the queries, as a deployed pipeline would. Each
+    space is scored against its *own* exact ground truth, so the table shows how hard each space is for
+    the index (recall at equal search effort), not whether the transform preserves neighbours (see
+    :func:`embgeo.analysis.compare` for that).
+
+    Parameters
+    ----------
+    data, queries, k, metric, holdout, indexes, index_params, repeats, random_state, backend
+        As for :func:`index_report`.
+    method, weighted, **transform_params
+        As for :func:`embgeo.analysis.apply_transform`.
+
+    Returns
+    -------
+    TransformEffect
+        ``rows`` of ``{setting, recall_raw, recall_transformed, qps_raw, qps_transformed}``; the two full
+        reports stay on ``raw`` and ``transformed``.
+
+    References
+    ----------
+    Aumueller & Ceccarello, "The role of local dimensionality measurement in benchmarking nearest
+    neighbor search", Information Systems 2021 (geometry drives index difficulty).
+    """
+    from ._compare import fit_transformer
+
+    split = split_queries(data, queries, holdout=holdout, metric=metric, random_state=random_state)
+    corpus = split.eset.subset(split.corpus_rows, name=split.eset.name) if split.query_rows is not None \
+        else split.eset
+    fitted = fit_transformer(corpus, method, weighted=weighted, **transform_params)
+    options = dict(k=k, metric=split.metric, indexes=indexes, index_params=index_params, repeats=repeats,
+                   corpus_reachability=False, random_state=random_state, backend=backend)
+    raw = index_report(corpus.vectors, queries=split.queries, **options)
+    transformed = index_report(fitted.transform(corpus.vectors), queries=fitted.transform(split.queries), **options)
+    after = {s.label: s for s in transformed.indexes}
+    rows = [
+        {"setting": s.label, "recall_raw": s.recall_at_k, "recall_transformed": after[s.label].recall_at_k,
+         "qps_raw": s.qps, "qps_transformed": after[s.label].qps}
+        for s in raw.indexes if s.label in after
+    ]
+    return TransformEffect(method=method, k=int(k), n_queries=raw.n_queries, rows=rows, raw=raw,
+                           transformed=transformed)

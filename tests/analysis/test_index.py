@@ -384,3 +384,31 @@ def test_report_scaling_keeps_held_out_queries_out_of_the_corpus():
                        corpus_reachability=False, scaling=True, scaling_fractions=(0.5, 1.0))
     assert rep.scaling.sizes == [360, 720]  # 800 - 80 held out, never 800
     assert rep.scaling.setting.startswith("hnsw(") and rep.to_dict()["scaling"]["recall_at_k"][-1] > 0.9
+
+
+# ----------------------------------------------------------------------------------------- transform effect
+
+
+def test_transform_effect_fits_on_the_corpus_and_applies_to_queries():
+    from embgeo.analysis import Whitening, transform_effect
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((1500, 16)) * np.linspace(4, 0.5, 16) + 1.0).astype(np.float32)
+    before = x.copy()
+    eff = transform_effect(x, "zca", k=5, holdout=100, indexes=("hnsw",), metric="euclidean")
+    np.testing.assert_array_equal(x, before)
+    # The transformed space's ground truth is that of the corpus-fitted transform applied to both sides.
+    split = split_queries(x, holdout=100, metric="euclidean")
+    fitted = Whitening(method="zca").fit(split.corpus)
+    truth = exact_knn(fitted.transform(split.corpus), fitted.transform(split.queries), k=5, metric="euclidean")
+    np.testing.assert_array_equal(eff.transformed.exact.truth, truth.indices)
+    assert len(eff.rows) == len(eff.raw.indexes) and eff.n_queries == 100
+
+
+def test_translation_leaves_euclidean_index_recall_unchanged():
+    from embgeo.analysis import transform_effect
+
+    x = np.random.default_rng(6).standard_normal((2000, 12)).astype(np.float32) + 3.0
+    eff = transform_effect(x, "center", k=10, holdout=200, indexes=("hnsw", "ivf"), metric="euclidean")
+    for row in eff.rows:
+        assert abs(row["recall_raw"] - row["recall_transformed"]) <= 0.02, row
