@@ -412,3 +412,14 @@ def test_translation_leaves_euclidean_index_recall_unchanged():
     eff = transform_effect(x, "center", k=10, holdout=200, indexes=("hnsw", "ivf"), metric="euclidean")
     for row in eff.rows:
         assert abs(row["recall_raw"] - row["recall_transformed"]) <= 0.02, row
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_streamed_index_size_equals_serialised_length(kind):
+    import faiss
+
+    from embgeo.analysis._index import _serialized_bytes, build_index
+
+    x = np.random.default_rng(3).normal(size=(600, 12)).astype(np.float32)
+    index, _, _ = build_index(kind, x, "euclidean", {"nlist": 8} if kind == "ivf" else {})
+    assert _serialized_bytes(index) == len(faiss.serialize_index(index))
