@@ -200,17 +200,28 @@ class DashboardController(traitlets.HasTraits):
         return self._cached(("hubness", self.metric, self.k),
                             lambda: hubness_report(self.data, k=self.k, metric=self.metric))
 
-    def dimension_means(self) -> np.ndarray:
-        """Per-dimension mean of the unit vectors (cosine) or raw vectors: what rogue dimensions sit on."""
+    def dimension_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and standard deviation of the unit vectors (cosine) or raw vectors.
+
+        The mean is what rogue dimensions sit on; the spread says whether a large mean is a constant
+        offset (small spread: it only shifts every cosine) or a dimension that also varies a lot.
+        """
         def compute():
             total = np.zeros(self.data.dim, np.float64)
+            squares = np.zeros(self.data.dim, np.float64)
             for start in range(0, self.data.n, 65_536):
                 block = np.asarray(self.data.vectors[start:start + 65_536], dtype=np.float64)
                 if self.metric == "cosine":
                     block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-30)
                 total += block.sum(axis=0)
-            return total / self.data.n
-        return self._cached(("dimension_means", self.metric), compute)
+                squares += (block * block).sum(axis=0)
+            mean = total / self.data.n
+            return mean, np.sqrt(np.clip(squares / self.data.n - mean * mean, 0.0, None))
+        return self._cached(("dimension_stats", self.metric), compute)
+
+    def dimension_means(self) -> np.ndarray:
+        """Per-dimension mean (see :meth:`dimension_stats`)."""
+        return self.dimension_stats()[0]
 
     def norms(self) -> np.ndarray:
         return self._cached(("norms",), lambda: np.linalg.norm(self.data.vectors, axis=1).astype(np.float32))

@@ -82,15 +82,20 @@ def highlight_point(fig: go.FigureWidget, index: int | None) -> None:
 
 
 def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_means: np.ndarray,
-                    rogue: list[int], *, alpha: float | None = None) -> go.FigureWidget:
-    """Log-log eigenspectrum, cumulative explained variance, and per-dimension mean with rogue dims in red."""
+                    rogue: list[int], *, alpha: float | None = None,
+                    dim_std: np.ndarray | None = None) -> go.FigureWidget:
+    """Log-log eigenspectrum, cumulative explained variance, and per-dimension mean with rogue dims in red.
+
+    ``dim_std`` draws each dimension's spread (one standard deviation) as an error bar on its mean.
+    """
     ev = _f32(eigenvalues)
     ranks = np.arange(1, len(ev) + 1, dtype=np.float32)
     # numerically zero eigenvalues (e.g. the one lost to centring) would stretch the log axis to 1e-18
     keep = ev > max(float(ev.max(initial=0.0)), np.finfo(np.float32).tiny) * 1e-9
     fig = go.FigureWidget(make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
         "Eigenspectrum" + (f" (alpha = {alpha:.2f})" if alpha is not None and np.isfinite(alpha) else ""),
-        "Cumulative explained variance", "Mean per dimension (rogue: red)")))
+        "Cumulative explained variance",
+        "Mean per dimension" + (" +/- 1 std" if dim_std is not None else "") + " (rogue: red)")))
     fig.add_trace(go.Scatter(x=ranks[keep], y=ev[keep], mode="lines", name="eigenvalue"), row=1, col=1)
     cum = _f32(np.cumsum(explained_ratio))
     fig.add_trace(go.Scatter(x=ranks[: len(cum)], y=cum, mode="lines", name="cumulative"), row=1, col=2)
@@ -99,8 +104,10 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     means = _f32(dim_means)
     colors = np.array(["#4C78A8"] * len(means), dtype=object)
     colors[list(rogue)] = "#E45756"
+    spread = None if dim_std is None else dict(type="data", array=_f32(dim_std), thickness=0.6, width=0,
+                                               color="#888")
     fig.add_trace(go.Bar(x=np.arange(len(means), dtype=np.float32), y=means, marker_color=colors,
-                         marker_line_width=0, name="mean"), row=1, col=3)
+                         marker_line_width=0, name="mean", error_y=spread), row=1, col=3)
     fig.update_xaxes(type="log", title_text="rank", row=1, col=1)
     fig.update_yaxes(type="log", title_text="variance", row=1, col=1)
     fig.update_xaxes(title_text="components", row=1, col=2)
@@ -124,11 +131,23 @@ def histogram_figure(values: np.ndarray, *, title: str, xlabel: str, log_y: bool
     return fig
 
 
-def scale_figure(x: np.ndarray, ys: dict[str, np.ndarray], *, title: str, xlabel: str) -> go.FigureWidget:
-    """Estimates across neighbourhood scales (decimation and GRIDE curves)."""
+def scale_figure(curves: dict[str, tuple], *, title: str, xlabel: str,
+                 errors: dict[str, np.ndarray] | None = None,
+                 hover: dict[str, list[str]] | None = None) -> go.FigureWidget:
+    """Estimates across neighbourhood scales: ``curves`` maps a name to (x values, estimates).
+
+    ``errors`` adds error bars to the named curves and ``hover`` a text per point (e.g. the subsample
+    size or neighbour rank behind each scale).
+    """
+    errors, hover = errors or {}, hover or {}
     fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title))
-    for name, (xs, y) in ys.items():
-        fig.add_trace(go.Scatter(x=_f32(xs), y=_f32(y), mode="lines+markers", name=name))
+    for name, (xs, y) in curves.items():
+        err = errors.get(name)
+        bars = None
+        if err is not None and np.isfinite(err).any():
+            bars = dict(type="data", array=_f32(np.nan_to_num(err, nan=0.0)), visible=True)
+        fig.add_trace(go.Scatter(x=_f32(xs), y=_f32(y), mode="lines+markers", name=name, error_y=bars,
+                                 hovertext=hover.get(name), hoverinfo="text+y" if name in hover else None))
     fig.update_xaxes(title_text=xlabel, type="log")
     fig.update_yaxes(title_text="dimension")
     return fig

@@ -107,7 +107,7 @@ class Dashboard(W.VBox):
         elif name == "Projection":
             self._compute_projection()
         elif name == "Spectrum":
-            self._submit(name, "spectrum", lambda: (c.isotropy(), c.dimension_means()), self._show_spectrum)
+            self._submit(name, "spectrum", lambda: (c.isotropy(), c.dimension_stats()), self._show_spectrum)
         elif name == "Intrinsic dimension":
             self._submit(name, "intrinsic dimension", c.intrinsic, self._show_intrinsic)
         elif name == "Hubness":
@@ -251,12 +251,14 @@ class Dashboard(W.VBox):
 
     # ------------------------------------------------------------------------------ spectrum
     def _show_spectrum(self, result) -> None:
-        iso, means = result
+        iso, (means, spread) = result
         rogue = [r["dim"] for r in iso.rogue_dimensions]
         fig = F.spectrum_figure(iso.eigenvalues, iso.explained_variance_ratio, means, rogue,
-                                alpha=iso.power_law_alpha)
+                                alpha=iso.power_law_alpha, dim_std=spread)
         self.spectrum = fig
-        note = (f"PCA needs {iso.pca_dim_90} / {iso.pca_dim_95} / {iso.pca_dim_99} of {iso.dim} components for "
+        note = ("Right: each bar is a dimension's mean, its whisker one standard deviation; a rogue dimension "
+                "has a mean far from 0 that shifts every cosine. "
+                f"PCA needs {iso.pca_dim_90} / {iso.pca_dim_95} / {iso.pca_dim_99} of {iso.dim} components for "
                 f"90 / 95 / 99 % of the variance; participation ratio {iso.participation_ratio:.1f}; "
                 f"effective rank {iso.effective_rank:.1f}. Rogue dimensions: "
                 + (", ".join(f"{r['dim']} ({r['share']:.0%} of the expected cosine)" for r in iso.rogue_dimensions)
@@ -267,11 +269,22 @@ class Dashboard(W.VBox):
     def _show_intrinsic(self, rep) -> None:
         hist = F.histogram_figure(rep.lid, title=f"Local intrinsic dimension (k = {rep.k})", xlabel="local ID",
                                   marker=rep.lid_median, marker_label=f"median {rep.lid_median:.1f}")
-        curves = {"TwoNN (decimation)": (rep.scale_n, rep.scale_twonn)}
-        scale = F.scale_figure(rep.scale_n, curves, title="TwoNN across subsample sizes", xlabel="points")
+        # Both curves on one length scale (the median distance each estimate looks at), as Denti et al.
+        # plot them: decimation widens the neighbourhood by thinning points, GRIDE by using farther ranks.
+        decimation, gride = "TwoNN (subsamples)", "GRIDE (ranks n1, 2n1)"
+        curves = {decimation: (rep.scale_distance, rep.scale_twonn), gride: (rep.gride_distance, rep.gride_dimension)}
+        hover = {decimation: [f"{int(m):,} points" for m in rep.scale_n],
+                 gride: [f"ranks {int(r)}, {2 * int(r)}" for r in rep.gride_n1]}
+        scale = F.scale_figure(curves, title="Intrinsic dimension across scales",
+                               xlabel="neighbourhood radius (median distance)",
+                               errors={decimation: rep.scale_twonn_std}, hover=hover)
+        self.scale = scale
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in rep.warnings)
         summary = (f"<p>TwoNN {rep.twonn:.1f} (CI {rep.twonn_ci[0]:.1f}-{rep.twonn_ci[1]:.1f}), MLE {rep.mle:.1f}, "
                    f"PCA 90/95/99 %: {rep.pca_90}/{rep.pca_95}/{rep.pca_99}.</p>"
+                   "<p class='embgeo-note'>Right: the estimate at growing neighbourhood radius (Facco et al., "
+                   "2017; Denti et al., 2022). A flat stretch is a dimension you can trust; a curve that keeps "
+                   "falling or rising means the answer depends on the scale you look at.</p>"
                    + (f"<ul class='embgeo-note'>{warn}</ul>" if warn else ""))
         self.panels["Intrinsic dimension"].children = [W.HTML(summary), W.HBox([hist, scale])]
 

@@ -73,6 +73,32 @@ def test_other_tabs_render(dash):
     assert cum[-1] == pytest.approx(1.0, abs=1e-3) and np.all(np.diff(cum) >= -1e-6)
 
 
+def test_spectrum_shows_mean_and_spread_per_dimension():
+    from embgeo.analysis.datasets import make_anisotropic
+
+    x = make_anisotropic(400, 24, n_rogue=2, random_state=0)
+    d = Dashboard(x, background=False)
+    d.tabs.selected_index = 2  # Spectrum
+    bars = d.spectrum.data[2]
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(bars.y, u.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(bars.error_y.array, u.std(axis=0), atol=1e-5)
+    rogue = [r["dim"] for r in d.controller.isotropy().rogue_dimensions]
+    assert rogue and all(bars.marker.color[j] == "#E45756" for j in rogue)
+
+
+def test_intrinsic_dimension_draws_decimation_and_gride_scale_curves(clustered):
+    d = Dashboard(clustered, background=False)
+    d.tabs.selected_index = 3  # Intrinsic dimension
+    rep = d.controller.intrinsic()
+    decimation, gride = d.scale.data
+    np.testing.assert_allclose(decimation.x, rep.scale_distance, rtol=1e-6)
+    np.testing.assert_allclose(decimation.y, rep.scale_twonn, rtol=1e-6)
+    np.testing.assert_allclose(gride.x, rep.gride_distance, rtol=1e-6)
+    np.testing.assert_allclose(gride.y, rep.gride_dimension, rtol=1e-6)
+    assert len(gride.y) >= 4 and gride.hovertext[0] == "ranks 1, 2"
+
+
 def test_metric_change_recomputes_for_the_new_metric(clustered):
     d = Dashboard(clustered, background=False)
     d.metric.value = "euclidean"
