@@ -32,6 +32,31 @@ ID_SAMPLE = 20_000
 #: Colour-by options computed from the data rather than read from the metadata.
 DERIVED_COLOURS = ("none", "norm", "local ID", "k-occurrence")
 
+#: Readable names of the transforms in ``embgeo.analysis.TRANSFORMS`` (a new one shows under its key).
+TRANSFORM_LABELS = {
+    "center": "Centring",
+    "l2": "L2 normalisation",
+    "abtt": "All-but-the-top",
+    "pca-whiten": "PCA whitening",
+    "zca": "ZCA whitening",
+    "zipfian": "Zipfian whitening (frequency-weighted)",
+    "phis": "PHI-S (equal variance per dimension)",
+    "rogue": "Rogue dimensions",
+}
+
+#: Geometry numbers shown as before/after cards in the transform playground: summary path, card title.
+PLAYGROUND_METRICS = (
+    ("isotropy.mean_cosine", "Mean cosine"),
+    ("isotropy.isoscore", "IsoScore"),
+    ("weighted_isotropy.isoscore", "IsoScore (frequency-weighted)"),
+    ("isotropy.effective_rank", "Effective rank"),
+    ("hubness.skewness", "Hubness (skewness)"),
+    ("hubness.antihub_rate", "Antihubs"),
+    ("intrinsic_dimension.twonn", "Intrinsic dimension (TwoNN)"),
+    ("concentration.relative_contrast_median", "Relative contrast (median)"),
+)
+
+
 
 @dataclass(frozen=True)
 class Card:
@@ -44,6 +69,61 @@ class Card:
     threshold: str
     advice: str
     reference: str = ""
+
+
+@dataclass(frozen=True)
+class TransformParam:
+    """One parameter control of the transform playground: a constructor keyword of the transformer."""
+
+    name: str
+    label: str
+    kind: str  # "int" | "float" | "choice"
+    default: object
+    low: float | None = None
+    high: float | None = None
+    options: tuple = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """One geometry number before and after a change (a playground card)."""
+
+    title: str
+    metric: str
+    before: float | None
+    after: float | None
+    change: float | None
+    meaning: str
+
+
+def transform_params(method: str, dim: int) -> list[TransformParam]:
+    """The parameters the playground shows for ``method`` on ``dim``-dimensional vectors, with defaults.
+
+    Defaults are the analysis defaults (all-but-the-top removes about d / 100 directions; whitening
+    keeps every component with eps = 1e-6 relative to the largest eigenvalue), so an untouched control
+    gives the same transform as ``apply_transform(data, method)``.
+    """
+    if method == "abtt":
+        return [TransformParam("n_components", "D", "int", max(1, int(np.floor(dim / 100 + 0.5))), 1, max(1, dim - 1),
+                               help="top principal directions removed after centring (paper: about d / 100)")]
+    if method in ("pca-whiten", "zca", "zipfian"):
+        return [TransformParam("n_components", "k (components)", "int", dim, 1, dim,
+                               help=f"leading components kept ({dim} = all)"),
+                TransformParam("eps", "eps", "float", 1e-6, 0.0, None,
+                               help="regulariser, relative to the largest eigenvalue")]
+    if method == "rogue":
+        return [TransformParam("mode", "mode", "choice", "remove", options=("remove", "standardize"),
+                               help="remove the rogue dimensions, or z-score every dimension")]
+    return []
+
+
+def transform_label(method: str, params: dict | None = None) -> str:
+    """A readable name such as ``ZCA whitening (k=64, eps=1e-06)``."""
+    label = TRANSFORM_LABELS.get(method, method)
+    shown = ", ".join(f"{k if k != 'n_components' else ('D' if method == 'abtt' else 'k')}={v}"
+                      for k, v in (params or {}).items())
+    return f"{label} ({shown})" if shown else label
 
 
 def as_embedding_set(data, metadata=None) -> EmbeddingSet:
@@ -73,6 +153,8 @@ class DashboardController(traitlets.HasTraits):
         Replaces the set's metadata (one row per vector; ``text`` is used for hover and neighbours).
     background : bool
         Run :meth:`submit` tasks in a worker thread (the app) or inline (tests, scripts).
+    compare_with : EmbeddingSet, array-like of shape (m, d'), or path, optional
+        A second set (another model's vectors of the same items, say) offered first in the Compare panel.
     """
 
     metric = traitlets.Unicode("cosine")
@@ -87,13 +169,21 @@ class DashboardController(traitlets.HasTraits):
     busy = traitlets.Bool(False)
     error = traitlets.Unicode("")
 
-    def __init__(self, data, metadata=None, *, background: bool = False, **kwargs):
+    def __init__(self, data, metadata=None, *, background: bool = False, compare_with=None, **kwargs):
         super().__init__(**kwargs)
         self.data = as_embedding_set(data, metadata)
         if self.data.n < 3:
             raise EmbeddingInputError(f"the dashboard needs at least 3 vectors, got {self.data.n}")
         self.k = min(self.k, self.data.n - 1)
         self.background = background
+        if compare_with is not None and not isinstance(compare_with, EmbeddingSet):
+            # an unnamed array would share the default name "embeddings" with an unnamed A
+            compare_with = as_embedding_set(compare_with)
+            if compare_with.name == "embeddings":
+                compare_with.name = "second set"
+        self.compare_with = compare_with
+        # transforms applied in the playground, in order, so the Compare panel can offer them
+        self.applied_transforms: list[tuple[str, tuple]] = []
         self._cache: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
@@ -225,6 +315,161 @@ class DashboardController(traitlets.HasTraits):
 
     def norms(self) -> np.ndarray:
         return self._cached(("norms",), lambda: np.linalg.norm(self.data.vectors, axis=1).astype(np.float32))
+
+    # ------------------------------------------------------------------------------ transforms
+    def available_transforms(self) -> list[str]:
+        """Transform names the playground offers: every one of TRANSFORMS, Zipfian only with item weights."""
+        from embgeo.analysis import TRANSFORMS
+
+        return [m for m in TRANSFORMS if m != "zipfian" or self.data.weights is not None]
+
+    def transformed(self, method: str, params: dict | None = None) -> EmbeddingSet:
+        """The set after one transform, fitted on the set itself (cached per method and parameters)."""
+        from embgeo.analysis import apply_transform
+
+        params = dict(params or {})
+        return self._cached(("transformed", method, _frozen(params)),
+                            lambda: apply_transform(self.data, method, **params))
+
+    def transform_comparison(self, method: str, params: dict | None = None):
+        """:func:`embgeo.analysis.compare` of the set with its transformed copy (cached per setting)."""
+        params = dict(params or {})
+        key = ("transform", method, _frozen(params))
+        comparison = self.comparison(key)
+        if key[1:] not in self.applied_transforms:  # only settings that worked are offered for Compare
+            self.applied_transforms.append(key[1:])
+        return comparison
+
+    def transform_projections(self, method: str, params: dict | None = None):
+        """2-D PCA projections of the set before and after the transform (every row, in both)."""
+        from embgeo.analysis._projection import project
+
+        after_set = self.transformed(method, params)
+        self._step(85, "PCA maps before and after...")
+        before = self.projection("pca", 2)  # the Projection tab's map, when it was drawn already
+        after = self._cached(("transformed_projection", method, _frozen(params or {}), self.metric),
+                             lambda: project(after_set, "pca", 2, metric=self.metric,
+                                             k=min(10, self.data.n - 1), random_state=0))
+        return before, after
+
+    def before_after(self, comparison) -> list[BeforeAfter]:
+        """The playground's cards: the main geometry numbers of A and B, then the neighbourhood measures."""
+        cards = []
+        for path, title in PLAYGROUND_METRICS:
+            try:
+                row = comparison.row(path)
+            except KeyError:  # e.g. no weighted isotropy on a set without weights
+                continue
+            cards.append(BeforeAfter(title, path, row["a"], row["b"], row["change"], row["meaning"]))
+        if comparison.neighborhood_preservation is not None:
+            p = comparison.neighborhood_preservation
+            cards.append(BeforeAfter(
+                f"k-NN overlap (k = {comparison.k})", "neighborhood_preservation", 1.0, p, p - 1.0,
+                "Share of each item's k nearest neighbours that are still its neighbours after the change "
+                "(1 = the same neighbours). (Venna & Kaski, ICANN 2001)"))
+        if comparison.knn_accuracy is not None:
+            a, b = comparison.knn_accuracy["a"], comparison.knn_accuracy["b"]
+            cards.append(BeforeAfter("k-NN label accuracy", "knn_accuracy", a, b, b - a,
+                                     "Leave-one-out accuracy of a k-NN vote on the 'label' column. "
+                                     "(Cover & Hart, 1967)"))
+        return cards
+
+    # ------------------------------------------------------------------------------ comparison
+    def compare_choices(self) -> list[tuple[str, tuple]]:
+        """(label, key) of every second set the Compare panel offers.
+
+        The set given to the constructor first, then transforms applied in the playground, then
+        each transform with its default parameters, then the bundled samples that are installed.
+        """
+        from embgeo.analysis import datasets
+
+        choices = []
+        if self.compare_with is not None:
+            choices.append((f"given set: {self.compare_with.name} ({self.compare_with.n:,} x "
+                            f"{self.compare_with.dim})", ("given",)))
+        defaults = [(m, _frozen({p.name: p.default for p in transform_params(m, self.data.dim)}))
+                    for m in self.available_transforms()]
+        for method, params in self.applied_transforms:
+            if (method, params) not in defaults:
+                choices.append((f"this set after {transform_label(method, dict(params))} (Transforms tab)",
+                                ("transform", method, params)))
+        for method, params in defaults:
+            choices.append((f"this set after {transform_label(method)}", ("transform", method, params)))
+        for name in datasets.list_samples():
+            try:
+                installed = datasets._sample_path(name).is_file()
+            except Exception:  # a broken package-data lookup must not break the panel
+                installed = False
+            if installed:
+                choices.append((f"bundled sample: {name}", ("sample", name)))
+        return choices
+
+    def second_set(self, key: tuple) -> EmbeddingSet:
+        """The set a Compare choice names: the given set, a transformed copy, or a bundled sample."""
+        if key[0] == "given":
+            if self.compare_with is None:
+                raise EmbeddingInputError("no second set was given (Dashboard(data, compare_with=...))")
+            return self.compare_with
+        if key[0] == "transform":
+            return self.transformed(key[1], dict(key[2]))
+        if key[0] == "sample":
+            from embgeo.analysis import datasets
+
+            return self._cached(("sample", key[1]), lambda: datasets.load_sample(key[1]))
+        raise EmbeddingInputError(f"unknown comparison choice {key!r}")
+
+    def comparison(self, key: tuple):
+        """:func:`embgeo.analysis.compare` of the set (A) with the chosen second set (B), cached.
+
+        The leave-one-out k-NN label accuracy is added when the items carry a ``label`` column and
+        both sets hold the same number of rows (labels describe items row for row).
+        """
+        from embgeo.analysis import compare
+
+        def compute():
+            self._step(15, "loading or transforming the second set...")
+            other = self.second_set(key)
+            labels = ("label" if other.n == self.data.n and self.data.metadata is not None
+                      and "label" in self.data.metadata.columns else None)
+            self._ensure_table()  # A's report and the overlap slice the dashboard's shared table
+            self._step(25, f"searching the second set's exact k-NN table ({other.n:,} points)...")
+            # as wide as compare()'s geometry report asks for, searched here without a console progress bar
+            other.neighbors(min(max(self.k, 32), other.n - 1), metric=self.metric, progress=False)
+            self._step(40, f"geometry of both sets ({self.data.n:,} and {other.n:,} points) and their "
+                           "k-NN overlap...")
+            return compare(self.data, other, metric=self.metric, k=self.k, labels=labels,
+                           name_a=self.data.name, name_b=other.name)
+        return self._cached(("comparison", key, self.metric, self.k), compute)
+
+    def comparison_notes(self, key: tuple) -> list[str]:
+        """Warnings about a comparison's premises: different items, texts that disagree row by row."""
+        other = self.second_set(key)
+        a, notes = self.data, []
+        if other.n != a.n:
+            notes.append(f"The two sets hold different numbers of items: A has {a.n:,} rows, B has {other.n:,}. "
+                         "Only their geometry is compared; the k-NN overlap and label accuracy need the same "
+                         "items, row for row, and are left out.")
+        elif a.texts is not None and other.texts is not None:
+            differ = sum(x != y for x, y in zip(a.texts, other.texts))
+            if differ:
+                notes.append(f"The two sets have the same size but their texts differ in {differ:,} of {a.n:,} "
+                             "rows: the k-NN overlap assumes row i is the same item in both, so read it with care.")
+        return notes
+
+    def comparison_table(self, comparison) -> list[dict]:
+        """Rows {metric, a, b, change, meaning}: task measures first, then every geometry scalar."""
+        rows = []
+        if comparison.knn_accuracy is not None:
+            a, b = comparison.knn_accuracy["a"], comparison.knn_accuracy["b"]
+            rows.append({"metric": "knn_accuracy", "a": a, "b": b, "change": b - a,
+                         "meaning": "Leave-one-out k-NN label accuracy (Cover & Hart, 1967)"})
+        if comparison.retrieval is not None:
+            for name in comparison.retrieval["a"]:
+                if name != "n_judged":
+                    a, b = comparison.retrieval["a"][name], comparison.retrieval["b"][name]
+                    rows.append({"metric": f"retrieval.{name}", "a": a, "b": b, "change": b - a,
+                                 "meaning": "Exact retrieval against the relevance judgements"})
+        return rows + [dict(r) for r in comparison.rows]
 
     # ------------------------------------------------------------------------------ colouring
     def color_options(self) -> list[str]:
@@ -359,6 +604,11 @@ def _graded(title, value, meaning, thresholds, *, higher_is_bad, advice, referen
         rule = f"ok >= {show(a)}, warn >= {show(b)}, bad below"
     return Card(title, "n/a" if value is None else show(value), meaning, status, rule,
                 advice if status != "ok" else "Nothing to fix here.", reference)
+
+
+def _frozen(params: dict) -> tuple:
+    """Parameters as a hashable, order-independent cache key."""
+    return tuple(sorted(params.items()))
 
 
 def _describe(exc: Exception) -> str:

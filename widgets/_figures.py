@@ -20,10 +20,14 @@ def _f32(a) -> np.ndarray:
 
 
 def scatter_figure(coords: np.ndarray, hover: np.ndarray, *, density_xy: np.ndarray | None = None,
-                   title: str = "") -> go.FigureWidget:
-    """Projected points (Scattergl in 2-D, Scatter3d in 3-D); ``density_xy`` adds a density layer under them."""
+                   title: str = "", width: int | None = None, height: int | None = None) -> go.FigureWidget:
+    """Projected points (Scattergl in 2-D, Scatter3d in 3-D); ``density_xy`` adds a density layer under them.
+
+    ``width`` and ``height`` (pixels) size a figure that shares a row with another one.
+    """
     coords = _f32(coords)
-    fig = go.FigureWidget(layout=go.Layout(**_LAYOUT, title=title, dragmode="lasso", showlegend=False))
+    size = {key: v for key, v in (("width", width), ("height", height)) if v is not None}
+    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, **size}, title=title, dragmode="lasso", showlegend=False))
     if coords.shape[1] == 3:
         fig.add_trace(go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers",
                                    marker=dict(size=2, color="#4C78A8", opacity=0.7), hovertext=hover,
@@ -151,3 +155,10 @@ def scale_figure(curves: dict[str, tuple], *, title: str, xlabel: str,
     fig.update_xaxes(title_text=xlabel, type="log")
     fig.update_yaxes(title_text="dimension")
     return fig
+
+
+def before_after_scatter(before: np.ndarray, after: np.ndarray, hover: np.ndarray, *, titles: tuple[str, str],
+                         width: int = 560) -> tuple[go.FigureWidget, go.FigureWidget]:
+    """Two 2-D projections of the same points, before and after a change, drawn at the same size."""
+    return (scatter_figure(before, hover, title=titles[0], width=width, height=460),
+            scatter_figure(after, hover, title=titles[1], width=width, height=460))

@@ -14,9 +14,18 @@ import ipywidgets as W
 import numpy as np
 
 from . import _figures as F
-from ._controller import DENSITY_THRESHOLD, POINT_SAMPLE, Card, DashboardController
+from ._controller import (
+    DENSITY_THRESHOLD,
+    POINT_SAMPLE,
+    TRANSFORM_LABELS,
+    BeforeAfter,
+    Card,
+    DashboardController,
+    transform_label,
+    transform_params,
+)
 
-TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness")
+TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness", "Transforms", "Compare")
 
 _CSS = """
 <style>
@@ -30,6 +39,8 @@ _CSS = """
 .embgeo-card .m, .embgeo-card .th {color:#555} .embgeo-card .a {margin-top:4px}
 .embgeo-error {color:#a00; background:#fee; border:1px solid #e99; padding:6px 10px; border-radius:4px}
 .embgeo-note {color:#555; font-size:12px}
+.embgeo-warning {color:#6b5200; background:#fff8e1; border:1px solid #eeca3b; padding:6px 10px; border-radius:4px}
+.embgeo-card .ch {font-size:13px; font-weight:600}
 table.embgeo-nn {border-collapse:collapse; font-size:12px} table.embgeo-nn td, table.embgeo-nn th {padding:1px 6px}
 </style>
 """
@@ -44,6 +55,29 @@ def card_html(card: Card) -> str:
             + (f"<div class='th'><i>{e(card.reference)}</i></div>" if card.reference else "") + "</div>")
 
 
+def format_number(value) -> str:
+    """A table cell: '-' for missing, thousands separators for integers, four significant digits otherwise."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    value = float(value)
+    return f"{value:.4g}" if np.isfinite(value) else str(value)
+
+
+def format_change(value) -> str:
+    """A change with its sign ('+0.12', '-3'), or '-' when there is none."""
+    return "-" if value is None else ("+" if value > 0 else "") + format_number(value)
+
+
+def before_after_html(card: BeforeAfter) -> str:
+    e = html.escape
+    return (f"<div class='embgeo-card info'><div class='t'>{e(card.title)}</div>"
+            f"<div class='v'>{e(format_number(card.before))} &rarr; {e(format_number(card.after))}</div>"
+            f"<div class='ch'>change {e(format_change(card.change))}</div>"
+            f"<div class='m'>{e(card.meaning)}</div></div>")
+
+
 class Dashboard(W.VBox):
     """Tabbed dashboard of an embedding set's geometry.
 
@@ -53,6 +87,9 @@ class Dashboard(W.VBox):
     metadata : pandas.DataFrame, optional
         One row per vector; ``text`` is shown on hover and in neighbour lists; any column can colour
         the projection.
+    compare_with : EmbeddingSet, array-like of shape (m, d'), or path, optional
+        A second set (another model's vectors of the same items, or a post-processed copy) that the
+        Compare tab offers first.
     background : bool
         Compute in a worker thread so the page stays responsive (default). ``False`` computes inline,
         which tests and scripts use.
@@ -63,8 +100,9 @@ class Dashboard(W.VBox):
     >>> Dashboard(vectors)  # doctest: +SKIP
     """
 
-    def __init__(self, data, metadata=None, *, background: bool = True, metric: str = "cosine"):
-        self.controller = c = DashboardController(data, metadata, background=background, metric=metric)
+    def __init__(self, data, metadata=None, compare_with=None, *, background: bool = True, metric: str = "cosine"):
+        self.controller = c = DashboardController(data, metadata, background=background, metric=metric,
+                                                  compare_with=compare_with)
         self.progress = W.IntProgress(value=0, min=0, max=100, layout=W.Layout(width="200px"))
         self.status = W.Label("")
         self.error = W.HTML("")
@@ -84,6 +122,8 @@ class Dashboard(W.VBox):
         self._rendered: set[str] = set()
         self._proj = None  # the Projection on screen
         self._build_projection_controls()
+        self._build_transform_controls()
+        self._build_compare_controls()
         super().__init__([title, W.HBox([self.metric, self.progress, self.status]), self.error, self.tabs])
         self._render("Overview")
 
@@ -112,13 +152,27 @@ class Dashboard(W.VBox):
             self._submit(name, "intrinsic dimension", c.intrinsic, self._show_intrinsic)
         elif name == "Hubness":
             self._submit(name, "hubness", c.hubness, self._show_hubness)
+        elif name == "Transforms":
+            self._layout_transforms()
+        elif name == "Compare":
+            self._layout_compare()
 
-    def _submit(self, tab: str, label: str, fn, done) -> None:
-        """Run a panel's computation; on failure the panel says so and can be tried again."""
+    def _submit(self, tab: str, label: str, fn, done, *, results: W.Box | None = None) -> None:
+        """Run a panel's computation; on failure the panel says so and can be tried again.
+
+        Panels with controls pass their ``results`` box: a failure replaces only the results, so the
+        controls stay for another try.
+        """
         def failed():
+            if results is not None:
+                results.children = [W.HTML("<i>This could not be computed; see the message above. Change the "
+                                           "settings and try again.</i>")]
+                return
             self._rendered.discard(tab)
             self.panels[tab].children = [W.HTML("<i>This panel could not be computed; see the message above. "
                                                 "Open the tab again to retry.</i>")]
+        if results is not None:
+            results.children = [W.HTML(f"<i>Computing {html.escape(label)}...</i>")]
         self.controller.submit(label, fn, done, failed)
 
     # ------------------------------------------------------------------------------ overview
@@ -161,12 +215,8 @@ class Dashboard(W.VBox):
         c = self.controller
         self._proj = proj
         rows = proj.rows
-        shown = np.arange(len(rows))
-        density = None
-        if len(rows) > DENSITY_THRESHOLD:
-            rng = np.random.default_rng(0)
-            shown = np.sort(rng.choice(len(rows), POINT_SAMPLE, replace=False))
-            density = proj.coords if proj.n_components == 2 else None
+        shown = _shown_positions(len(rows))
+        density = proj.coords if len(rows) > DENSITY_THRESHOLD and proj.n_components == 2 else None
         self._shown = shown  # trace position -> position in proj.rows
         hover = np.array([c.data.label(int(r)) for r in rows[shown]], dtype=object)
         fig = F.scatter_figure(proj.coords[shown], hover, density_xy=density,
@@ -298,3 +348,171 @@ class Dashboard(W.VBox):
                    f"{rep.robin_hood:.3f}, top-1 % hub occupancy {rep.hub_occupancy:.1%}.</p>"
                    f"<b>Top hubs</b><table class='embgeo-nn'><tr><th>row</th><th>item</th><th>N_k</th></tr>{rows}</table>")
         self.panels["Hubness"].children = [W.HBox([hist, W.HTML(summary)])]
+
+    # ------------------------------------------------------------------------------ transform playground
+    def _build_transform_controls(self) -> None:
+        c = self.controller
+        methods = c.available_transforms()
+        self.transform = W.Dropdown(options=[(TRANSFORM_LABELS.get(m, m), m) for m in methods], value=methods[0],
+                                    description="transform", layout=W.Layout(width="380px"))
+        self.transform_param_box = W.HBox()
+        self.transform_params: dict[str, W.Widget] = {}
+        self.transform_apply = W.Button(description="Apply", button_style="primary", icon="play",
+                                        tooltip="Fit the transform on this set and compare before with after")
+        self.transform_help = W.HTML("")
+        self.transform_results = W.VBox()
+        self.transform.observe(lambda ch: self._show_transform_params(), "value")
+        self.transform_apply.on_click(lambda _: self.apply_transform())
+        self._show_transform_params()
+
+    def _show_transform_params(self) -> None:
+        """One control per parameter of the chosen transform, at the analysis defaults."""
+        c = self.controller
+        widgets = {}
+        for spec in transform_params(self.transform.value, c.data.dim):
+            style, layout = {"description_width": "initial"}, W.Layout(width="170px")
+            if spec.kind == "int":
+                w = W.BoundedIntText(value=spec.default, min=spec.low, max=spec.high, description=spec.label,
+                                     style=style, layout=layout)
+            elif spec.kind == "float":
+                w = W.BoundedFloatText(value=spec.default, min=spec.low, max=1e6 if spec.high is None else spec.high,
+                                       step=1e-6, description=spec.label, style=style, layout=layout)
+            else:
+                w = W.Dropdown(options=list(spec.options), value=spec.default, description=spec.label,
+                               style=style, layout=W.Layout(width="220px"))
+            w.tooltip = spec.help
+            widgets[spec.name] = w
+        self.transform_params = widgets
+        self.transform_param_box.children = list(widgets.values())
+        helps = [f"<b>{html.escape(spec.label)}</b>: {html.escape(spec.help)}"
+                 for spec in transform_params(self.transform.value, c.data.dim)]
+        note = "" if "zipfian" in c.available_transforms() else (
+            " Zipfian whitening is not offered: it weights every statistic by item frequency, and this set "
+            "has no weights.")
+        described = "; ".join(helps) + "." if helps else "No parameters."
+        self.transform_help.value = (f"<div class='embgeo-note'>{described} The transform "
+                                     f"is fitted on this set and applied to it; the cards compare every "
+                                     f"geometry number before and after.{html.escape(note)}</div>")
+
+    def transform_setting(self) -> tuple[str, dict]:
+        """The transform and parameters the controls show."""
+        return self.transform.value, {name: w.value for name, w in self.transform_params.items()}
+
+    def _layout_transforms(self) -> None:
+        # (re)opened, e.g. after a metric change: results of another metric must not stay on screen
+        self.transform_results.children = [W.HTML("<i>Choose a transform and its parameters, then press Apply.</i>")]
+        self.panels["Transforms"].children = [
+            W.HBox([self.transform, self.transform_param_box, self.transform_apply]), self.transform_help,
+            self.transform_results]
+
+    def apply_transform(self) -> None:
+        """Fit the chosen transform, then show before/after cards and projections (worker thread)."""
+        c = self.controller
+        method, params = self.transform_setting()
+        label = transform_label(method, params)
+        self._submit("Transforms", f"{label}: before and after",
+                     lambda: (method, params, c.transform_comparison(method, params),
+                              c.transform_projections(method, params)),
+                     self._show_transform, results=self.transform_results)
+
+    def _show_transform(self, result) -> None:
+        method, params, comparison, (before, after) = result
+        c = self.controller
+        self.transform_cards = c.before_after(comparison)
+        cards = W.HTML("<div class='embgeo-cards'>" + "".join(before_after_html(k) for k in self.transform_cards)
+                       + "</div>")
+        shown = _shown_positions(len(before.rows))
+        hover = np.array([c.data.label(int(r)) for r in before.rows[shown]], dtype=object)
+        label = transform_label(method, params)
+        self.transform_figures = F.before_after_scatter(
+            before.coords[shown], after.coords[shown], hover,
+            titles=(f"Before: PCA ({before.metric})", f"After {label}: PCA ({after.metric})"))
+        self._color_by_metadata(self.transform_figures, before.rows[shown])
+        trust = (f"PCA keeps {before.explained_variance_ratio.sum():.1%} of the variance before and "
+                 f"{after.explained_variance_ratio.sum():.1%} after; read the maps as a sketch, the cards as the "
+                 f"numbers. {comparison.name_b}: {after.n_total:,} vectors.")
+        if len(shown) < len(before.rows):
+            trust += f" A random sample of {len(shown):,} points is drawn."
+        self.transform_results.children = [cards, W.HBox(list(self.transform_figures)),
+                                           W.HTML(f"<p class='embgeo-note'>{html.escape(trust)}</p>")]
+        self._refresh_compare_choices()
+
+    def _color_by_metadata(self, figures, rows) -> None:
+        """Colour side-by-side maps by the Projection tab's colour when it is a metadata column.
+
+        A metadata column describes the items, so it means the same in both spaces; derived colours
+        (norm, local ID, k-occurrence) are properties of the original space and would mislabel the other.
+        """
+        c = self.controller
+        if c.color_by in ("none", "norm", "local ID", "k-occurrence"):
+            return
+        values, kind, label = c.color_values(rows=rows)
+        for fig in figures:
+            F.set_marker_colors(fig, values, kind, label)
+
+    # ------------------------------------------------------------------------------ compare
+    def _build_compare_controls(self) -> None:
+        self.compare_choice = W.Dropdown(options=self.controller.compare_choices(), description="compare with",
+                                         style={"description_width": "initial"}, layout=W.Layout(width="520px"))
+        self.compare_run = W.Button(description="Compare", button_style="primary", icon="play",
+                                    tooltip="Compute the geometry of both sets and put it side by side")
+        self.compare_results = W.VBox()
+        self.compare_run.on_click(lambda _: self.run_compare())
+
+    def _refresh_compare_choices(self) -> None:
+        """Offer transforms applied in the playground too, keeping the current choice."""
+        current = self.compare_choice.value
+        options = self.controller.compare_choices()
+        self.compare_choice.options = options
+        if current in [key for _, key in options]:
+            self.compare_choice.value = current
+
+    def _layout_compare(self) -> None:
+        self._refresh_compare_choices()
+        self.compare_results.children = [W.HTML("<i>Choose a second set and press Compare.</i>")]
+        explain = ("<p class='embgeo-note'>A is this set, B the one you choose: another model's vectors of the "
+                   "same items (pass <code>Dashboard(data, compare_with=other)</code>), a post-processed copy of "
+                   "this set, or a bundled sample. Every number of the two geometry reports is shown side by side; "
+                   "when both hold the same items, row for row, also the share of each item's k nearest neighbours "
+                   "kept from A to B and, with a <code>label</code> column, the k-NN label accuracy of each.</p>")
+        self.panels["Compare"].children = [W.HBox([self.compare_choice, self.compare_run]), W.HTML(explain),
+                                           self.compare_results]
+
+    def run_compare(self) -> None:
+        """Compare this set with the chosen one (worker thread, with progress)."""
+        c = self.controller
+        key = self.compare_choice.value
+        self._submit("Compare", "comparison", lambda: (c.comparison(key), c.comparison_notes(key)),
+                     self._show_compare, results=self.compare_results)
+
+    def _show_compare(self, result) -> None:
+        comparison, notes = result
+        c = self.controller
+        e = html.escape
+        self.comparison = comparison
+        self.compare_rows = c.comparison_table(comparison)
+        warnings = "".join(f"<div class='embgeo-warning'>{e(n)}</div>" for n in notes)
+        lines = [f"<p><b>A</b>: {e(comparison.name_a)}; <b>B</b>: {e(comparison.name_b)} ({comparison.metric}, "
+                 f"k = {comparison.k}).</p>"]
+        if comparison.neighborhood_preservation is not None:
+            lines.append(f"<p><b>k-NN overlap</b>: {comparison.neighborhood_preservation:.1%} of each item's "
+                         f"{comparison.k} nearest neighbours in A are among its {comparison.k} nearest in B "
+                         "(Venna &amp; Kaski, 2001).</p>")
+        if comparison.knn_accuracy is not None:
+            acc = comparison.knn_accuracy
+            lines.append(f"<p><b>k-NN label accuracy</b> (leave-one-out vote on <code>label</code>): "
+                         f"A {acc['a']:.1%}, B {acc['b']:.1%}.</p>")
+        body = "".join(
+            f"<tr><td>{e(r['metric'])}</td><td>{format_number(r['a'])}</td><td>{format_number(r['b'])}</td>"
+            f"<td>{format_change(r['change'])}</td><td class='embgeo-note'>{e(r['meaning'])}</td></tr>"
+            for r in self.compare_rows)
+        table = (f"<table class='embgeo-nn embgeo-compare'><tr><th>metric</th><th>A: {e(comparison.name_a)}</th>"
+                 f"<th>B: {e(comparison.name_b)}</th><th>change (B - A)</th><th>meaning</th></tr>{body}</table>")
+        self.compare_results.children = [W.HTML(warnings + "".join(lines) + table)]
+
+
+def _shown_positions(n: int) -> np.ndarray:
+    """Positions of the points drawn individually: all of them, or a fixed random sample above the threshold."""
+    if n <= DENSITY_THRESHOLD:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, POINT_SAMPLE, replace=False))

@@ -1,0 +1,190 @@
+"""The Transforms and Compare panels, headless.
+
+Each test drives the view's controls (dropdowns, buttons) and checks that the page shows the numbers
+that the analysis functions return when called directly.
+"""
+
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from embgeo.analysis import EmbeddingSet, apply_transform, compare
+from embgeo.analysis.datasets import make_anisotropic
+from embgeo.widgets import Dashboard
+from embgeo.widgets.dashboard import TABS, format_number
+
+
+def open_tab(dash: Dashboard, name: str) -> None:
+    dash.tabs.selected_index = TABS.index(name)
+
+
+def table_rows(page: str, css_class: str) -> dict[str, list[str]]:
+    """The cells of an HTML table in the page, keyed by each row's first cell."""
+    table = re.search(rf"<table class='[^']*{css_class}'>(.*?)</table>", page, re.S).group(1)
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
+        if cells:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def aniso():
+    """500 points in a narrow cone with two rogue dimensions: centring and whitening change it visibly."""
+    x = make_anisotropic(500, 32, n_rogue=2, random_state=0)
+    md = pd.DataFrame({"text": [f"word {i}" for i in range(500)], "label": [f"group {i % 4}" for i in range(500)]})
+    return EmbeddingSet(x, md, name="aniso")
+
+
+# ---------------------------------------------------------------------------------- transform playground
+
+
+def test_centring_in_the_playground_shows_compare_numbers(aniso):
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    d.transform.value = "center"
+    assert d.transform_params == {}  # centring has no parameters
+    d.transform_apply.click()
+    assert d.error.value == ""
+    direct = compare(aniso, apply_transform(aniso, "center"), metric="cosine", k=d.controller.k, labels="label")
+    cards = {c.metric: c for c in d.transform_cards}
+    mean_cos = cards["isotropy.mean_cosine"]
+    assert mean_cos.before > 0.5 and abs(mean_cos.after) < 0.01  # the cone is gone
+    assert mean_cos.after == pytest.approx(direct.row("isotropy.mean_cosine")["b"], abs=1e-12)
+    assert mean_cos.before == pytest.approx(direct.row("isotropy.mean_cosine")["a"], abs=1e-12)
+    assert cards["hubness.skewness"].after == pytest.approx(direct.row("hubness.skewness")["b"], abs=1e-12)
+    assert cards["neighborhood_preservation"].after == pytest.approx(direct.neighborhood_preservation)
+    assert cards["knn_accuracy"].after == pytest.approx(direct.knn_accuracy["b"])
+    page = d.transform_results.children[0].value
+    assert f"{format_number(mean_cos.before)} &rarr; {format_number(mean_cos.after)}" in page
+
+
+def test_playground_projections_are_float32_pca_maps_before_and_after(aniso):
+    from embgeo.analysis import project
+
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    d.transform.value = "zca"
+    d.transform_apply.click()
+    before, after = d.transform_figures
+    for fig in (before, after):
+        trace = fig.data[-1]
+        assert isinstance(trace, go.Scattergl) and trace.x.dtype == np.float32 and len(trace.x) == 500
+    expected = project(apply_transform(aniso, "zca", n_components=32, eps=1e-6), "pca", 2, metric="cosine")
+    np.testing.assert_allclose(after.data[-1].x, expected.coords[:, 0], atol=1e-5)
+    np.testing.assert_allclose(before.data[-1].x, d.controller.projection("pca", 2).coords[:, 0], atol=1e-6)
+    assert "word 0" == before.data[-1].hovertext[0] == after.data[-1].hovertext[0]
+
+
+def test_parameter_controls_follow_the_transform_and_results_are_cached(aniso, monkeypatch):
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    d.transform.value = "zca"
+    assert {k: w.value for k, w in d.transform_params.items()} == {"n_components": 32, "eps": 1e-6}
+    d.transform.value = "rogue"
+    assert list(d.transform_params["mode"].options) == ["remove", "standardize"]
+    d.transform.value = "abtt"
+    d.transform_params["n_components"].value = 2
+    d.transform_apply.click()
+    np.testing.assert_array_equal(d.controller.transformed("abtt", {"n_components": 2}).vectors,
+                                  apply_transform(aniso, "abtt", n_components=2).vectors)
+    first = d.transform_cards
+    import embgeo.analysis as analysis
+
+    monkeypatch.setattr(analysis, "compare", lambda *a, **k: pytest.fail("recomputed"))
+    d.transform_apply.click()  # the same setting again: served from the cache
+    assert d.transform_cards == first
+    # the set has no item weights, so Zipfian whitening is not offered and the help says why
+    assert "zipfian" not in [v for _, v in d.transform.options] and "no weights" in d.transform_help.value
+    weighted = EmbeddingSet(aniso.vectors, weights=np.arange(1, 501, dtype=float))
+    assert "zipfian" in Dashboard(weighted, background=False).controller.available_transforms()
+
+
+# ---------------------------------------------------------------------------------- compare
+
+
+@pytest.fixture(scope="module")
+def other_model(aniso):
+    """The same items as seen by 'another model': a random rotation of the vectors plus noise."""
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(32, 32)))
+    x = aniso.vectors @ q + rng.normal(scale=0.05, size=aniso.vectors.shape)
+    return EmbeddingSet(x.astype(np.float32), aniso.metadata, name="other model")
+
+
+def test_compare_table_is_compare_to_dict(aniso, other_model):
+    d = Dashboard(aniso, compare_with=other_model, background=False)
+    open_tab(d, "Compare")
+    assert d.compare_choice.value == ("given",)  # the set passed in is offered first
+    d.compare_run.click()
+    assert d.error.value == ""
+    direct = compare(aniso, other_model, metric="cosine", k=d.controller.k, labels="label").to_dict()
+    shown = [(r["metric"], r["a"], r["b"], r["change"]) for r in d.compare_rows if r["metric"] != "knn_accuracy"]
+    assert shown == [(r["metric"], r["a"], r["b"], r["change"]) for r in direct["rows"]]
+    page = d.compare_results.children[0].value
+    table = table_rows(page, "embgeo-compare")
+    for r in direct["rows"]:
+        assert table[r["metric"]][:2] == [format_number(r["a"]), format_number(r["b"])]
+    assert table["knn_accuracy"][:2] == [format_number(direct["knn_accuracy"]["a"]),
+                                         format_number(direct["knn_accuracy"]["b"])]
+    assert f"{direct['neighborhood_preservation']:.1%} of each item" in page
+    assert "embgeo-warning" not in page  # same items, same texts
+
+
+def test_compare_with_a_set_of_another_size_says_so(clustered):
+    d = Dashboard(clustered, compare_with=clustered.vectors[:120], background=False)
+    open_tab(d, "Compare")
+    d.compare_run.click()
+    page = d.compare_results.children[0].value
+    assert "different numbers of items: A has 300 rows, B has 120" in page
+    assert "k-NN overlap</b>" not in page and d.error.value == ""
+    assert table_rows(page, "embgeo-compare")["n"][:2] == ["300", "120"]
+
+
+def test_a_set_too_small_to_compare_shows_the_error_in_the_page(clustered):
+    d = Dashboard(clustered, compare_with=clustered.vectors[:8], background=False)
+    open_tab(d, "Compare")
+    d.compare_run.click()
+    assert "Input problem: too few points for k=10" in d.error.value and "Traceback" not in d.error.value
+    assert "could not be computed" in d.compare_results.children[0].value
+    assert d.compare_run in d.panels["Compare"].children[0].children
+
+
+def test_compare_offers_the_playground_transform_and_reuses_it(aniso, monkeypatch):
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    d.transform.value = "abtt"
+    d.transform_params["n_components"].value = 3
+    d.transform_apply.click()
+    key = ("transform", "abtt", (("n_components", 3),))
+    labels = dict((v, k) for k, v in d.compare_choice.options)
+    assert "(Transforms tab)" in labels[key] and ("sample", "words") in labels
+    import embgeo.analysis as analysis
+
+    monkeypatch.setattr(analysis, "compare", lambda *a, **k: pytest.fail("recomputed"))
+    open_tab(d, "Compare")
+    d.compare_choice.value = key
+    d.compare_run.click()
+    assert d.comparison.neighborhood_preservation == next(
+        c.after for c in d.transform_cards if c.metric == "neighborhood_preservation")
+
+
+def test_texts_that_disagree_row_by_row_are_flagged(clustered):
+    shuffled = clustered.subset(np.random.default_rng(0).permutation(300), name="shuffled")
+    d = Dashboard(clustered, compare_with=shuffled, background=False)
+    assert any("texts differ in" in n for n in d.controller.comparison_notes(("given",)))
+
+
+def test_a_metric_change_clears_results_of_the_old_metric(aniso):
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    d.transform_apply.click()
+    assert "embgeo-card" in d.transform_results.children[0].value
+    d.metric.value = "euclidean"
+    assert "press Apply" in d.transform_results.children[0].value
+    d.transform_apply.click()
+    assert d.controller.is_cached("comparison", ("transform", "center", ()), "euclidean", d.controller.k)
