@@ -56,6 +56,13 @@ PLAYGROUND_METRICS = (
     ("concentration.relative_contrast_median", "Relative contrast (median)"),
 )
 
+#: Index kinds the Index health panel offers, and those ticked by default. IVF-PQ is opt-in: its
+#: codebook training dominates the run (about two minutes on the 20,000-word sample).
+INDEX_KINDS = ("hnsw", "ivf", "sq8", "ivfpq")
+DEFAULT_INDEX_KINDS = ("hnsw", "ivf")
+#: A quick sweep: a few search-effort values per kind instead of index_report's longer defaults.
+INDEX_SWEEP = {"hnsw": {"efSearch": (16, 32, 64, 128)}, "ivf": {"nprobe": (1, 4, 16, 64)},
+               "ivfpq": {"nprobe": (1, 4, 16, 64)}}
 
 
 @dataclass(frozen=True)
@@ -470,6 +477,40 @@ class DashboardController(traitlets.HasTraits):
                     rows.append({"metric": f"retrieval.{name}", "a": a, "b": b, "change": b - a,
                                  "meaning": "Exact retrieval against the relevance judgements"})
         return rows + [dict(r) for r in comparison.rows]
+
+    # ------------------------------------------------------------------------------ index health
+    def default_holdout(self) -> int:
+        """Held-out query rows of the index sweep: index_report's default, min(1000, n / 10)."""
+        return min(1000, max(1, self.data.n // 10))
+
+    def index_health(self, kinds=DEFAULT_INDEX_KINDS, holdout: int | None = None):
+        """:func:`embgeo.analysis.index_report` on a held-out query split with a quick sweep, cached.
+
+        Queries are ``holdout`` random rows taken out of the corpus (so none finds itself); each index
+        kind sweeps a few search-effort values of :data:`INDEX_SWEEP`.
+        """
+        from embgeo.analysis import index_report
+
+        kinds = tuple(k for k in INDEX_KINDS if k in set(kinds))
+        if not kinds:
+            raise EmbeddingInputError("choose at least one index kind to measure")
+        holdout = self.default_holdout() if holdout is None else int(holdout)
+
+        def compute():
+            self._ensure_table()  # corpus reachability slices the shared table
+            self._step(30, f"exact ground truth for {holdout:,} held-out queries, then building and sweeping "
+                           f"{', '.join(kinds)}...")
+            return index_report(self.data, k=self.k, metric=self.metric, holdout=holdout, indexes=kinds,
+                                index_params={k: INDEX_SWEEP[k] for k in kinds if k in INDEX_SWEEP},
+                                random_state=0)
+        return self._cached(("index", self.metric, self.k, kinds, holdout), compute)
+
+    @staticmethod
+    def index_rows(report) -> list[dict]:
+        """One row per swept setting: kind, label, recall@k, QPS (one thread), build seconds, bytes/vector."""
+        return [{"kind": s.kind, "label": s.label, "recall": s.recall_at_k, "qps": s.qps,
+                 "build_seconds": s.build_seconds, "bytes_per_vector": s.bytes_per_vector, "pareto": s.pareto}
+                for s in report.indexes]
 
     # ------------------------------------------------------------------------------ colouring
     def color_options(self) -> list[str]:

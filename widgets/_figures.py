@@ -162,3 +162,64 @@ def before_after_scatter(before: np.ndarray, after: np.ndarray, hover: np.ndarra
     """Two 2-D projections of the same points, before and after a change, drawn at the same size."""
     return (scatter_figure(before, hover, title=titles[0], width=width, height=460),
             scatter_figure(after, hover, title=titles[1], width=width, height=460))
+
+
+def _by_kind(rows: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["kind"], []).append(r)
+    return groups
+
+
+def pareto_figure(rows: list[dict], *, k: int) -> go.FigureWidget:
+    """Recall@k against single-thread QPS, one trace per index kind, the Pareto frontier as a step line.
+
+    ``rows`` are dicts with ``kind``, ``label``, ``recall``, ``qps`` and ``pareto`` (one per setting,
+    in sweep order, so each kind's line runs from least to most search effort).
+    """
+    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 420, "width": 620},
+                                           title=f"Recall@{k} against queries per second (one thread)"))
+    for i, (kind, group) in enumerate(_by_kind(rows).items()):
+        fig.add_trace(go.Scatter(x=_f32([r["qps"] for r in group]), y=_f32([r["recall"] for r in group]),
+                                 mode="lines+markers", name=kind, marker=dict(size=8, color=_QUALITATIVE[i]),
+                                 hovertext=[r["label"] for r in group], hoverinfo="text+x+y"))
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["recall"])
+    if front:
+        fig.add_trace(go.Scatter(x=_f32([r["qps"] for r in front]), y=_f32([r["recall"] for r in front]),
+                                 mode="lines", line=dict(color="grey", dash="dot", shape="hv"),
+                                 name="Pareto frontier", hoverinfo="skip"))
+    fig.update_xaxes(title_text="queries per second (log)", type="log")
+    fig.update_yaxes(title_text=f"recall@{k}")
+    return fig
+
+
+def memory_figure(rows: list[dict], *, k: int) -> go.FigureWidget:
+    """Recall@k against index bytes per vector (serialised size / n), one trace per index kind."""
+    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 420, "width": 520},
+                                           title=f"Recall@{k} against memory"))
+    for i, (kind, group) in enumerate(_by_kind(rows).items()):
+        fig.add_trace(go.Scatter(x=_f32([r["bytes_per_vector"] for r in group]),
+                                 y=_f32([r["recall"] for r in group]), mode="markers", name=kind,
+                                 marker=dict(size=9, color=_QUALITATIVE[i]),
+                                 hovertext=[r["label"] for r in group], hoverinfo="text+x+y"))
+    fig.update_xaxes(title_text="bytes per vector")
+    fig.update_yaxes(title_text=f"recall@{k}")
+    return fig
+
+
+def bucket_figure(buckets: list[dict], *, k: int) -> go.FigureWidget:
+    """Recall@k per query-difficulty bucket (local-ID quantiles, easy to hard), one bar per index setting.
+
+    ``buckets`` are the ``recall_by_bucket`` entries of a query-difficulty report.
+    """
+    names = [f"LID {b['lid_low']:.1f}-{b['lid_high']:.1f} ({b['n_queries']} q)" for b in buckets]
+    settings = list(buckets[0]["recall"]) if buckets else []
+    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 420}, barmode="group",
+                                           title=f"Recall@{k} by query difficulty (local ID quantile, easy to hard)"))
+    for setting in settings:
+        y = np.array([np.nan if b["recall"][setting] is None else b["recall"][setting] for b in buckets],
+                     dtype=np.float32)
+        fig.add_trace(go.Bar(x=names, y=y, name=setting))
+    fig.update_yaxes(title_text=f"recall@{k}", range=[0, 1.02])
+    fig.update_xaxes(title_text="query bucket")
+    return fig

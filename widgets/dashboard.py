@@ -15,7 +15,10 @@ import numpy as np
 
 from . import _figures as F
 from ._controller import (
+    DEFAULT_INDEX_KINDS,
     DENSITY_THRESHOLD,
+    INDEX_KINDS,
+    INDEX_SWEEP,
     POINT_SAMPLE,
     TRANSFORM_LABELS,
     BeforeAfter,
@@ -25,7 +28,11 @@ from ._controller import (
     transform_params,
 )
 
-TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness", "Transforms", "Compare")
+TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness", "Transforms", "Index health",
+        "Compare")
+
+#: What the index-kind checkboxes say.
+INDEX_KIND_LABELS = {"hnsw": "HNSW", "ivf": "IVF-Flat", "sq8": "8-bit scalar", "ivfpq": "IVF-PQ (slow to train)"}
 
 _CSS = """
 <style>
@@ -123,6 +130,7 @@ class Dashboard(W.VBox):
         self._proj = None  # the Projection on screen
         self._build_projection_controls()
         self._build_transform_controls()
+        self._build_index_controls()
         self._build_compare_controls()
         super().__init__([title, W.HBox([self.metric, self.progress, self.status]), self.error, self.tabs])
         self._render("Overview")
@@ -154,6 +162,8 @@ class Dashboard(W.VBox):
             self._submit(name, "hubness", c.hubness, self._show_hubness)
         elif name == "Transforms":
             self._layout_transforms()
+        elif name == "Index health":
+            self._layout_index()
         elif name == "Compare":
             self._layout_compare()
 
@@ -449,6 +459,96 @@ class Dashboard(W.VBox):
         values, kind, label = c.color_values(rows=rows)
         for fig in figures:
             F.set_marker_colors(fig, values, kind, label)
+
+    # ------------------------------------------------------------------------------ index health
+    def _build_index_controls(self) -> None:
+        c = self.controller
+        self.index_kinds = {kind: W.Checkbox(value=kind in DEFAULT_INDEX_KINDS, description=INDEX_KIND_LABELS[kind],
+                                             indent=False, layout=W.Layout(width="auto"))
+                            for kind in INDEX_KINDS}
+        self.index_holdout = W.BoundedIntText(value=c.default_holdout(), min=1, max=max(1, c.data.n - 1),
+                                              description="held-out queries", style={"description_width": "initial"},
+                                              layout=W.Layout(width="220px"))
+        self.index_run = W.Button(description="Run", button_style="primary", icon="play",
+                                  tooltip="Build the indexes and sweep their search settings")
+        self.index_results = W.VBox()
+        self.index_run.on_click(lambda _: self.run_index_health())
+
+    def _layout_index(self) -> None:
+        c = self.controller
+        self.index_results.children = [W.HTML("<i>Press Run to build the indexes and measure them.</i>")]
+        sweep = "; ".join(f"{INDEX_KIND_LABELS[k].split(' (')[0]}: {', '.join(map(str, v))} "
+                          f"({'efSearch' if 'efSearch' in INDEX_SWEEP[k] else 'nprobe'})"
+                          for k, v in ((k, next(iter(INDEX_SWEEP[k].values()))) for k in INDEX_SWEEP))
+        explain = (f"<p class='embgeo-note'>How well a faiss vector index finds the true {c.k} nearest neighbours "
+                   f"on this data. The held-out queries are random rows taken out of the corpus; exact search "
+                   f"gives their true neighbours, then each index is built on the rest and searched at a few "
+                   f"search-effort settings ({html.escape(sweep)}). Building indexes takes a while on large "
+                   "sets, so nothing runs until you press Run.</p>")
+        self.panels["Index health"].children = [
+            W.HBox([*self.index_kinds.values(), self.index_holdout, self.index_run]), W.HTML(explain),
+            self.index_results]
+
+    def index_setting(self) -> tuple[tuple[str, ...], int]:
+        """The index kinds ticked and the held-out query count."""
+        return tuple(k for k, box in self.index_kinds.items() if box.value), int(self.index_holdout.value)
+
+    def run_index_health(self) -> None:
+        """Build the ticked index kinds and sweep them (worker thread, with progress)."""
+        c = self.controller
+        kinds, holdout = self.index_setting()
+        self._submit("Index health", "index health (" + ", ".join(kinds) + ")",
+                     lambda: c.index_health(kinds, holdout), self._show_index, results=self.index_results)
+
+    def _show_index(self, rep) -> None:
+        c = self.controller
+        e = html.escape
+        self.index_report = rep
+        rows = c.index_rows(rep)
+        self.index_figures = {"pareto": F.pareto_figure(rows, k=rep.k), "memory": F.memory_figure(rows, k=rep.k)}
+        body = "".join(
+            f"<tr><td>{e(r['label'])}</td><td>{format_number(r['recall'])}</td><td>{r['qps']:,.0f}</td>"
+            f"<td>{format_number(r['build_seconds'])}</td><td>{format_number(r['bytes_per_vector'])}</td>"
+            f"<td>{'yes' if r['pareto'] else ''}</td></tr>" for r in rows)
+        table = (f"<b>Every setting</b> ({rep.n_queries:,} queries, {rep.query_source}, {rep.metric}, k = {rep.k}; "
+                 f"exact search took {rep.exact.seconds:.2f} s)<table class='embgeo-nn embgeo-index'><tr>"
+                 f"<th>setting</th><th>recall@{rep.k}</th><th>QPS (1 thread)</th><th>build s</th>"
+                 f"<th>bytes / vector</th><th>Pareto</th></tr>{body}</table>")
+        reach = rep.reachability
+        parts = [f"<p><b>Never retrieved:</b> {reach.never_retrieved_rate:.1%} of the corpus is in no held-out "
+                 f"query's true top-{reach.k} (a uniform random top-{reach.k} would leave "
+                 f"{reach.never_retrieved_expected:.1%}; far more means the queries crowd onto hubs)."]
+        if reach.corpus_never_retrieved_rate is not None:
+            examples = ", ".join(e(x) for x in reach.corpus_never_retrieved_examples[:8])
+            parts.append(f" With every item as a query, {reach.corpus_never_retrieved_rate:.1%} are in nobody's "
+                         f"top-{reach.k} (antihubs; Radovanovic et al., 2010)" + (f", e.g. {examples}" if examples
+                                                                                  else "") + ".")
+        parts.append("</p>")
+        widgets = [W.HTML(table), W.HBox([self.index_figures["pareto"], self.index_figures["memory"]])]
+        diff = rep.difficulty
+        if diff is None:
+            parts.append("<p class='embgeo-note'>Query difficulty needs distances; it is not defined for the dot "
+                         "product. Switch the metric to cosine or euclidean to see recall by difficulty.</p>")
+        else:
+            self.index_figures["buckets"] = F.bucket_figure(diff.recall_by_bucket, k=rep.k)
+            widgets.append(self.index_figures["buckets"])
+            hard = "".join(
+                f"<tr><td>{e(str(h['label']))}</td><td>{format_number(h['lid'])}</td>"
+                f"<td>{format_number(h['relative_contrast'])}</td><td>{format_number(h['expansion'])}</td>"
+                f"<td>{format_number(h['mean_recall'])}</td></tr>" for h in diff.hardest)
+            parts.append(
+                f"<p>Query difficulty (Amsaleg et al., 2015; Aumueller &amp; Ceccarello, 2021): median local ID "
+                f"{format_number(diff.lid_median)}, relative contrast {format_number(diff.rc_median)}, expansion "
+                f"{format_number(diff.expansion_median)} (contrast and expansion near 1 = hard).</p>"
+                f"<b>Hardest queries</b> (highest local ID)<table class='embgeo-nn embgeo-hardest'><tr><th>query</th>"
+                f"<th>local ID</th><th>relative contrast</th><th>expansion</th><th>mean recall</th></tr>{hard}"
+                "</table>")
+        if rep.ivf_balance is not None:
+            b = rep.ivf_balance
+            parts.append(f"<p class='embgeo-note'>IVF lists: {b.n_lists}, imbalance factor "
+                         f"{format_number(b.imbalance_factor)} (1 = even), {b.empty_lists} empty.</p>")
+        widgets.append(W.HTML("".join(parts)))
+        self.index_results.children = widgets
 
     # ------------------------------------------------------------------------------ compare
     def _build_compare_controls(self) -> None:

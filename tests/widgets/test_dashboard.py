@@ -64,7 +64,7 @@ def test_three_d_switches_trace_type(dash):
 
 def test_other_tabs_render(dash):
     for i, name in [(2, "Spectrum"), (3, "Intrinsic dimension"), (4, "Hubness"), (5, "Transforms"),
-                    (6, "Compare")]:
+                    (6, "Index health"), (7, "Compare")]:
         dash.tabs.selected_index = i
         assert dash.error.value == "", dash.error.value
         assert "Computing" not in str(dash.panels[name].children[0])

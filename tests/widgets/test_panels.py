@@ -1,4 +1,4 @@
-"""The Transforms and Compare panels, headless.
+"""The Transforms, Index health and Compare panels, headless.
 
 Each test drives the view's controls (dropdowns, buttons) and checks that the page shows the numbers
 that the analysis functions return when called directly.
@@ -11,9 +11,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from embgeo.analysis import EmbeddingSet, apply_transform, compare
+from embgeo.analysis import EmbeddingSet, apply_transform, compare, index_report
 from embgeo.analysis.datasets import make_anisotropic
 from embgeo.widgets import Dashboard
+from embgeo.widgets._controller import INDEX_SWEEP
 from embgeo.widgets.dashboard import TABS, format_number
 
 
@@ -38,6 +39,17 @@ def aniso():
     x = make_anisotropic(500, 32, n_rogue=2, random_state=0)
     md = pd.DataFrame({"text": [f"word {i}" for i in range(500)], "label": [f"group {i % 4}" for i in range(500)]})
     return EmbeddingSet(x, md, name="aniso")
+
+
+@pytest.fixture
+def one_faiss_thread():
+    """faiss builds HNSW graphs in parallel, in a varying order; one thread makes recall reproducible."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------- transform playground
@@ -102,6 +114,57 @@ def test_parameter_controls_follow_the_transform_and_results_are_cached(aniso, m
     assert "zipfian" not in [v for _, v in d.transform.options] and "no weights" in d.transform_help.value
     weighted = EmbeddingSet(aniso.vectors, weights=np.arange(1, 501, dtype=float))
     assert "zipfian" in Dashboard(weighted, background=False).controller.available_transforms()
+
+
+# ---------------------------------------------------------------------------------- index health
+
+
+def test_index_health_shows_index_report_numbers(aniso, one_faiss_thread):
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Index health")
+    c = d.controller
+    assert not any(key[0] == "index" for key in c._cache)  # opening the tab builds nothing
+    assert [k for k, box in d.index_kinds.items() if box.value] == ["hnsw", "ivf"]
+    d.index_holdout.value = 50
+    d.index_run.click()
+    assert d.error.value == ""
+    direct = index_report(aniso, k=c.k, metric="cosine", holdout=50, indexes=("hnsw", "ivf"),
+                          index_params={k: INDEX_SWEEP[k] for k in ("hnsw", "ivf")}, random_state=0)
+    shown = {r["label"]: r["recall"] for r in c.index_rows(d.index_report)}
+    expected = {s.label: s.recall_at_k for s in direct.indexes}
+    assert shown == pytest.approx(expected, abs=1e-12)
+    assert len(set(expected.values())) > 3  # the settings differ, so a mix-up would show
+    page = "".join(w.value for w in d.index_results.children if hasattr(w, "value"))
+    table = table_rows(page, "embgeo-index")
+    for label, recall in expected.items():
+        assert table[label.replace("&", "&amp;")][0] == format_number(recall)
+    pareto = d.index_figures["pareto"]
+    assert [t.name for t in pareto.data] == ["hnsw", "ivf", "Pareto frontier"]
+    assert pareto.data[1].y.dtype == np.float32 and pareto.layout.xaxis.type == "log"
+    np.testing.assert_allclose(pareto.data[1].y, [s.recall_at_k for s in direct.indexes if s.kind == "ivf"],
+                               atol=1e-6)
+    buckets = d.index_figures["buckets"]
+    assert len(buckets.data) == len(direct.indexes)
+    np.testing.assert_allclose(buckets.data[0].y, [b["recall"][direct.indexes[0].label]
+                                                   for b in direct.difficulty.recall_by_bucket], atol=1e-6)
+    assert f"{direct.reachability.never_retrieved_rate:.1%} of the corpus" in page
+    hardest = table_rows(page, "embgeo-hardest")
+    assert list(hardest) == [h["label"] for h in direct.difficulty.hardest]
+    assert all(label.startswith("word ") for label in hardest)  # the metadata text, not row numbers
+
+
+def test_index_health_without_a_kind_or_under_dot_says_why(aniso):
+    d = Dashboard(aniso, background=False, metric="dot")
+    open_tab(d, "Index health")
+    for box in d.index_kinds.values():
+        box.value = False
+    d.index_run.click()
+    assert "choose at least one index kind" in d.error.value and "Traceback" not in d.error.value
+    assert d.index_run in d.panels["Index health"].children[0].children  # the controls stay
+    d.index_kinds["ivf"].value = True
+    d.index_run.click()
+    assert d.error.value == ""
+    assert "not defined for the dot product" in d.index_results.children[-1].value
 
 
 # ---------------------------------------------------------------------------------- compare
