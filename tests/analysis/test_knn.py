@@ -69,6 +69,21 @@ def test_blocked_symmetric_and_general_kernels_agree(x, metric, monkeypatch):
 
 
 @pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("share", [-1.0, 1.0])  # dense top-k only; sparse threshold fold always
+def test_self_join_tile_folds_match_brute_force(x, metric, share, monkeypatch):
+    monkeypatch.setattr(_knn, "SYMMETRIC_BLOCK_ROWS", 200)
+    monkeypatch.setattr(_knn, "SPARSE_FOLD_MAX_SHARE", share)
+    sub = x[:900]
+    res = exact_knn(sub, k=7, metric=metric, backend="torch-cpu", mean_distance=metric != "dot")
+    idx, dist = brute_force(sub, sub, 7, metric, exclude_self=True)
+    assert recall_at_k(res.indices, idx) == 1.0
+    np.testing.assert_allclose(res.distances, dist, rtol=1e-5, atol=1e-5)
+    if metric != "dot":
+        full = brute_force(sub, sub, len(sub), metric, exclude_self=True)[1]
+        np.testing.assert_allclose(res.mean_distance, full[:, :-1].mean(1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("metric", METRICS)
 def test_separate_queries_and_query_samples(x, metric):
     queries = x[:50] + 0.01
     res = exact_knn(x, queries, k=4, metric=metric)
