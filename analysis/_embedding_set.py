@@ -181,6 +181,15 @@ class EmbeddingSet:
         self._neighbors[key] = result
         return result
 
+    def cached_neighbors(self, k: int, *, metric: str = "cosine") -> Neighbors | None:
+        """The cached exact table cut to ``k`` columns if one at least that wide exists, else None.
+
+        Never searches: statistics on a query sample use it to slice rows they would otherwise
+        search again.
+        """
+        cached = self._neighbors.get((check_metric(metric), True))
+        return None if cached is None or cached.k < k else cached.head(k)
+
     def clear_cache(self) -> None:
         self._neighbors.clear()
 

@@ -89,6 +89,15 @@ class Neighbors(Result):
             backend=self.backend, seconds=self.seconds, mean_distance=self.mean_distance,
         )
 
+    def rows(self, queries: np.ndarray) -> "Neighbors":
+        """The table restricted to the given query rows (mean distances too, where present)."""
+        queries = np.asarray(queries)
+        return Neighbors(
+            indices=self.indices[queries], distances=self.distances[queries], metric=self.metric,
+            exact=self.exact, recall=self.recall, recall_sample=self.recall_sample, backend=self.backend,
+            seconds=self.seconds, mean_distance=None if self.mean_distance is None else self.mean_distance[queries],
+        )
+
     def to_dict(self) -> dict:  # the arrays can be large; keep the JSON summary small
         return {
             "k": self.k, "n_queries": self.n_queries, "metric": self.metric, "exact": self.exact,

@@ -174,8 +174,12 @@ def _neighbour_tables(data, k, queries):
     """Cosine and dot k-NN of the queries: shared cached tables for all points, else a sampled search."""
     if queries is None:
         return data.neighbors(k, metric="cosine"), data.neighbors(k, metric="dot")
-    return (exact_knn(data.vectors, k=k, metric="cosine", query_indices=queries, progress=False),
-            exact_knn(data.vectors, k=k, metric="dot", query_indices=queries, progress=False))
+    tables = []
+    for metric in ("cosine", "dot"):
+        cached = data.cached_neighbors(k, metric=metric)  # a full report has searched cosine already
+        tables.append(cached.rows(queries) if cached is not None else
+                      exact_knn(data.vectors, k=k, metric=metric, query_indices=queries, progress=False))
+    return tuple(tables)
 
 
 def cosine_vs_dot(data, k: int = 10, *, sample: int | None = 2000, random_state=0) -> CosineDotReport:

@@ -154,3 +154,16 @@ def test_no_duplicates_in_random_data_and_threshold_is_a_chord():
 def test_duplicate_threshold_is_checked(threshold):
     with pytest.raises(EmbeddingInputError, match="threshold"):
         near_duplicates(np.random.default_rng(0).normal(size=(20, 4)), threshold=threshold)
+
+
+def test_sampled_cosine_vs_dot_slices_a_cached_cosine_table_to_the_same_answer():
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(400, 12)) * rng.uniform(0.5, 2.0, size=(400, 1))).astype(np.float32)
+    fresh = cosine_vs_dot(EmbeddingSet(x), k=6, sample=50, random_state=3)
+    es = EmbeddingSet(x)
+    es.neighbors(9, metric="cosine")  # wider than asked: the slice must cut it to k
+    assert es.cached_neighbors(6, metric="cosine").k == 6 and es.cached_neighbors(10) is None
+    cached = cosine_vs_dot(es, k=6, sample=50, random_state=3)
+    np.testing.assert_array_equal(fresh.query_indices, cached.query_indices)
+    np.testing.assert_allclose(fresh.jaccard, cached.jaccard)
+    assert fresh.spearman_median == pytest.approx(cached.spearman_median)
