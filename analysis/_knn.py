@@ -442,7 +442,7 @@ def exact_knn(
 def _finish(corpus, queries, ids, metric, backend, t0, mean_d) -> Neighbors:
     """Exact distances for the chosen ids, sorted nearest first, wrapped as Neighbors."""
     dist = _refine_distances(corpus, queries, ids, metric)
-    order = np.argsort(dist, axis=1, kind="stable")
+    order = np.lexsort((ids, dist), axis=1)  # nearest first; equal distances by row id, whatever the kernel
     return Neighbors(
         indices=np.take_along_axis(ids, order, axis=1), distances=np.take_along_axis(dist, order, axis=1),
         metric=metric, exact=True, backend=backend, seconds=time.perf_counter() - t0, mean_distance=mean_d,
@@ -456,6 +456,10 @@ def _merge_topk(ops, best_s, best_i, rows: slice, vals, cand_i, k):
     best_s[rows] = top_s
 
 
+#: How host tiles are folded: "numba" (one thresholded pass, :mod:`._fold`) or "array" (the torch
+#: comparison/nonzero or dense top-k below, which the GPU always uses; tests run both on the CPU).
+HOST_FOLD = "numba"
+
 #: Above this share of a tile's cells clearing their row's threshold, a dense top-k is cheaper.
 SPARSE_FOLD_MAX_SHARE = 1 / 16
 
@@ -466,10 +470,17 @@ def _fold_tile(ops, best_s, best_i, kth, s, axis: int, tgt0: int, cand0: int, k:
     ``axis=1``: the targets are the tile's rows (points ``tgt0 + i``) and the candidates its columns
     (``cand0 + j``); ``axis=0``: the other way round. ``kth`` holds each target's current k-th best
     score: only cells above it can enter the list. After a target has met a few blocks that is a few
-    per cent of the tile, so on torch the cells are picked by one comparison and merged sparsely,
-    where a dense top-k costs 2x the comparison along rows and 4x along columns (a strided reduction
-    over the tile). Cold lists (the first blocks), and the NumPy backend, take the dense top-k.
+    per cent of the tile. On the host a numba kernel reads the tile once and admits those cells
+    directly (:mod:`._fold`). On the GPU (and on the host with ``HOST_FOLD = "array"``) they are
+    picked by one comparison and merged sparsely, where a dense top-k costs 2x the comparison along
+    rows and 4x along columns (a strided reduction); cold lists (the first blocks) take the dense
+    top-k, as does the NumPy backend there.
     """
+    if ops.backend != "torch-cuda" and HOST_FOLD == "numba":  # one pass on the host, see _fold
+        from ._fold import fold_tile
+
+        fold_tile(ops.get(s), ops.get(best_s), ops.get(best_i), ops.get(kth), axis, tgt0, cand0)
+        return
     view = s if axis == 1 else s.T
     tgt = slice(tgt0, tgt0 + view.shape[0])
     if ops.backend != "numpy":
@@ -654,7 +665,7 @@ def approximate_knn(
         probe = min(n_lists, 2 * probe)
         ids[short] = search(short, probe)
     dist = _refine_distances(x, x, ids, metric)
-    order = np.argsort(dist, axis=1, kind="stable")
+    order = np.lexsort((ids, dist), axis=1)  # nearest first; equal distances by row id, whatever the kernel
     ids = np.take_along_axis(ids, order, axis=1)
     dist = np.take_along_axis(dist, order, axis=1)
     truth = exact_knn(x, k=k, metric=metric, query_indices=check_rows, validate=False, progress=False)

@@ -4,7 +4,7 @@ Usage::
 
     python scripts/serve_app.py [--port 8866] [--no-warm]
 
-Before starting Voila it compiles UMAP's numba functions once (a tiny fit) with ``NUMBA_CACHE_DIR``
+Before starting Voila it compiles the numba functions once (a tiny UMAP fit, the k-NN tile folds) with ``NUMBA_CACHE_DIR``
 set to ``.cache/numba`` in the repository, so the kernels Voila starts load the compiled code from
 that cache instead of stalling for tens of seconds on the first UMAP projection.
 """
@@ -25,12 +25,14 @@ NUMBA_CACHE = REPO / ".cache" / "numba"
 
 
 def warm_numba() -> float:
-    """Fit a tiny UMAP so numba compiles (and caches) its kernels; returns the seconds it took."""
+    """Compile (and cache) numba's kernels: a tiny UMAP fit and the k-NN tile folds; returns seconds."""
     import numpy as np
 
+    from embgeo.analysis._fold import warm_up
     from embgeo.analysis._projection import project
 
     t0 = time.perf_counter()
+    warm_up()
     x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     project(x, "umap", 2, metric="cosine")
     return time.perf_counter() - t0

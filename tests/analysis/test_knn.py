@@ -69,12 +69,18 @@ def test_blocked_symmetric_and_general_kernels_agree(x, metric, monkeypatch):
 
 
 @pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("share", [-1.0, 1.0])  # dense top-k only; sparse threshold fold always
-def test_self_join_tile_folds_match_brute_force(x, metric, share, monkeypatch):
+@pytest.mark.parametrize("fold, share, backend", [
+    ("numba", None, "torch-cpu"), ("numba", None, "numpy"),  # the host kernel (_fold)
+    ("array", -1.0, "torch-cpu"),  # dense top-k only
+    ("array", 1.0, "torch-cpu"),  # comparison + sparse merge always (the GPU's path, run on the CPU)
+])
+def test_self_join_tile_folds_match_brute_force(x, metric, fold, share, backend, monkeypatch):
     monkeypatch.setattr(_knn, "SYMMETRIC_BLOCK_ROWS", 200)
-    monkeypatch.setattr(_knn, "SPARSE_FOLD_MAX_SHARE", share)
+    monkeypatch.setattr(_knn, "HOST_FOLD", fold)
+    if share is not None:
+        monkeypatch.setattr(_knn, "SPARSE_FOLD_MAX_SHARE", share)
     sub = x[:900]
-    res = exact_knn(sub, k=7, metric=metric, backend="torch-cpu", mean_distance=metric != "dot")
+    res = exact_knn(sub, k=7, metric=metric, backend=backend, mean_distance=metric != "dot")
     idx, dist = brute_force(sub, sub, 7, metric, exclude_self=True)
     assert recall_at_k(res.indices, idx) == 1.0
     np.testing.assert_allclose(res.distances, dist, rtol=1e-5, atol=1e-5)
@@ -165,3 +171,11 @@ def test_embedding_set_caches_one_table(x):
     first = s.neighbors(10)
     assert s.neighbors(4).indices.base is first.indices or np.shares_memory(s.neighbors(4).indices, first.indices)
     assert s.neighbors(10) is first
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_equal_distances_are_ordered_by_row_id(backend):
+    # 0 sits at distance 1 from 1, 2, 3 and 4 (and 2 from 5): any kernel must list 1, 2, 3, 4 in order
+    x = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0], [2, 0]], dtype=np.float32)
+    res = exact_knn(x, k=4, metric="euclidean", backend=backend)
+    np.testing.assert_array_equal(res.indices[0], [1, 2, 3, 4])
