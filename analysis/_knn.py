@@ -439,14 +439,17 @@ def exact_knn(
     return _finish(corpus, queries_arr, ops.get(best_i).astype(np.int64), metric, backend, t0, mean_d)
 
 
+def _nearest_first(ids: np.ndarray, dist: np.ndarray):
+    """Each row's neighbours sorted by distance; equal distances by row id, so every kernel agrees."""
+    order = np.lexsort((ids, dist), axis=1)
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
 def _finish(corpus, queries, ids, metric, backend, t0, mean_d) -> Neighbors:
     """Exact distances for the chosen ids, sorted nearest first, wrapped as Neighbors."""
-    dist = _refine_distances(corpus, queries, ids, metric)
-    order = np.lexsort((ids, dist), axis=1)  # nearest first; equal distances by row id, whatever the kernel
-    return Neighbors(
-        indices=np.take_along_axis(ids, order, axis=1), distances=np.take_along_axis(dist, order, axis=1),
-        metric=metric, exact=True, backend=backend, seconds=time.perf_counter() - t0, mean_distance=mean_d,
-    )
+    ids, dist = _nearest_first(ids, _refine_distances(corpus, queries, ids, metric))
+    return Neighbors(indices=ids, distances=dist, metric=metric, exact=True, backend=backend,
+                     seconds=time.perf_counter() - t0, mean_distance=mean_d)
 
 
 def _merge_topk(ops, best_s, best_i, rows: slice, vals, cand_i, k):
@@ -664,10 +667,7 @@ def approximate_knn(
     while (short := np.flatnonzero((ids < 0).any(axis=1))).size and probe < n_lists:
         probe = min(n_lists, 2 * probe)
         ids[short] = search(short, probe)
-    dist = _refine_distances(x, x, ids, metric)
-    order = np.lexsort((ids, dist), axis=1)  # nearest first; equal distances by row id, whatever the kernel
-    ids = np.take_along_axis(ids, order, axis=1)
-    dist = np.take_along_axis(dist, order, axis=1)
+    ids, dist = _nearest_first(ids, _refine_distances(x, x, ids, metric))
     truth = exact_knn(x, k=k, metric=metric, query_indices=check_rows, validate=False, progress=False)
     rec = recall_at_k(ids[check_rows], truth.indices)
     return Neighbors(
