@@ -232,7 +232,10 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         ranks k and 2k).
     exact : bool
         Exact neighbours (default), or the approximate faiss IVF engine whose measured recall@k is
-        reported beside every statistic built on the table.
+        reported beside every statistic built on the table. Approximate search pays off on data of
+        low intrinsic dimension; where it is high, IVF must scan much of the corpus to reach its
+        target recall and the exact self-join is faster (benchmarks/: 100,000 x 384 with TwoNN
+        dimension 70 on 2 cores, exact 45 s, IVF at recall 0.958 76 s).
     sample : int or None
         Query points for concentration and cosine versus dot; None uses every point.
     weighted : bool or None
