@@ -515,7 +515,10 @@ class DashboardController(traitlets.HasTraits):
     # ------------------------------------------------------------------------------ colouring
     def color_options(self) -> list[str]:
         cols = [] if self.data.metadata is None else [str(c) for c in self.data.metadata.columns]
-        return list(DERIVED_COLOURS) + [c for c in cols if c not in DERIVED_COLOURS]
+        derived = list(DERIVED_COLOURS)
+        if self.data.weights is not None and "frequency" not in cols:  # weights given apart from metadata
+            derived.append("frequency")
+        return derived + [c for c in cols if c not in DERIVED_COLOURS]
 
     def color_values(self, name: str | None = None, rows: np.ndarray | None = None):
         """Values to colour points by: (array, "numeric" | "categorical" | "none", label).
@@ -536,6 +539,11 @@ class DashboardController(traitlets.HasTraits):
             label = f"local ID (k={rep.k})"
         elif name == "k-occurrence":
             values, label = self.hubness().k_occurrence.astype(np.float32), f"k-occurrence (k={self.k})"
+        elif name == "frequency" and self.data.weights is not None and (
+                self.data.metadata is None or "frequency" not in self.data.metadata.columns):
+            # Zipfian weights span orders of magnitude: a linear scale would show one colour
+            values = np.log10(np.maximum(self.data.weights, np.finfo(np.float64).tiny))
+            label = "log10 frequency (weight)"
         else:
             if self.data.metadata is None or name not in self.data.metadata.columns:
                 raise EmbeddingInputError(f"no metadata column {name!r}; choose one of {self.color_options()}")

@@ -139,3 +139,13 @@ def test_accepts_array_and_path(tmp_path):
     np.testing.assert_array_equal(x, before)
     with pytest.raises(EmbeddingInputError, match="at least 3"):
         DashboardController(x[:2])
+
+
+def test_colour_by_frequency_when_weights_come_without_a_column(clustered):
+    weights = np.arange(1, 301, dtype=np.float64) ** -1.0  # Zipf-like, three orders of magnitude
+    ctl = DashboardController(EmbeddingSet(clustered.vectors, weights=weights))
+    assert "frequency" in ctl.color_options()
+    values, kind, label = ctl.color_values("frequency")
+    assert kind == "numeric" and "log10" in label
+    np.testing.assert_allclose(values, np.log10(weights), rtol=1e-6)
+    assert "frequency" not in DashboardController(clustered).color_options()
