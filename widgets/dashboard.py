@@ -237,6 +237,9 @@ class Dashboard(W.VBox):
         self.figure = fig
         self.figure_box.children = [fig]
         self._apply_color()
+        self.selection.value = ("<i>Lasso or box-select points to see their statistics.</i>" if proj.n_components == 2
+                                else "<i>plotly's 3-D view has no lasso or box selection: switch to 2D to select a "
+                                     "region. Clicking a point still lists its neighbours.</i>")
         notes = []
         if proj.metric != c.metric:
             notes.append(f"UMAP needs a distance, and {c.metric} is not one: this map uses cosine.")

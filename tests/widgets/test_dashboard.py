@@ -58,8 +58,10 @@ def test_selection_shows_subset_statistics(dash):
 def test_three_d_switches_trace_type(dash):
     dash.dims.value = 3
     assert isinstance(F.points_trace(dash.figure), go.Scatter3d)
+    assert "no lasso" in dash.selection.value  # the user is told why selecting does nothing in 3-D
     dash.dims.value = 2
     assert isinstance(F.points_trace(dash.figure), go.Scattergl)
+    assert "Lasso or box-select" in dash.selection.value
 
 
 def test_other_tabs_render(dash):
