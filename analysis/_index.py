@@ -171,24 +171,13 @@ def recall_distance_rule(found_distances: np.ndarray, true_kth_distance: np.ndar
 
 
 def _found_distances(corpus_prepared: np.ndarray, queries_prepared: np.ndarray, ids: np.ndarray, metric: str):
-    """Distances (embgeo units) from each query to its returned items, NaN where nothing came back.
-
-    Float32 is enough here: these distances only meet the ann-benchmarks rule, whose tolerance
-    (1e-3) is four orders above float32 rounding; float64 gathers made this the largest harness cost.
-    """
+    """Distances (embgeo units) from each query to its returned items, NaN where nothing came back."""
     safe = np.where(ids >= 0, ids, 0)
-    out = np.empty(ids.shape, dtype=np.float64)
-    rows = max(1, (32 * 2**20) // max(1, ids.shape[1] * corpus_prepared.shape[1] * 4))
-    for start in range(0, ids.shape[0], rows):
-        q = queries_prepared[start:start + rows]
-        nbrs = corpus_prepared[safe[start:start + rows]]  # (b, k, d); vectors are prepared already
-        if metric == "dot":
-            out[start:start + len(q)] = -np.einsum("bd,bkd->bk", q, nbrs)
-        else:  # unit vectors under cosine, so the chord is the L2 distance
-            nbrs -= q[:, None, :]
-            out[start:start + len(q)] = np.sqrt(np.einsum("bkd,bkd->bk", nbrs, nbrs))
-    out[ids < 0] = np.nan
-    return out
+    # Vectors are already prepared (unit for cosine), so chord/L2/-dot come out directly.
+    d = _refine_distances(corpus_prepared, queries_prepared, safe, "euclidean" if metric == "cosine" else metric)
+    d = d.astype(np.float64)
+    d[ids < 0] = np.nan
+    return d
 
 
 # --------------------------------------------------------------------------------------------- ground truth
