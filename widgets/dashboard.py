@@ -17,6 +17,7 @@ from . import _figures as F
 from ._controller import (
     DEFAULT_INDEX_KINDS,
     DENSITY_THRESHOLD,
+    DERIVED_COLOURS,
     INDEX_KINDS,
     INDEX_SWEEP,
     POINT_SAMPLE,
@@ -457,7 +458,7 @@ class Dashboard(W.VBox):
         (norm, local ID, k-occurrence) are properties of the original space and would mislabel the other.
         """
         c = self.controller
-        if c.color_by in ("none", "norm", "local ID", "k-occurrence"):
+        if c.color_by in DERIVED_COLOURS:
             return
         values, kind, label = c.color_values(rows=rows)
         for fig in figures:
