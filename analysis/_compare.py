@@ -317,7 +317,7 @@ def _split_queries(queries, ea: EmbeddingSet, eb: EmbeddingSet):
 
 def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance=None, queries=None,
             name_a: str | None = None, name_b: str | None = None, sample: int | None = 2000,
-            random_state=0) -> Comparison:
+            random_state=0, report_a: GeometryReport | None = None) -> Comparison:
     """Geometry of two embedding spaces side by side, with neighbourhood and task-level changes.
 
     Each space gets a full :func:`geometry_report` (isotropy, intrinsic dimension, hubness,
@@ -349,6 +349,10 @@ def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance
     sample : int or None
         Query points of the sampled parts of each geometry report (see :func:`geometry_report`).
     random_state : int, Generator or None
+    report_a : GeometryReport, optional
+        A's report, already computed by ``geometry_report(a, metric=metric, k=k, sample=sample,
+        random_state=random_state)``: reused instead of computed again, so comparing one set with
+        several others (transforms, models) pays for A once. Its n, dim, metric and k are checked.
 
     Returns
     -------
@@ -387,7 +391,15 @@ def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance
             f"labels and relevance describe the same items in both spaces, but A has {ea.n} and B {eb.n}")
     k = check_k(k, min(ea.n, eb.n) - 1, context="neighbours (self excluded)")
 
-    rep_a = geometry_report(ea, metric=metric, k=k, sample=sample, random_state=random_state)
+    if report_a is None:
+        rep_a = geometry_report(ea, metric=metric, k=k, sample=sample, random_state=random_state)
+    else:
+        given = (report_a.n, report_a.dim, report_a.metric, report_a.k)
+        if given != (ea.n, ea.dim, metric, k):
+            raise EmbeddingInputError(
+                f"report_a describes n={given[0]}, dim={given[1]}, metric={given[2]!r}, k={given[3]}; "
+                f"this comparison needs n={ea.n}, dim={ea.dim}, metric={metric!r}, k={k}")
+        rep_a = report_a
     rep_b = geometry_report(eb, metric=metric, k=k, sample=sample, random_state=random_state)
     # Both reports cached the k-NN tables on the sets, so preservation and the vote reuse them.
     preservation = neighborhood_preservation(ea, eb, k=k, metric=metric) if same_items else None

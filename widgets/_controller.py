@@ -30,6 +30,8 @@ UMAP_MAX_POINTS = 50_000
 ID_SAMPLE = 20_000
 
 #: Colour-by options computed from the data rather than read from the metadata.
+#: Query sample of the sampled report parts in comparisons (A's report is computed once with it).
+COMPARE_SAMPLE = 2000
 DERIVED_COLOURS = ("none", "norm", "local ID", "k-occurrence")
 
 #: Readable names of the transforms in ``embgeo.analysis.TRANSFORMS`` (a new one shows under its key).
@@ -444,9 +446,20 @@ class DashboardController(traitlets.HasTraits):
             other.neighbors(min(max(self.k, 32), other.n - 1), metric=self.metric, progress=False)
             self._step(40, f"geometry of both sets ({self.data.n:,} and {other.n:,} points) and their "
                            "k-NN overlap...")
-            return compare(self.data, other, metric=self.metric, k=self.k, labels=labels,
-                           name_a=self.data.name, name_b=other.name)
+            return compare(self.data, other, metric=self.metric, k=self.k, labels=labels, name_a=self.data.name,
+                           name_b=other.name, sample=COMPARE_SAMPLE, random_state=0,
+                           report_a=self.report_of_this_set())
         return self._cached(("comparison", key, self.metric, self.k), compute)
+
+    def report_of_this_set(self):
+        """The set's own :func:`geometry_report` at compare()'s settings, computed once per metric and k.
+
+        Every comparison (each transform tried, each second set) reuses it, so only B's report is new.
+        """
+        from embgeo.analysis import geometry_report
+
+        return self._cached(("geometry_report", self.metric, self.k), lambda: geometry_report(
+            self.data, metric=self.metric, k=self.k, sample=COMPARE_SAMPLE, random_state=0, progress=False))
 
     def comparison_notes(self, key: tuple) -> list[str]:
         """Warnings about a comparison's premises: different items, texts that disagree row by row."""

@@ -214,3 +214,26 @@ def test_post_processing_directions_on_real_word_embeddings(words, method):
     assert hub.skewness < raw_hub.skewness - 0.2
     overlap = neighborhood_preservation(words, out, k=10)
     assert 0.3 < overlap < 0.95
+
+
+def test_a_given_report_of_a_is_reused_and_checked(monkeypatch):
+    from embgeo.analysis import _compare
+    from embgeo.analysis._report import geometry_report
+
+    rng = np.random.default_rng(11)
+    a = (rng.normal(size=(250, 12)) + 1.0).astype(np.float32)
+    b = a - a.mean(axis=0)
+    whole = compare(a, b, k=5, sample=100)
+    rep_a = geometry_report(EmbeddingSet(a), k=5, sample=100, random_state=0)
+    calls = []
+    real = _compare.geometry_report
+    monkeypatch.setattr(_compare, "geometry_report", lambda es, **kw: calls.append(es.n) or real(es, **kw))
+    reused = compare(a, b, k=5, sample=100, report_a=rep_a)
+    assert calls == [250]  # only B's report was computed
+    assert reused.report_a is rep_a
+    assert [r["a"] for r in reused.rows] == [r["a"] for r in whole.rows]
+    assert [r["b"] for r in reused.rows] == [r["b"] for r in whole.rows]
+    with pytest.raises(EmbeddingInputError, match="report_a describes .* k=5"):
+        compare(a, b, k=6, sample=100, report_a=rep_a)
+    with pytest.raises(EmbeddingInputError, match="metric='euclidean'"):
+        compare(a, b, k=5, metric="euclidean", sample=100, report_a=rep_a)

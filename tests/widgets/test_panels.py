@@ -116,6 +116,25 @@ def test_parameter_controls_follow_the_transform_and_results_are_cached(aniso, m
     assert "zipfian" in Dashboard(weighted, background=False).controller.available_transforms()
 
 
+def test_this_sets_report_is_computed_once_for_every_transform_tried(aniso, monkeypatch):
+    from embgeo.analysis import _report
+
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    computed = []
+    real = _report.geometry_report
+    monkeypatch.setattr(_report, "geometry_report", lambda es, **kw: computed.append(es.name) or real(es, **kw))
+    monkeypatch.setattr("embgeo.analysis._compare.geometry_report", _report.geometry_report)
+    monkeypatch.setattr("embgeo.analysis.geometry_report", _report.geometry_report)
+    for method in ("center", "abtt"):
+        d.transform.value = method
+        d.transform_apply.click()
+        assert d.error.value == ""
+    assert computed.count("aniso") == 1 and len(computed) == 3  # A once, then each B
+    first, second = (d.controller.transform_comparison(m) for m in ("center", "abtt"))
+    assert first.report_a is second.report_a
+
+
 # ---------------------------------------------------------------------------------- index health
 
 
