@@ -35,9 +35,14 @@ def _expected_failures(est):
     if isinstance(est, L2Normalize):
         return {"check_estimators_dtypes": "the check's integer data contain an all-zero row, which "
                 "has no direction; L2Normalize refuses it by design"}
-    # ZCA is exempt: U diag U^T is the same for any basis of a repeated eigenvalue.
     if isinstance(est, PHIS) or (isinstance(est, Whitening) and est.method == "pca"):
         return {"check_sample_weight_equivalence_on_dense_data": _RANK_DEFICIENT}
+    if isinstance(est, Whitening) and est.method == "zca":
+        # U diag U^T is the same for any basis of the null space in exact arithmetic, but the
+        # 1/sqrt(eps) scale there magnifies rounding: on a 2-core AMD EPYC (Zen 3, OpenBLAS Haswell
+        # kernels) one of 450 outputs differed by one float32 ulp (2.1e-7 relative, tolerance 1e-7).
+        return {"check_sample_weight_equivalence_on_dense_data": _RANK_DEFICIENT + "; for ZCA the "
+                "scale magnifies rounding, which on some CPUs leaves one float32 ulp of difference"}
     return {}
 
 
