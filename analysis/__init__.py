@@ -7,7 +7,8 @@ are public modules in their own right (``embed`` loads sentence-transformers onl
 
 from . import datasets, embed, io
 from ._embedding_set import ANNBenchmark, EmbeddingSet, as_embedding_set
-from ._knn import Neighbors, approximate_knn, exact_knn, recall_at_k
+from ._ann import approximate_knn, recall_at_k
+from ._knn import Neighbors, exact_knn
 from ._results import Result
 from ._validation import EmbeddingInputError
 from .datasets import list_samples, load_sample

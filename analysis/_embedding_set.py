@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._knn import Neighbors, approximate_knn, exact_knn
+from ._ann import approximate_knn
+from ._knn import Neighbors, exact_knn
 from ._validation import (
     EmbeddingInputError,
     as_float32_matrix,
@@ -163,8 +164,8 @@ class EmbeddingSet:
                   backend: str = "auto", progress: bool | None = None) -> Neighbors:
         """k nearest neighbours of every item (self excluded), cached and reused.
 
-        ``exact=False`` uses a faiss IVF index whose recall is measured on a sample and carried on
-        the result. A cached table with at least ``k`` columns is sliced, not recomputed.
+        ``exact=False`` uses the approximate join (:func:`approximate_knn`), whose recall is measured
+        on a sample and carried on the result. A cached table with at least ``k`` columns is sliced, not recomputed.
         """
         metric = check_metric(metric)
         check_k(k, self.n - 1, context="neighbours (self excluded)")

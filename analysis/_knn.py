@@ -19,6 +19,7 @@ depend on the smallest ones) instead of the cancellation error of ``|x|^2 + |y|^
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class Neighbors(Result):
     exact: bool = _field("True for exact search; False for an approximate index.")
     recall: float | None = _field("Measured recall@k of approximate search against exact search.", default=None)
     recall_sample: int = _field("Queries on which that recall was measured.", default=0)
-    backend: str = _field("Where the products ran (numpy, torch-cpu, torch-cuda, faiss-ivf).", default="")
+    backend: str = _field("Where the products ran (numpy, torch-cpu, torch-cuda), or the approximate join's settings.", default="")
     seconds: float = _field("Wall time of the search.", default=float("nan"))
     mean_distance: np.ndarray | None = _field(
         "Mean distance from each query to the whole corpus (self excluded), when asked for.", default=None
@@ -141,6 +142,7 @@ class _Ops:
     def __init__(self, backend: str):
         self.backend = backend
         self._scratch = None  # host memory reused by every score tile (see matmul_t)
+        self.numba_products = False  # host products by numba's workers (see numba_thread_pool)
         if backend.startswith("torch"):
             import torch
 
@@ -178,10 +180,16 @@ class _Ops:
             self._scratch = None  # let the old buffer go before taking the larger one
             self._scratch = np.empty(rows * cols, dtype=np.float32)
         out = self._scratch[:rows * cols].reshape(rows, cols)
-        if self.backend == "numpy":
-            return np.matmul(a, b.T, out=out)
-        np.matmul(a.numpy(), b.numpy().T, out=out)
-        return self.torch.from_numpy(out)
+        a_np, b_np = (a, b) if self.backend == "numpy" else (a.numpy(), b.numpy())
+        if self.numba_products:
+            import numba
+
+            from ._fold import tile_product
+
+            tile_product(a_np, b_np, out, numba.get_num_threads())
+        else:
+            np.matmul(a_np, b_np.T, out=out)
+        return out if self.backend == "numpy" else self.torch.from_numpy(out)
 
     def scores(self, q, c, c_sqnorm, metric):
         """Higher is nearer: <u, v> (cosine, dot) or 2<x, y> - |y|^2 (euclidean)."""
@@ -281,22 +289,24 @@ def _refine_distances(corpus, queries, ids, metric):
     The score tiles give a distance as sqrt(2 - 2s) or sqrt(|q|^2 + |c|^2 - 2<q, c>), which loses
     all precision for near neighbours; the difference q - c does not. Float32 suffices: the inputs
     are float32 unit vectors (for cosine), so their own rounding (~6e-8) bounds what float64 could
-    recover, and halving the bytes gathered halves the cost (this ran 7 s on 100k x 33 in float64).
+    recover. One numba pass reads each listed corpus row in place, with no gathered copies (the
+    NumPy version that gathered (rows, k, d) blocks took 8 s on 100,000 x 32 neighbours x 384).
     """
-    out = np.empty(ids.shape, dtype=np.float32)
-    rows_per_block = max(1, (64 * 2**20) // max(1, ids.shape[1] * corpus.shape[1] * 4))
-    for start in range(0, ids.shape[0], rows_per_block):
-        block_ids = ids[start:start + rows_per_block]
-        q = _prepare(queries[start:start + rows_per_block], metric)
-        flat = np.unique(block_ids)  # read each corpus row once, in order (kind to memory maps)
-        c = _prepare(corpus[flat], metric)
-        nbrs = c[np.searchsorted(flat, block_ids)]  # (b, k, d)
-        if metric == "dot":
-            out[start:start + len(block_ids)] = -np.einsum("bd,bkd->bk", q, nbrs)
-        else:
-            nbrs -= q[:, None, :]
-            out[start:start + len(block_ids)] = np.sqrt(np.einsum("bkd,bkd->bk", nbrs, nbrs))
-    return out
+    from ._fold import pair_distances, row_norms
+
+    mode = {"cosine": 0, "euclidean": 1, "dot": 2}[metric]
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    corpus = np.asarray(corpus, dtype=np.float32)
+    queries = np.asarray(queries, dtype=np.float32)
+    # Under cosine each row is divided by its norm, summed in one fixed order whatever the row's
+    # place in memory (SIMD sums are not), so identical rows give identical unit vectors and a
+    # distance of exactly 0.
+    if mode == 0:
+        c_norms = np.concatenate([row_norms(b) for _, b in iter_row_blocks(corpus)])
+        q_norms = c_norms if queries is corpus else row_norms(queries)
+    else:
+        c_norms = q_norms = np.empty(0, dtype=np.float32)
+    return pair_distances(corpus, queries, ids, c_norms, q_norms, mode)
 
 
 # --------------------------------------------------------------------------------------------- exact
@@ -522,6 +532,28 @@ def _fold_tile(ops, best_s, best_i, kth, s, axis: int, tgt0: int, cand0: int, k:
         kth[tgt] = best_s[tgt].min(1).values
 
 
+@contextlib.contextmanager
+def numba_thread_pool(ops=None):
+    """Run host products in numba's workers (those of ``ops``, if given), each with one BLAS thread.
+
+    A search that alternates NumPy's multi-threaded sgemm with numba's parallel folds keeps two
+    thread pools on the same cores, and OpenBLAS's workers spin for a while after every product,
+    taking cores from the fold that follows. With BLAS limited to one thread and each numba worker
+    multiplying its share of the rows (:func:`._fold.tile_product`), one pool does everything.
+    """
+    import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba calls: loaded before the limit
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        if ops is not None:
+            ops.numba_products = True
+        try:
+            yield
+        finally:
+            if ops is not None:
+                ops.numba_products = False
+
+
 def _symmetric_self_join(corpus, k, metric, ops, mean_distance, progress):
     """Self-join k-NN computing only the tiles i <= j of the (symmetric) score matrix.
 
@@ -549,129 +581,35 @@ def _symmetric_self_join(corpus, k, metric, ops, mean_distance, progress):
 
         bar = tqdm(total=len(starts) * (len(starts) + 1) // 2, desc=f"exact {k}-NN self-join ({metric})",
                    unit="tile", leave=False)
-    for bi, i0 in enumerate(starts):
-        rows_i = slice(i0, i0 + blocks[bi].shape[0])
-        for bj in range(bi, len(starts)):
-            j0 = starts[bj]
-            rows_j = slice(j0, j0 + blocks[bj].shape[0])
-            s = ops.matmul_t(blocks[bi], blocks[bj])
-            if metric == "euclidean":  # -(|x|^2 + |y|^2 - 2<x, y>)
-                s *= 2
-                s -= sqnorms[bi][:, None]
-                s -= sqnorms[bj][None, :]
-            if bi == bj:
-                diag = ops.arange(0, s.shape[0])
-                s[diag, diag] = -np.inf
-            _fold_tile(ops, best_s, best_i, kth, s, 1, i0, j0, k)
-            if bi != bj:
-                _fold_tile(ops, best_s, best_i, kth, s, 0, j0, i0, k)
-            if mean_distance:  # the tile is spent; reuse it for the distances
-                if bi == bj:  # a point's distance to itself is zero
-                    s[diag, diag] = 1.0 if metric == "cosine" else 0.0
-                d = ops.to_distances_(s, metric)
-                dist_sum[rows_i] += ops.get(ops.sum_axis(d, 1))
+    # The host folds run in numba's thread pool; so do the products then (see numba_thread_pool).
+    pooled = ops.backend != "torch-cuda" and HOST_FOLD == "numba"
+    with numba_thread_pool(ops) if pooled else contextlib.nullcontext():
+        for bi, i0 in enumerate(starts):
+            rows_i = slice(i0, i0 + blocks[bi].shape[0])
+            for bj in range(bi, len(starts)):
+                j0 = starts[bj]
+                rows_j = slice(j0, j0 + blocks[bj].shape[0])
+                s = ops.matmul_t(blocks[bi], blocks[bj])
+                if metric == "euclidean":  # -(|x|^2 + |y|^2 - 2<x, y>)
+                    s *= 2
+                    s -= sqnorms[bi][:, None]
+                    s -= sqnorms[bj][None, :]
+                if bi == bj:
+                    diag = ops.arange(0, s.shape[0])
+                    s[diag, diag] = -np.inf
+                _fold_tile(ops, best_s, best_i, kth, s, 1, i0, j0, k)
                 if bi != bj:
-                    dist_sum[rows_j] += ops.get(ops.sum_axis(d, 0))
-            if bar is not None:
-                bar.update(1)
+                    _fold_tile(ops, best_s, best_i, kth, s, 0, j0, i0, k)
+                if mean_distance:  # the tile is spent; reuse it for the distances
+                    if bi == bj:  # a point's distance to itself is zero
+                        s[diag, diag] = 1.0 if metric == "cosine" else 0.0
+                    d = ops.to_distances_(s, metric)
+                    dist_sum[rows_i] += ops.get(ops.sum_axis(d, 1))
+                    if bi != bj:
+                        dist_sum[rows_j] += ops.get(ops.sum_axis(d, 0))
+                if bar is not None:
+                    bar.update(1)
     if bar is not None:
         bar.close()
     mean_d = None if dist_sum is None else dist_sum / (n - 1)
     return ops.get(best_i).astype(np.int64), mean_d
-
-
-# --------------------------------------------------------------------------------------------- approximate
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of the true k neighbours present among the k found (set overlap / k)."""
-    found, truth = np.asarray(found), np.asarray(truth)
-    if found.shape[0] != truth.shape[0]:
-        raise EmbeddingInputError("found and truth must have one row per query")
-    k = truth.shape[1]
-    hits = sum(len(np.intersect1d(f, t, assume_unique=False)) for f, t in zip(found[:, :k], truth))
-    return hits / (truth.shape[0] * k)
-
-
-def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    """Remove each query's own row from its k + 1 results (the last one when self is absent)."""
-    own = found == rows[:, None]
-    own[~own.any(axis=1), k] = True
-    return found[~own].reshape(len(rows), k)
-
-
-def approximate_knn(
-    corpus,
-    k: int = 10,
-    *,
-    metric: str = "cosine",
-    n_lists: int | None = None,
-    n_probe: int | None = None,
-    target_recall: float = 0.95,
-    recall_sample: int = 500,
-    random_state=0,
-    progress: bool | None = None,
-) -> Neighbors:
-    """Approximate self-join k-NN with a faiss IVF-Flat index, its recall measured on a sample.
-
-    The corpus is clustered into ``n_lists`` inverted lists (default ``4 sqrt(n)``, at least 39
-    points a list) and each query scans its ``n_probe`` nearest lists. Unless ``n_probe`` is given,
-    it is tuned: starting from 1 and doubling, the smallest value whose recall@k on
-    ``recall_sample`` random queries reaches ``target_recall``. The recall stored on the result is
-    then measured afresh, against :func:`exact_knn`, on a *different* random sample, so it is not
-    biased by the tuning; every statistic built on these neighbours reports it.
-
-    References
-    ----------
-    Jegou, Douze, Schmid, "Product quantization for nearest neighbor search", IEEE TPAMI 2011 (IVF).
-    Johnson, Douze, Jegou, "Billion-scale similarity search with GPUs", IEEE TBD 2019 (faiss).
-    """
-    import faiss
-
-    t0 = time.perf_counter()
-    metric = check_metric(metric)
-    x = as_float32_matrix(corpus, name="corpus")
-    n, d = x.shape
-    check_k(k, n - 1, context="neighbours in the corpus (self excluded)")
-    if not 0 < target_recall <= 1:
-        raise EmbeddingInputError(f"target_recall must be in (0, 1], got {target_recall}")
-    check_finite(x, "corpus")
-    check_no_zero_rows(x, metric, "corpus")
-    data = np.ascontiguousarray(_prepare(x, metric), dtype=np.float32)
-    n_lists = int(n_lists or max(1, min(n // 39, round(4 * np.sqrt(n)))))
-    faiss_metric = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
-    quantizer = faiss.IndexFlatL2(d) if metric == "euclidean" else faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, n_lists, faiss_metric)
-    rng = check_random_state(random_state)
-    train = data[rng.choice(n, size=256 * n_lists, replace=False)] if n > 256 * n_lists else data
-    index.train(train)
-    index.add(data)
-
-    # Two disjoint query samples: one tunes n_probe, the other measures the recall we report.
-    perm = rng.permutation(n)
-    m = min(recall_sample, n // 2) if n >= 4 else n
-    tune_rows, check_rows = np.sort(perm[:m]), np.sort(perm[m:2 * m] if n >= 4 else perm[:m])
-
-    def search(rows, probe):
-        index.nprobe = probe
-        return _drop_self(index.search(data[rows], k + 1)[1], rows, k)
-
-    if n_probe is None:
-        truth = exact_knn(x, k=k, metric=metric, query_indices=tune_rows, validate=False, progress=False)
-        n_probe = 1
-        while n_probe < n_lists and recall_at_k(search(tune_rows, n_probe), truth.indices) < target_recall:
-            n_probe = min(n_lists, 2 * n_probe)
-    ids = search(np.arange(n), int(n_probe))
-    # Queries whose probed lists held fewer than k other points get more lists, not an error.
-    probe = int(n_probe)
-    while (short := np.flatnonzero((ids < 0).any(axis=1))).size and probe < n_lists:
-        probe = min(n_lists, 2 * probe)
-        ids[short] = search(short, probe)
-    ids, dist = _nearest_first(ids, _refine_distances(x, x, ids, metric))
-    truth = exact_knn(x, k=k, metric=metric, query_indices=check_rows, validate=False, progress=False)
-    rec = recall_at_k(ids[check_rows], truth.indices)
-    return Neighbors(
-        indices=ids, distances=dist, metric=metric, exact=False, recall=float(rec),
-        recall_sample=len(check_rows), backend=f"faiss-ivf(lists={n_lists}, probe={n_probe})",
-        seconds=time.perf_counter() - t0,
-    )

@@ -6,7 +6,7 @@ cached table. What still runs its own (small) search is a query *sample* against
 concentration (which also needs each query's mean distance to the corpus), cosine versus dot (which
 needs dot neighbours next to cosine ones), and the subsample blocks of the TwoNN decimation curve.
 
-With ``exact=False`` the table comes from the approximate engine (faiss IVF) and its measured
+With ``exact=False`` the table comes from the approximate engine (:mod:`._ann`) and its measured
 recall@k is carried next to every statistic built on it.
 """
 

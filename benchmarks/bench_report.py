@@ -11,7 +11,7 @@ tracemalloc cannot) belongs to that case alone:
 * ``faiss_floor``   faiss ``IndexFlatIP`` self-join k-NN of the unit vectors, as many columns as the
                     report's shared table: the time no exact report can beat.
 * ``report_exact``  the full :func:`geometry_report` with exact neighbours (goal: <= 1.25 x floor).
-* ``report_approx`` the full report with approximate (faiss IVF) neighbours, after a warm-up run on
+* ``report_approx`` the full report with approximate (IVF join) neighbours, after a warm-up run on
                     a slice; its measured recall (goal: < 15 s at recall >= 0.95).
 * ``reference``     the same quantities through scikit-dimension (TwoNN, MLE), IsoScore and
                     scikit-learn (PCA, brute-force cosine k-NN for hubness), on the unit vectors.

@@ -87,7 +87,7 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
                    help="similarity of the neighbour search (default: cosine)")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours per point (default: 10)")
     p.add_argument("--approximate", action="store_true",
-                   help="approximate neighbours (faiss IVF); the measured recall is reported")
+                   help="approximate neighbours (IVF join, re-ranked exactly); the measured recall is reported")
     p.add_argument("--sample", type=_positive_int, default=2000,
                    help="query points for concentration and cosine-vs-dot (default: 2000)")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet, approximate_knn, exact_knn, recall_at_k
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, exact_knn, recall_at_k
 from embgeo.analysis import _knn
 
 METRICS = ["cosine", "euclidean", "dot"]
@@ -144,26 +144,6 @@ def test_clear_errors(x):
         exact_knn(nan, k=2)
     with pytest.raises(EmbeddingInputError, match="undefined for metric='dot'"):
         exact_knn(x, k=2, metric="dot", mean_distance=True)
-
-
-def test_approximate_neighbours_report_measured_recall():
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((20, 32)) * 3
-    x = (centres[rng.integers(0, 20, 4000)] + rng.standard_normal((4000, 32))).astype(np.float32)
-    res = approximate_knn(x, k=10, recall_sample=300, target_recall=0.95)
-    assert not res.exact and res.recall_sample == 300
-    full = recall_at_k(res.indices, exact_knn(x, k=10).indices)
-    assert full >= 0.93  # n_probe was tuned to the target on a sample
-    assert abs(res.recall - full) < 0.03  # the reported (fresh-sample) recall tracks the full recall
-    assert not (res.indices == np.arange(len(x))[:, None]).any()
-    fixed = approximate_knn(x, k=10, n_probe=1, recall_sample=300)
-    assert fixed.recall < res.recall and "probe=1)" in fixed.backend
-
-
-def test_approximate_small_sets_do_not_fail():
-    x = np.random.default_rng(3).standard_normal((400, 16)).astype(np.float32)
-    res = approximate_knn(x, k=32)
-    assert res.indices.shape == (400, 32) and (res.indices >= 0).all()
 
 
 def test_embedding_set_caches_one_table(x):

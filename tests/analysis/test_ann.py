@@ -1,0 +1,135 @@
+"""The approximate self-join (IVF join in a PCA subspace, exact re-ranking) and its numba kernels."""
+
+import numpy as np
+import pytest
+
+from embgeo.analysis import EmbeddingInputError, approximate_knn, exact_knn, recall_at_k
+from embgeo.analysis._fold import _select_largest, rerank_candidates, top_columns
+from embgeo.analysis.datasets import make_anisotropic
+from embgeo.analysis._knn import _prepare, _refine_distances
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    return make_anisotropic(3000, 48, random_state=1)
+
+
+def _ok_rows(ids, n):
+    assert (ids >= 0).all() and (ids < n).all()
+    assert not (ids == np.arange(len(ids))[:, None]).any()  # self excluded
+    assert all(len(set(row)) == len(row) for row in ids)  # no neighbour twice
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_every_list_at_full_dimension_is_the_exact_join(cloud, metric):
+    # Probing every list in the unprojected space scores every pair once (rows or columns of some
+    # tile), so the candidates are the exact top ones; candidates == k stresses the buffers.
+    n, d = cloud.shape
+    res = approximate_knn(cloud, k=12, metric=metric, n_lists=8, n_probe=8, projection_dim=d, candidates=12)
+    truth = exact_knn(cloud, k=12, metric=metric)
+    # Identical up to float rounding: euclidean scores in the centred basis may swap a near-tie.
+    assert recall_at_k(res.indices, truth.indices) >= 0.9999
+    np.testing.assert_allclose(res.distances, truth.distances, rtol=1e-5, atol=1e-5)
+    assert res.recall >= 0.999 and not res.exact
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_tuned_join_reaches_its_target_and_reports_it(cloud, metric):
+    res = approximate_knn(cloud, k=10, metric=metric, target_recall=0.9, recall_sample=300)
+    _ok_rows(res.indices, len(cloud))
+    full = recall_at_k(res.indices, exact_knn(cloud, k=10, metric=metric).indices)
+    assert full >= 0.88
+    assert abs(res.recall - full) < 0.04  # measured on a fresh sample, it tracks the full recall
+    assert np.all(np.diff(res.distances, axis=1) >= 0)  # nearest first
+
+
+def test_fewer_probes_cost_recall(cloud):
+    one = approximate_knn(cloud, k=10, n_lists=20, n_probe=1, projection_dim=16)
+    more = approximate_knn(cloud, k=10, n_lists=20, n_probe=8, projection_dim=16)
+    assert one.recall < more.recall
+    assert "probe=1," in one.backend and "dim=16," in one.backend
+
+
+def test_projection_grows_when_the_target_needs_it():
+    # An isotropic cloud keeps little of its geometry in 2 directions: the tuning must widen them.
+    x = np.random.default_rng(0).standard_normal((1500, 32)).astype(np.float32)
+    res = approximate_knn(x, k=10, target_recall=0.95, recall_sample=200, candidates=40, n_lists=10)
+    dim = int(res.backend.split("dim=")[1].split(",")[0])
+    assert dim > 2 and res.recall >= 0.9
+    pinned = approximate_knn(x, k=10, projection_dim=2, candidates=40, n_lists=10, recall_sample=200)
+    assert "dim=2," in pinned.backend and pinned.recall < res.recall
+
+
+def test_small_sets_do_not_fail():
+    x = np.random.default_rng(3).standard_normal((400, 16)).astype(np.float32)
+    res = approximate_knn(x, k=32)
+    assert res.indices.shape == (400, 32)
+    _ok_rows(res.indices, 400)
+
+
+def test_the_callers_data_is_untouched(cloud):
+    before = cloud.copy()
+    approximate_knn(cloud, k=5, recall_sample=100)
+    np.testing.assert_array_equal(cloud, before)
+
+
+def test_bad_settings_raise_clear_errors(cloud):
+    with pytest.raises(EmbeddingInputError, match="candidates"):
+        approximate_knn(cloud, k=10, candidates=5)
+    with pytest.raises(EmbeddingInputError, match="n_probe"):
+        approximate_knn(cloud, k=10, n_lists=4, n_probe=5)
+    with pytest.raises(EmbeddingInputError, match="target_recall"):
+        approximate_knn(cloud, k=10, target_recall=1.5)
+    with pytest.raises(EmbeddingInputError, match="projection_dim"):
+        approximate_knn(cloud, k=10, projection_dim=49)
+    bad = cloud.copy()
+    bad[7] = np.nan
+    with pytest.raises(EmbeddingInputError, match="NaN or inf"):
+        approximate_knn(bad, k=10)
+
+
+# --------------------------------------------------------------------------------------------- kernels
+
+
+@pytest.mark.parametrize("filled,keep", [(10, 1), (10, 10), (256, 128), (37, 12), (64, 63)])
+def test_select_largest_keeps_the_largest(filled, keep):
+    rng = np.random.default_rng(filled + keep)
+    values = rng.standard_normal(filled).astype(np.float32)
+    values[rng.integers(0, filled, 5)] = values[0]  # ties
+    scores, ids = values[None, :].copy(), np.arange(filled, dtype=np.int32)[None, :].copy()
+    low = _select_largest(scores, ids, 0, filled, keep)
+    assert sorted(scores[0, :keep]) == sorted(np.sort(values)[::-1][:keep])
+    assert low == np.sort(values)[::-1][keep - 1]
+    np.testing.assert_array_equal(values[ids[0]], scores[0])  # ids travelled with their scores
+
+
+def test_top_columns_matches_argsort():
+    s = np.random.default_rng(0).standard_normal((50, 40)).astype(np.float32)
+    np.testing.assert_array_equal(top_columns(s, 7), np.argsort(-s, axis=1, kind="stable")[:, :7])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_refined_distances_match_numpy(metric):
+    rng = np.random.default_rng(1)
+    c = rng.standard_normal((200, 24)).astype(np.float32) * 3
+    q = rng.standard_normal((30, 24)).astype(np.float32)
+    ids = rng.integers(0, 200, (30, 6))
+    ids[0, 0] = -1
+    got = _refine_distances(c, q, ids, metric)
+    cp, qp = _prepare(c, metric).astype(np.float64), _prepare(q, metric).astype(np.float64)
+    nb = cp[ids]
+    want = -np.einsum("md,mkd->mk", qp, nb) if metric == "dot" else np.linalg.norm(nb - qp[:, None], axis=2)
+    assert np.isnan(got[0, 0])
+    np.testing.assert_allclose(got.ravel()[1:], want.ravel()[1:], rtol=2e-5, atol=2e-5)
+
+
+def test_rerank_picks_the_exact_best_candidates():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    cand = np.stack([rng.permutation(np.r_[0:i, i + 1:300])[:20] for i in range(300)])
+    cand[0, 3] = -1  # a missing slot is skipped
+    got = rerank_candidates(x, cand, 5, np.empty(0, np.float32), np.arange(300), 4)
+    scores = np.einsum("id,ijd->ij", x, x[np.maximum(cand, 0)])
+    scores[cand < 0] = -np.inf
+    want = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :5], axis=1)
+    np.testing.assert_array_equal(got, want)
