@@ -9,6 +9,7 @@ import numpy as np
 
 from ._ann import approximate_knn
 from ._knn import Neighbors, exact_knn
+from ._moments import Moments, scan_moments
 from ._validation import (
     EmbeddingInputError,
     as_float32_matrix,
@@ -106,6 +107,7 @@ class EmbeddingSet:
         self.source = source
         self.benchmark = benchmark
         self._neighbors: dict[tuple[str, bool], Neighbors] = {}
+        self._moments: dict[bool, Moments] = {}
 
     # -------------------------------------------------------------------------------- basic facts
     @property
@@ -191,8 +193,20 @@ class EmbeddingSet:
         cached = self._neighbors.get((check_metric(metric), True))
         return None if cached is None or cached.k < k else cached.head(k)
 
+    def moments(self, *, normalize: bool = False) -> Moments:
+        """Unweighted mean and scatter of the rows (``normalize``: of their unit vectors), cached.
+
+        One blocked float64 pass serves isotropy and the PCA dimension of the intrinsic-dimension
+        report alike.
+        """
+        key = bool(normalize)
+        if key not in self._moments:
+            self._moments[key] = scan_moments(self.vectors, normalize=key)
+        return self._moments[key]
+
     def clear_cache(self) -> None:
         self._neighbors.clear()
+        self._moments.clear()
 
     # -------------------------------------------------------------------------------- reprs
     def _summary(self) -> list[tuple[str, str]]:

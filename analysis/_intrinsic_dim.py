@@ -28,7 +28,6 @@ from ._validation import (
     check_k,
     check_metric,
     check_random_state,
-    iter_row_blocks,
 )
 
 #: A nearest-neighbour distance at most this times the median second-neighbour distance is a duplicate.
@@ -529,32 +528,6 @@ def local_intrinsic_dimension(
 # --------------------------------------------------------------------------------------------- PCA
 
 
-def _covariance_eigenvalues(vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Eigenvalues (descending) of the covariance, from a blocked float64 X^T X.
-
-    Rows are shifted by the first block's mean before accumulating, so that a large common mean
-    (embedding cones) does not cancel catastrophically in ``X^T X - n mu mu^T``. Under cosine the
-    rows are normalised first: the spectrum of the unit vectors whose chords the other estimators use.
-    """
-    n, d = vectors.shape
-    shift = None
-    total = np.zeros(d)
-    gram = np.zeros((d, d))
-    for _, block in iter_row_blocks(vectors, 16_384):
-        b = block.astype(np.float64)
-        if metric == "cosine":
-            b /= np.linalg.norm(b, axis=1, keepdims=True)
-        if shift is None:
-            shift = b.mean(axis=0)
-        b -= shift
-        total += b.sum(axis=0)
-        gram += b.T @ b
-    mean = total / n
-    cov = (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
-    eig = np.linalg.eigvalsh(cov)[::-1]
-    return np.clip(eig, 0.0, None)
-
-
 def _pca_dimension(eigenvalues: np.ndarray, share: float) -> int:
     """Smallest number of leading components explaining at least ``share`` of the variance."""
     total = eigenvalues.sum()
@@ -759,7 +732,8 @@ def intrinsic_dimension(
     two = _twonn_from_distances(dist[:, :2], metric, es.n, 0.1, n_boot, confidence, rng)
     mle = _mle_from_distances(dist[:, :k], metric, es.n, n_boot, confidence, rng)
     lid = _readonly(_lid_from_distances(dist[:, :k], lid_form))
-    eig = _covariance_eigenvalues(es.vectors, metric)
+    # the spectrum of the rows (unit vectors under cosine), from the set's cached moments
+    eig = np.clip(np.linalg.eigvalsh(es.moments(normalize=metric == "cosine").covariance())[::-1], 0.0, None)
     scale_n, scale_d, scale_sd, scale_r = _decimation_curve(es, metric, dist, rows, scale_levels, rng)
     g_n1, g_d, g_r = _gride_curve(dist, gride_max_rank)
 

@@ -180,7 +180,10 @@ def isotropy_report(data, *, metric: str = "cosine", weighted: bool = False,
     check_no_zero_rows(eset.vectors, metric)
     normalize = metric == "cosine"
 
-    mom = scan_moments(eset.vectors, weights, normalize=normalize, block_rows=block_rows)
+    if weights is None and block_rows == MOMENT_BLOCK_ROWS:
+        mom = eset.moments(normalize=normalize)  # cached on the set, shared with intrinsic_dimension
+    else:
+        mom = scan_moments(eset.vectors, weights, normalize=normalize, block_rows=block_rows)
     cov = mom.covariance()
     second = float(np.trace(cov)) + float(mom.mean_ @ mom.mean_)
     if np.trace(cov) <= ZERO_VARIANCE_TOL * second:  # one point or one direction: only rounding noise

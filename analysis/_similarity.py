@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ._embedding_set import as_embedding_set
@@ -43,6 +44,55 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
     return float(spearmanr(a, b).statistic)
+
+
+@numba.njit(cache=True)
+def _average_ranks(x):
+    """Ranks 1..n of ``x``, ties sharing their average rank (scipy's rankdata, method="average")."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            ranks[order[t]] = 0.5 * (i + j) + 1.0
+        i = j + 1
+    return ranks
+
+
+@numba.njit(cache=True)
+def _spearman_small(a, b):
+    """Spearman correlation of two short vectors (NaN when either is constant), as scipy defines it."""
+    if len(a) < 2 or a.max() == a.min() or b.max() == b.min():
+        return np.nan
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    return (ra * rb).sum() / np.sqrt((ra * ra).sum() * (rb * rb).sum())
+
+
+@numba.njit(cache=True)
+def _agreement(c_ids, c_sim, d_ids, d_sim, norms, q_rows):
+    """Per query: Jaccard of the cosine and dot neighbour sets, and the Spearman correlation of the
+    two scores over their union (cosine scores of dot neighbours from <q, x> / (|q| |x|))."""
+    m, k = c_ids.shape
+    jac = np.empty(m)
+    rho = np.empty(m)
+    for r in range(m):
+        q = q_rows[r]
+        union = np.unique(np.concatenate((c_ids[r], d_ids[r])))
+        jac[r] = (2 * k - len(union)) / len(union)  # |C & D| = |C| + |D| - |C | D|
+        cos_u = np.empty(len(union))
+        pos = np.searchsorted(union, d_ids[r])
+        for j in range(k):
+            cos_u[pos[j]] = d_sim[r, j] / (norms[q] * norms[d_ids[r, j]])
+        pos = np.searchsorted(union, c_ids[r])
+        for j in range(k):
+            cos_u[pos[j]] = c_sim[r, j]
+        rho[r] = _spearman_small(cos_u, cos_u * norms[q] * norms[union])
+    return jac, rho
 
 
 def _sample_rows(n: int, sample: int | None, rng) -> np.ndarray | None:
@@ -224,18 +274,8 @@ def cosine_vs_dot(data, k: int = 10, *, sample: int | None = 2000, random_state=
     q_rows = np.arange(data.n) if queries is None else queries
     norms = _row_norms(data.vectors)  # non-zero: the cosine search refuses zero rows
 
-    jac = np.empty(len(q_rows))
-    rho = np.empty(len(q_rows))
-    cos_sim, dot_sim = cos_t.similarities, dot_t.similarities
-    for r, q in enumerate(q_rows):
-        c_ids, d_ids = cos_t.indices[r], dot_t.indices[r]
-        union = np.union1d(c_ids, d_ids)
-        jac[r] = len(np.intersect1d(c_ids, d_ids)) / len(union)
-        # cosine and dot score of every candidate, from whichever table holds it
-        cos_u = np.empty(len(union))
-        cos_u[np.searchsorted(union, d_ids)] = dot_sim[r] / (norms[q] * norms[d_ids])
-        cos_u[np.searchsorted(union, c_ids)] = cos_sim[r]
-        rho[r] = _spearman(cos_u, cos_u * norms[q] * norms[union])
+    jac, rho = _agreement(cos_t.indices, cos_t.similarities, dot_t.indices, dot_t.similarities,
+                          norms.astype(np.float64), np.asarray(q_rows, dtype=np.int64))
 
     weights = data.weights
     return CosineDotReport(
