@@ -57,10 +57,14 @@ BASIS_SAMPLE_ROWS = 32_768
 #: Training points per list for k-means, and its iterations.
 KMEANS_POINTS_PER_LIST = 64
 KMEANS_ITERATIONS = 10
-#: Rows of one query tile in the join (tile = rows x list size, float32).
+#: Rows of one call of the join kernel, and rows each worker multiplies and folds at a time (a
+#: tile of 256 x list size float32 stays in the worker's cache while its rows and columns are read).
 JOIN_TILE_ROWS = 4_096
+JOIN_STEP_ROWS = 256
 #: Projected candidates per tuning query that the simulation looks at, per candidate kept.
 SIMULATION_DEPTH = 4
+#: Quantile of the tuning queries' worst kept projected score that every threshold starts at.
+THRESHOLD_FLOOR_QUANTILE = 0.01
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -177,16 +181,16 @@ def approximate_knn(
     while True:
         proj = _project(data, basis[:, :dim], centre)
         centroids, lists = _kmeans(proj, n_lists, rng)
-        probe = n_probe
+        probe, floor = n_probe, -math.inf
         if probe is None:
-            probe = _tune_probe(proj, centroids, lists, tune_rows, tune_truth, metric, n_cand, target_recall)
+            probe, floor = _tune_probe(proj, centroids, lists, tune_rows, tune_truth, metric, n_cand, target_recall)
             if probe is None and not fixed_dim and dim < d:
                 dim = min(d, 2 * dim)
                 continue
             probe = n_lists if probe is None else probe
         break
 
-    cand, visit = _ivf_join(proj, centroids, lists, probe, metric, n_cand, progress)
+    cand, visit = _ivf_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
     ids = rerank_candidates(data, cand, k, _sq_norms(data) if metric == "euclidean" else np.empty(0, np.float32),
                             visit, 8 * numba.get_num_threads())
     short = np.flatnonzero((ids < 0).any(axis=1))
@@ -291,26 +295,35 @@ def _pair_scores(q: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
     return s
 
 
-def _tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> int | None:
-    """Smallest n_probe whose simulated recall on ``rows`` has a 95 % lower bound >= target, or None.
+def _tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> tuple[int | None, float]:
+    """Smallest n_probe whose simulated recall on ``rows`` has a 95 % lower bound >= target (or
+    None), and a floor for the join's thresholds.
 
     For each tuning query the ``SIMULATION_DEPTH * n_cand`` best projected candidates are ranked; a
     candidate b of query q is reached with n_probe = p when ``min(rank_q(list b), rank_b(list q)) < p``
     (q probes b's list, or b probes q's). The join keeps the first ``n_cand`` reached ones, and the
     share of q's true neighbours among them is q's recall after exact re-ranking.
+
+    The floor is the ``THRESHOLD_FLOOR_QUANTILE`` quantile of the tuning queries' worst kept score:
+    starting every point's threshold there spares the join the admissions a point makes before its
+    own candidates lift it (most of the fold's work). A point whose candidates sit lower (a sparse
+    region) keeps those above the floor, its best; one left with fewer than k is searched exactly.
     """
     n = proj.shape[0]
     n_lists = centroids.shape[0]
     depth = min(n - 1, SIMULATION_DEPTH * n_cand)
     m = len(rows)
     top = np.empty((m, depth), dtype=np.int64)
+    top_s = np.empty((m, depth), dtype=np.float32)
     for start in range(0, m, 256):
         block = rows[start:start + 256]
         s = _pair_scores(proj[block], proj, metric)
         s[np.arange(len(block)), block] = -np.inf
         part = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
-        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
+        part_s = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-part_s, axis=1, kind="stable")
         top[start:start + len(block)] = np.take_along_axis(part, order, axis=1)
+        top_s[start:start + len(block)] = np.take_along_axis(part_s, order, axis=1)
     # rank of b's list among q's lists, from q's own centroid ordering
     q_scores = _centroid_scores(proj[rows], centroids, 0.5 * _sq_norms(centroids))
     q_rank = np.empty_like(q_scores, dtype=np.int64)
@@ -326,8 +339,10 @@ def _tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> 
         per_query = (kept & is_true).sum(axis=1) / k
         low = per_query.mean() - 1.96 * per_query.std(ddof=1) / math.sqrt(m) if m > 1 else per_query.mean()
         if low >= target or (p == n_lists and per_query.mean() >= target):
-            return p
-    return None
+            full = kept.sum(axis=1) == n_cand  # else the n_cand-th reached one lies beyond the depth
+            worst = np.where(full, np.where(kept, top_s, np.inf).min(axis=1), -np.inf)
+            return p, float(np.quantile(worst, THRESHOLD_FLOOR_QUANTILE))
+    return None, -math.inf
 
 
 def _probe_ladder(n_lists: int) -> list[int]:
@@ -336,7 +351,7 @@ def _probe_ladder(n_lists: int) -> list[int]:
     return [int(p) for p in steps]
 
 
-def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, progress) -> tuple[np.ndarray, np.ndarray]:
+def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) -> tuple[np.ndarray, np.ndarray]:
     """Each point's ``n_cand`` best candidates by projected score (ids, unordered; -1 where missing),
     and the rows in list order.
 
@@ -380,13 +395,18 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, progress) -> tupl
     buf_s = np.empty((n, 2 * n_cand), dtype=np.float32)  # slots past count[t] are never read
     buf_i = np.empty((n, 2 * n_cand), dtype=np.int32)
     count = np.zeros(n, dtype=np.int32)
-    thr = np.full(n, -np.inf, dtype=np.float32)
+    thr = np.full(n, floor, dtype=np.float32)  # only scores above a point's threshold are admitted
     workers = numba.get_num_threads()
     max_members = max(1, int(np.diff(starts).max()))
-    tile_flat = np.empty(JOIN_TILE_ROWS * max_members, dtype=np.float32)
-    scratch_q = np.empty((max(JOIN_TILE_ROWS, max_members) + workers) * dim, dtype=np.float32)
+    scratch_q = np.empty(workers * JOIN_STEP_ROWS * dim, dtype=np.float32)
+    scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
+    col_s = np.empty((workers, max_members, 2 * n_cand), dtype=np.float32)
+    col_i = np.empty((workers, max_members, 2 * n_cand), dtype=np.int32)
+    col_count = np.zeros((workers, max_members), dtype=np.int32)
+    col_thr = np.empty((workers, max_members), dtype=np.float32)
     sq_arg = np.empty(0, dtype=np.float32) if sq is None else sq
-    args = (pos_list, probes, buf_s, buf_i, count, thr, scratch_q, tile_flat, workers)
+    args = (pos_list, probes, buf_s, buf_i, count, thr, scratch_q, scratch_t, col_s, col_i, col_count, col_thr,
+            JOIN_STEP_ROWS, workers)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -411,8 +431,8 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, progress) -> tupl
     if bar is not None:
         bar.close()
     # back to the caller's row order and ids
-    compact_all(buf_s, buf_i, count, thr, n_cand)
+    compact_all(buf_s, buf_i, count, thr, n_cand, 8 * workers)
     valid = np.arange(n_cand)[None, :] < count[:, None]
     cand = np.full((n, n_cand), -1, dtype=np.int64)
-    cand[order] = np.where(valid, order[np.maximum(buf_i[:, :n_cand], 0)], -1)
+    cand[order] = np.where(valid, order[np.where(valid, buf_i[:, :n_cand], 0)], -1)  # unfilled slots: -1
     return cand, order

@@ -119,40 +119,34 @@ def warm_up() -> None:
 
 # --------------------------------------------------------------------------------------------- buffers
 # The approximate join (:mod:`._ann`) keeps more candidates per point (4k, e.g. 128) and feeds each
-# point from many tiles whose rows are scattered points. With lists that long, a point admits several
-# hundred candidates over the join (about c (1 + ln(offers / c))), so an admission must be cheap: each
-# point owns a buffer of 2c slots that admissions append to, and only a full buffer is compacted to
-# its c best (one partition), which also raises the point's threshold to its c-th best score. That
-# costs O(1) per admission where a heap's sift-down cost O(log c) with a cache miss per level
-# (measured: the heap version of the join spent 14.5 s folding 100,000 x 384, this one XX s).
+# point from many tiles whose rows are scattered points. A point admits several hundred candidates
+# over the join (about c (1 + ln(offers / c)) in random order; 720 a point on 100,000 x 384), so an
+# admission must be cheap: each point owns a buffer of 2c slots that admissions append to, and only
+# a full buffer is compacted to its c best (one selection), which also raises the point's threshold
+# to its c-th best score. An admission then costs O(1) plus a share of one selection per c of them,
+# where a heap costs a sift-down of log2(c) levels each time (measured on 2 cores: about 20 ns an
+# admission, selections included, on a 323 x 316 tile that admits half its cells).
 
 
 @numba.njit(inline="always", cache=True)
-def _select_largest(scores, ids, t, filled, keep):
-    """Reorder row t's first ``filled`` (score, id) pairs so the ``keep`` largest scores come first.
-
-    An in-place quickselect (Hoare partition, median-of-three pivot) over both arrays at once: no
-    allocation, which matters because it runs inside the parallel folds (a copy-and-partition
-    version spent most of the join in the allocator). Returns the smallest kept score.
-    """
+def _kth_largest(values, n, kth):
+    """The ``kth`` largest (1-based) of ``values[:n]``, which it reorders (quickselect, in place)."""
     lo = 0
-    hi = filled - 1
-    target = keep - 1
+    hi = n - 1
+    target = kth - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        a, b, c = scores[t, lo], scores[t, mid], scores[t, hi]
-        pivot = max(min(a, b), min(max(a, b), c))
+        a, b, c = values[lo], values[mid], values[hi]
+        pivot = max(min(a, b), min(max(a, b), c))  # median of three
         i = lo
         j = hi
         while i <= j:
-            while scores[t, i] > pivot:
+            while values[i] > pivot:
                 i += 1
-            while scores[t, j] < pivot:
+            while values[j] < pivot:
                 j -= 1
             if i <= j:
-                vs, vi = scores[t, i], ids[t, i]
-                scores[t, i], ids[t, i] = scores[t, j], ids[t, j]
-                scores[t, j], ids[t, j] = vs, vi
+                values[i], values[j] = values[j], values[i]
                 i += 1
                 j -= 1
         if target <= j:
@@ -161,29 +155,56 @@ def _select_largest(scores, ids, t, filled, keep):
             lo = i
         else:
             break
-    low = scores[t, 0]
-    for q in range(1, keep):
-        low = min(low, scores[t, q])
-    return low
+    return values[target]
 
 
 @numba.njit(inline="always", cache=True)
-def _compact(buf_s, buf_i, count, thr, t, keep):
+def _select_largest(scores, ids, t, filled, keep, scratch):
+    """Move the ``keep`` largest of row t's first ``filled`` (score, id) pairs to its front, in their
+    order; return the smallest kept score.
+
+    The cut-off is found by a quickselect on a contiguous copy of the scores in ``scratch`` (the
+    caller's, so nothing is allocated inside the parallel folds), then one forward pass keeps what
+    beats it, plus ties at it until ``keep`` are kept. Selecting on the pairs in place ran 5 us per
+    256 entries; this is the fold's most frequent non-trivial step.
+    """
+    for q in range(filled):
+        scratch[q] = scores[t, q]
+    kth = _kth_largest(scratch, filled, keep)
+    above = 0
+    for q in range(filled):
+        if scores[t, q] > kth:
+            above += 1
+    ties = keep - above
+    w = 0
+    for q in range(filled):  # w <= q: each slot is read before it can be overwritten
+        v = scores[t, q]
+        if v > kth or (v == kth and ties > 0):
+            if v == kth:
+                ties -= 1
+            scores[t, w] = v
+            ids[t, w] = ids[t, q]
+            w += 1
+    return kth
+
+
+@numba.njit(inline="always", cache=True)
+def _compact(buf_s, buf_i, count, thr, t, keep, scratch):
     """Keep the ``keep`` best of point t's buffered candidates; its threshold becomes the worst kept."""
     if count[t] > keep:
-        thr[t] = _select_largest(buf_s, buf_i, t, count[t], keep)
+        thr[t] = _select_largest(buf_s, buf_i, t, count[t], keep, scratch)
         count[t] = keep
 
 
 @numba.njit(inline="always", cache=True)
-def _admit_buffered(buf_s, buf_i, count, thr, t, value, cand):
+def _admit_buffered(buf_s, buf_i, count, thr, t, value, cand, scratch):
     """Append (value, cand) to point t's buffer, compacting it when full; return t's threshold."""
     pos = count[t]
     buf_s[t, pos] = value
     buf_i[t, pos] = cand
     count[t] = pos + 1
     if pos + 1 == buf_s.shape[1]:
-        _compact(buf_s, buf_i, count, thr, t, buf_s.shape[1] // 2)
+        _compact(buf_s, buf_i, count, thr, t, buf_s.shape[1] // 2, scratch)
     return thr[t]
 
 
@@ -196,70 +217,87 @@ def _probes_list(probes, t, lst):
 
 
 @numba.njit(parallel=True, cache=True)
-def _join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count, thr, scratch_q, tile_flat,
-               workers):
-    """Score ``rows`` (positions) against the members ``b0:b1`` of one list and fold the tile.
+def _join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count, thr, scratch_q, scratch_t,
+               col_s, col_i, col_count, col_thr, step_rows, workers):
+    """Score ``rows`` (positions) against the members ``b0:b1`` of one list and fold every cell.
 
-    Each worker gathers its share of the rows, multiplies them by the members with a
-    single-threaded sgemm (``np.dot`` inside numba: one thread pool, no BLAS threads spinning
-    against the fold) and folds its rows into their buffers; then the columns are folded into the
-    members' buffers, each worker owning a slice of them. ``own``: the rows are the members
-    themselves, the square is symmetric and its rows alone serve every pair (diagonal skipped).
-    A column cell is skipped when the member probes the row's list: that pair reaches the member as
-    a row of the other list's tile, and must not enter its buffer twice.
+    Each worker takes a share of the rows, ``step_rows`` at a time: it gathers them, multiplies
+    them by the members with a single-threaded sgemm (``np.dot`` inside numba: one thread pool, no
+    BLAS threads spinning against the folds) into a tile small enough to stay in its cache, and
+    reads that tile once. Each row offers its cells to its own buffer; each column offers its cell
+    to the member, through a buffer private to the worker (``col_*``, started at the member's
+    threshold), so no two workers write one list. The private buffers are merged into the members'
+    after the rows. ``own``: the rows are the members themselves; the square is symmetric and its
+    rows alone serve every pair (diagonal skipped). A column cell is skipped when the member
+    probes the row's list: that pair reaches the member as a row of the other list's tile, and
+    must not enter its buffer twice.
     """
     n_rows = rows.shape[0]
     m = b1 - b0
     dim = pts.shape[1]
     members = pts[b0:b1]
     euclid = sq.shape[0] > 0
-    step = -(-n_rows // workers)
+    max_m = scratch_t.shape[0] // (workers * step_rows)
+    share = -(-n_rows // workers)
     for w in numba.prange(workers):
-        a0 = w * step
-        a1 = min(n_rows, a0 + step)
-        if a1 > a0:
-            qb = scratch_q[w * step * dim:(w * step + a1 - a0) * dim].reshape((a1 - a0, dim))
-            for i in range(a1 - a0):
-                qb[i] = pts[rows[a0 + i]]
-            tile = tile_flat[a0 * m:a1 * m].reshape((a1 - a0, m))
+        own_s, own_i, own_count, own_thr = col_s[w], col_i[w], col_count[w], col_thr[w]
+        sel = np.empty(buf_s.shape[1], dtype=np.float32)  # selection scratch, one per worker and call
+        for c in range(m):
+            own_count[c] = 0
+            own_thr[c] = thr[b0 + c]
+        for r0 in range(w * share, min(n_rows, (w + 1) * share), step_rows):
+            r1 = min(n_rows, (w + 1) * share, r0 + step_rows)
+            qb = scratch_q[w * step_rows * dim:(w * step_rows + r1 - r0) * dim].reshape((r1 - r0, dim))
+            for i in range(r1 - r0):
+                qb[i] = pts[rows[r0 + i]]
+            base = w * step_rows * max_m
+            tile = scratch_t[base:base + (r1 - r0) * m].reshape((r1 - r0, m))
             np.dot(qb, members.T, tile)
-            for i in range(a1 - a0):
-                t = rows[a0 + i]
+            for i in range(r1 - r0):
+                t = rows[r0 + i]
                 if euclid:  # -(|a|^2 + |b|^2 - 2<a, b>): symmetric in a and b
                     for j in range(m):
                         tile[i, j] = 2 * tile[i, j] - sq[t] - sq[b0 + j]
-                if own:
-                    tile[i, a0 + i] = -np.inf
                 threshold = thr[t]
+                if own:
+                    tile[i, r0 + i] = -np.inf
+                    for j in range(m):
+                        v = tile[i, j]
+                        if v > threshold:
+                            threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j, sel)
+                    continue
+                lst = pos_list[t]
                 for j in range(m):
                     v = tile[i, j]
                     if v > threshold:
-                        threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j)
+                        threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j, sel)
+                    if v > own_thr[j] and not _probes_list(probes, b0 + j, lst):
+                        _admit_buffered(own_s, own_i, own_count, own_thr, j, v, t, sel)
     if own:
         return
-    tile = tile_flat[:n_rows * m].reshape((n_rows, m))
     chunk = -(-m // workers)
     for w in numba.prange(workers):
-        c0 = w * chunk
-        c1 = min(m, c0 + chunk)
-        if c1 <= c0:
-            continue
-        threshold = thr[b0 + c0:b0 + c1].copy()
-        for i in range(n_rows):
-            lst = pos_list[rows[i]]
-            for c in range(c0, c1):
-                v = tile[i, c]
-                if v > threshold[c - c0]:
-                    t = b0 + c
-                    if not _probes_list(probes, t, lst):
-                        threshold[c - c0] = _admit_buffered(buf_s, buf_i, count, thr, t, v, rows[i])
+        sel = np.empty(buf_s.shape[1], dtype=np.float32)
+        for c in range(w * chunk, min(m, (w + 1) * chunk)):
+            t = b0 + c
+            for src in range(workers):
+                for q in range(col_count[src, c]):
+                    v = col_s[src, c, q]
+                    if v > thr[t]:
+                        _admit_buffered(buf_s, buf_i, count, thr, t, v, col_i[src, c, q], sel)
 
 
 @numba.njit(parallel=True, cache=True)
-def compact_all(buf_s, buf_i, count, thr, keep):
+def compact_all(buf_s, buf_i, count, thr, keep, n_chunks):
     """Cut every buffer to its ``keep`` best (the end of the join)."""
-    for t in numba.prange(buf_s.shape[0]):
-        _compact(buf_s, buf_i, count, thr, t, keep)
+    n = buf_s.shape[0]
+    step = -(-n // n_chunks)
+    for chunk in numba.prange(n_chunks):
+        sel = np.empty(buf_s.shape[1], dtype=np.float32)
+        for t in range(chunk * step, min(n, (chunk + 1) * step)):
+            _compact(buf_s, buf_i, count, thr, t, keep, sel)
+
+
 @numba.njit(inline="always", cache=True)
 def _sift_in(best_s, best_i, filled, value, cand):
     """Insert (value, cand) into the descending list best_s[:filled] (keeping its length if full)."""

@@ -97,10 +97,10 @@ def test_select_largest_keeps_the_largest(filled, keep):
     values = rng.standard_normal(filled).astype(np.float32)
     values[rng.integers(0, filled, 5)] = values[0]  # ties
     scores, ids = values[None, :].copy(), np.arange(filled, dtype=np.int32)[None, :].copy()
-    low = _select_largest(scores, ids, 0, filled, keep)
+    low = _select_largest(scores, ids, 0, filled, keep, np.empty(filled, np.float32))
     assert sorted(scores[0, :keep]) == sorted(np.sort(values)[::-1][:keep])
     assert low == np.sort(values)[::-1][keep - 1]
-    np.testing.assert_array_equal(values[ids[0]], scores[0])  # ids travelled with their scores
+    np.testing.assert_array_equal(values[ids[0, :keep]], scores[0, :keep])  # ids travelled with their scores
 
 
 def test_top_columns_matches_argsort():
