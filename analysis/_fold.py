@@ -208,7 +208,7 @@ def _admit_buffered(buf_s, buf_i, count, thr, t, value, cand, scratch):
     return thr[t]
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(cache=True)
 def _probes_list(probes, t, lst):
     for q in range(probes.shape[1]):
         if probes[t, q] == lst:
@@ -267,12 +267,19 @@ def _join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count
                             threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j, sel)
                     continue
                 lst = pos_list[t]
-                for j in range(m):
-                    v = tile[i, j]
-                    if v > threshold:
-                        threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j, sel)
-                    if v > own_thr[j] and not _probes_list(probes, b0 + j, lst):
-                        _admit_buffered(own_s, own_i, own_count, own_thr, j, v, t, sel)
+                for j0 in range(0, m, 32):
+                    j1 = min(m, j0 + 32)
+                    hit = False  # a branch-free pass first: it vectorises, and most blocks miss
+                    for j in range(j0, j1):
+                        hit |= (tile[i, j] > threshold) | (tile[i, j] > own_thr[j])
+                    if not hit:
+                        continue
+                    for j in range(j0, j1):
+                        v = tile[i, j]
+                        if v > threshold:
+                            threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j, sel)
+                        if v > own_thr[j] and not _probes_list(probes, b0 + j, lst):
+                            _admit_buffered(own_s, own_i, own_count, own_thr, j, v, t, sel)
     if own:
         return
     chunk = -(-m // workers)

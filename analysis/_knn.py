@@ -422,24 +422,34 @@ def exact_knn(
     best_i = ops.full((m, k), -1, np.int64)
     dist_sum = np.zeros(m, dtype=np.float64) if mean_distance else None
 
-    for c_start in range(0, n, c_rows):
-        cb = ops.put(_prepare(corpus[c_start:c_start + c_rows], metric))
-        c_sq = ops.sqnorm(cb) if metric == "euclidean" else None
-        c_ids = ops.arange(c_start, c_start + cb.shape[0])
-        for q_start in range(0, m, q_rows):
-            qb, q_sq, ids = query_block(q_start)
-            s = ops.scores(qb, cb, c_sq, metric)
-            masked = None if ids is None else ops.mask_self(s, ids, c_start)
-            vals, pos = ops.topk(s, k)
-            _merge_topk(ops, best_s, best_i, slice(q_start, q_start + s.shape[0]), vals, c_ids[pos], k)
-            if mean_distance:  # the tile is spent; reuse it for the distances
-                if masked is not None:  # a point's distance to itself is zero
-                    rows, cols = masked
-                    s[rows, cols] = 1.0 if metric == "cosine" else q_sq[rows]
-                d = ops.to_distances_(s, metric, q_sq)
-                dist_sum[q_start:q_start + s.shape[0]] += ops.get(ops.sum_axis(d, 1))
-            if bar is not None:
-                bar.update(1)
+    # On the host each tile is folded by numba (threshold per query, as in the self-join) and the
+    # products run in numba's pool; the GPU (and HOST_FOLD = "array") takes a top-k and a merge.
+    host_fold = ops.backend != "torch-cuda" and HOST_FOLD == "numba"
+    kth = ops.full((m,), -np.inf, np.float32) if host_fold else None
+    with numba_thread_pool(ops) if host_fold else contextlib.nullcontext():
+        for c_start in range(0, n, c_rows):
+            cb = ops.put(_prepare(corpus[c_start:c_start + c_rows], metric))
+            c_sq = ops.sqnorm(cb) if metric == "euclidean" else None
+            c_ids = ops.arange(c_start, c_start + cb.shape[0])
+            for q_start in range(0, m, q_rows):
+                qb, q_sq, ids = query_block(q_start)
+                s = ops.scores(qb, cb, c_sq, metric)
+                masked = None if ids is None else ops.mask_self(s, ids, c_start)
+                if host_fold:
+                    from ._fold import fold_rows
+
+                    fold_rows(ops.get(s), ops.get(best_s), ops.get(best_i), ops.get(kth), q_start, c_start)
+                else:
+                    vals, pos = ops.topk(s, k)
+                    _merge_topk(ops, best_s, best_i, slice(q_start, q_start + s.shape[0]), vals, c_ids[pos], k)
+                if mean_distance:  # the tile is spent; reuse it for the distances
+                    if masked is not None:  # a point's distance to itself is zero
+                        rows, cols = masked
+                        s[rows, cols] = 1.0 if metric == "cosine" else q_sq[rows]
+                    d = ops.to_distances_(s, metric, q_sq)
+                    dist_sum[q_start:q_start + s.shape[0]] += ops.get(ops.sum_axis(d, 1))
+                if bar is not None:
+                    bar.update(1)
     if bar is not None:
         bar.close()
 
