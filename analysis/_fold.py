@@ -108,6 +108,33 @@ def tile_product(a, b, out, workers):
             np.dot(a[r0:r1], b.T, out[r0:r1])
 
 
+@numba.njit(parallel=True, cache=True)
+def fold_cosine_and_dot(tile, q_norm, c_norm, cos_s, cos_i, cos_kth, dot_s, dot_i, dot_kth, dist_sum, target0, cand0):
+    """One read of a tile of unit-vector scores serves three tables of queries ``target0 + r``.
+
+    Cell (r, j) holds cos(q_r, c_j); it is offered to the cosine list, offered as the inner
+    product ``cos * |q_r| * |c_j|`` to the dot list, and its chord distance ``sqrt(2 - 2 cos)`` is
+    added to the row's sum (for the mean distance; -inf cells, the query itself, add 0).
+    """
+    n_rows, n_cols = tile.shape
+    for r in numba.prange(n_rows):
+        t = target0 + r
+        cos_threshold = cos_kth[t]
+        dot_threshold = dot_kth[t]
+        acc = 0.0
+        for j in range(n_cols):
+            v = tile[r, j]
+            if v == -np.inf:
+                continue
+            acc += np.sqrt(max(0.0, 2.0 - 2.0 * min(np.float64(v), 1.0)))
+            if v > cos_threshold:
+                cos_threshold = _admit(cos_s, cos_i, t, v, cand0 + j, cos_kth)
+            d = v * q_norm[r] * c_norm[j]
+            if d > dot_threshold:
+                dot_threshold = _admit(dot_s, dot_i, t, d, cand0 + j, dot_kth)
+        dist_sum[t] += acc
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) both kernels on a tiny tile, ahead of a first real search."""
     tile = np.random.default_rng(0).random((8, 8), dtype=np.float32)

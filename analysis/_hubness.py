@@ -308,6 +308,11 @@ def concentration_report(data, *, k: int = 10, metric: str = "cosine", sample: i
 
     table = exact_knn(data.vectors, k=2 * k, metric=metric, query_indices=queries, mean_distance=True,
                       backend=backend, progress=False)
+    return concentration_from_table(table, k, metric, queries, rng)
+
+
+def concentration_from_table(table: Neighbors, k: int, metric: str, queries: np.ndarray, rng) -> ConcentrationReport:
+    """:func:`concentration_report` from an exact table of the queries' 2k neighbours with mean distances."""
     d_k = table.distances[:, k - 1].astype(np.float64)
     d_2k = table.distances[:, 2 * k - 1].astype(np.float64)
     zero = d_k <= 0.0

@@ -459,6 +459,47 @@ def exact_knn(
     return _finish(corpus, queries_arr, ops.get(best_i).astype(np.int64), metric, backend, t0, mean_d)
 
 
+def cosine_and_dot_sample(corpus, query_indices, k_cos: int, k_dot: int) -> tuple[Neighbors, Neighbors]:
+    """Exact cosine and dot-product neighbours of some corpus rows, from one product per tile.
+
+    The cosine table (``k_cos`` neighbours, chord distances, each query's mean chord distance to the
+    corpus) and the dot table (``k_dot`` neighbours, distance ``-<q, x>``) of the same queries come
+    from one pass over the corpus: the inner product of the raw vectors is the cosine times both
+    norms, so the one matrix product of unit vectors serves both rankings. A report's concentration
+    and cosine-versus-dot parts, which need exactly these, then cost one search instead of two.
+    Queries exclude themselves. The input is assumed valid (no NaN/inf, no zero rows).
+    """
+    from ._fold import fold_cosine_and_dot, row_norms
+
+    t0 = time.perf_counter()
+    corpus = as_float32_matrix(corpus, name="corpus")
+    rows = np.asarray(query_indices, dtype=np.int64).ravel()
+    n, m = corpus.shape[0], len(rows)
+    check_k(max(k_cos, k_dot), n - 1, context="neighbours in the corpus (self excluded)")
+    queries = corpus[rows]
+    q_norm = row_norms(queries)
+    q_unit = queries / q_norm[:, None]
+    ops = _Ops("numpy")
+    c_rows = min(n, CORPUS_BLOCK_ROWS)
+    q_rows = max(64, min(m, TILE_BYTES // (4 * c_rows)))
+    cos_s, cos_i, cos_kth = np.full((m, k_cos), -np.inf, np.float32), np.full((m, k_cos), -1), np.full(m, -np.inf, np.float32)
+    dot_s, dot_i, dot_kth = np.full((m, k_dot), -np.inf, np.float32), np.full((m, k_dot), -1), np.full(m, -np.inf, np.float32)
+    dist_sum = np.zeros(m)
+    with numba_thread_pool(ops):
+        for c_start in range(0, n, c_rows):
+            block = corpus[c_start:c_start + c_rows]
+            c_norm = row_norms(block)
+            cb = block / c_norm[:, None]
+            for q_start in range(0, m, q_rows):
+                s = ops.matmul_t(q_unit[q_start:q_start + q_rows], cb)
+                ops.mask_self(s, rows[q_start:q_start + q_rows], c_start)
+                fold_cosine_and_dot(s, q_norm[q_start:q_start + q_rows], c_norm, cos_s, cos_i, cos_kth,
+                                    dot_s, dot_i, dot_kth, dist_sum, q_start, c_start)
+    cos_t = _finish(corpus, queries, cos_i, "cosine", "numpy", t0, dist_sum / (n - 1))
+    dot_t = _finish(corpus, queries, dot_i, "dot", "numpy", t0, None)
+    return cos_t, dot_t
+
+
 def _nearest_first(ids: np.ndarray, dist: np.ndarray):
     """Each row's neighbours sorted by distance; equal distances by row id, so every kernel agrees."""
     order = np.lexsort((ids, dist), axis=1)

@@ -20,14 +20,22 @@ from pathlib import Path
 import numpy as np
 
 from ._embedding_set import EmbeddingSet
-from ._hubness import ConcentrationReport, HubnessReport, concentration_report, hubness_report
+from ._hubness import (
+    ConcentrationReport,
+    HubnessReport,
+    concentration_from_table,
+    concentration_report,
+    hubness_report,
+)
 from ._intrinsic_dim import IntrinsicDimensionReport, intrinsic_dimension
+from ._knn import cosine_and_dot_sample
 from ._isotropy import IsotropyReport, isotropy_report
 from ._results import Result, metric as _field
 from ._similarity import (
     CosineDotReport,
     NearDuplicateReport,
     SimilarityDistribution,
+    cosine_dot_from_tables,
     cosine_vs_dot,
     near_duplicates,
     similarity_distribution,
@@ -295,7 +303,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         return int(rng.integers(2**31 - 1))
 
     table_k = min(max(k, GRIDE_MAX_RANK), es.n - 1)
-    clock = _Clock(parts=8 + bool(weighted), progress=progress)
+    clock = _Clock(parts=9 + bool(weighted), progress=progress)
     notes: list[str] = []
     try:
         table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact, progress=progress))
@@ -313,8 +321,17 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             work, metric=distance, k=max(k, 2), sample=id_sample, random_state=seed(), scale_levels=scale_levels))
         hub = clock.run("hubness", lambda: hubness_report(work, k=k, metric=metric, exact=table.exact,
                                                           random_state=seed()))
-        conc = clock.run("concentration", lambda: concentration_report(
-            work, k=k, metric=distance, sample=sample, random_state=seed()))
+        conc_seed, cvd_seed = seed(), seed()
+        shared = None
+        if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot
+            m = es.n if sample is None else min(sample, es.n)
+            shared_rows = np.sort(check_random_state(conc_seed).choice(es.n, size=m, replace=False))
+            shared = clock.run("sample_search", lambda: cosine_and_dot_sample(es.vectors, shared_rows, 2 * k, k))
+            conc = clock.run("concentration", lambda: concentration_from_table(
+                shared[0], k, "cosine", shared_rows, check_random_state(conc_seed)))
+        else:
+            conc = clock.run("concentration", lambda: concentration_report(
+                work, k=k, metric=distance, sample=sample, random_state=conc_seed))
 
         cos_set = work
         if metric != "cosine":
@@ -326,7 +343,11 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         cos_k = min(k, cos_set.n - 1)
         sim = clock.run("similarity", lambda: similarity_distribution(cos_set, k=cos_k, random_state=seed()))
         dup = clock.run("near_duplicates", lambda: near_duplicates(cos_set, k=cos_k))
-        cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=seed()))
+        if shared is not None:
+            cvd = clock.run("cosine_vs_dot", lambda: cosine_dot_from_tables(
+                work, shared[0].head(k), shared[1], shared_rows))
+        else:
+            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=cvd_seed))
     finally:
         clock.close()
     if scale_levels == 1 and es.n > FULL_SCALE_CURVE_MAX_N:

@@ -271,7 +271,12 @@ def cosine_vs_dot(data, k: int = 10, *, sample: int | None = 2000, random_state=
     rng = check_random_state(random_state)
     queries = _sample_rows(data.n, sample, rng)
     cos_t, dot_t = _neighbour_tables(data, k, queries)
-    q_rows = np.arange(data.n) if queries is None else queries
+    return cosine_dot_from_tables(data, cos_t, dot_t, np.arange(data.n) if queries is None else queries)
+
+
+def cosine_dot_from_tables(data, cos_t, dot_t, q_rows: np.ndarray) -> CosineDotReport:
+    """:func:`cosine_vs_dot` from the queries' exact cosine and dot k-NN tables (same k)."""
+    k = cos_t.k
     norms = _row_norms(data.vectors)  # non-zero: the cosine search refuses zero rows
 
     jac, rho = _agreement(cos_t.indices, cos_t.similarities, dot_t.indices, dot_t.similarities,

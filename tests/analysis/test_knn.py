@@ -159,3 +159,19 @@ def test_equal_distances_are_ordered_by_row_id(backend):
     x = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0], [2, 0]], dtype=np.float32)
     res = exact_knn(x, k=4, metric="euclidean", backend=backend)
     np.testing.assert_array_equal(res.indices[0], [1, 2, 3, 4])
+
+
+def test_one_sample_search_gives_the_cosine_and_dot_tables():
+    from embgeo.analysis._knn import cosine_and_dot_sample
+
+    rng = np.random.default_rng(9)
+    x = (rng.normal(size=(700, 12)) * rng.lognormal(sigma=0.5, size=(700, 1))).astype(np.float32)  # norms vary
+    rows = np.sort(rng.choice(700, 60, replace=False))
+    cos_t, dot_t = cosine_and_dot_sample(x, rows, 8, 5)
+    want_cos = exact_knn(x, k=8, metric="cosine", query_indices=rows, mean_distance=True)
+    want_dot = exact_knn(x, k=5, metric="dot", query_indices=rows)
+    np.testing.assert_array_equal(cos_t.indices, want_cos.indices)
+    np.testing.assert_allclose(cos_t.distances, want_cos.distances, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cos_t.mean_distance, want_cos.mean_distance, rtol=1e-5)
+    np.testing.assert_array_equal(dot_t.indices, want_dot.indices)
+    np.testing.assert_allclose(dot_t.distances, want_dot.distances, rtol=1e-5)
