@@ -7,7 +7,7 @@ neighbours of *every* point of the set. That self-join can keep what makes the e
 1. **Fewer dimensions for the candidates.** Scores are first computed on the leading ``projection_dim``
    principal directions of the (uncentred, for cosine and dot; centred, for euclidean) second-moment
    matrix, where embeddings keep most of their energy, and each point keeps its ``candidates`` best
-   (a heap per point). Those candidates are then re-ranked with the exact full-dimensional score.
+   (a buffer per point, :mod:`._fold`). Those are then re-ranked with the exact full-dimensional score.
 2. **Fewer pairs.** The projected points are clustered by k-means into ``n_lists`` inverted lists
    (Jegou et al., 2011). Each point probes its ``n_probe`` nearest lists; for each list one matrix
    product scores its members against each other and against every outside point that probes it.
@@ -21,7 +21,8 @@ the share of the true neighbours among the chosen candidates, since a true neigh
 candidate always survives the exact re-ranking. The smallest ``n_probe`` whose recall's 95 % lower
 confidence bound reaches the target wins; when even probing every list falls short, the projection
 dimension is doubled (at the full dimension with every list probed the join is exact). The recall
-stored on the result is measured afterwards, against exact search, on a *different* sample.
+stored on the result is measured afterwards, against exact search, on a *different* sample. The
+same simulation gives a floor for every point's threshold (see :func:`_tune_probe`).
 
 References
 ----------
@@ -38,7 +39,7 @@ import time
 import numba
 import numpy as np
 
-from ._fold import _join_tile, compact_all, rerank_candidates, top_columns
+from ._fold import join_tile, compact_all, rerank_candidates, top_columns
 from ._knn import Neighbors, _nearest_first, _prepare, _refine_distances, exact_knn, numba_thread_pool
 from ._validation import (
     EmbeddingInputError,
@@ -417,7 +418,7 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
         for lst in range(n_lists):
             b0, b1 = int(starts[lst]), int(starts[lst + 1])
             if b1 > b0:
-                _join_tile(pts, sq_arg, np.arange(b0, b1, dtype=np.int64), b0, b1, True, *args)
+                join_tile(pts, sq_arg, np.arange(b0, b1, dtype=np.int64), b0, b1, True, *args)
         if bar is not None:
             bar.update(1)
         for g in range(n_groups):
@@ -425,7 +426,7 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
                 b0, b1 = int(starts[lst]), int(starts[lst + 1])
                 queries = q_pos[q_start[g * n_lists + lst]:q_start[g * n_lists + lst + 1]]
                 for r0 in range(0, len(queries) if b1 > b0 else 0, JOIN_TILE_ROWS):
-                    _join_tile(pts, sq_arg, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, False, *args)
+                    join_tile(pts, sq_arg, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, False, *args)
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -244,7 +244,7 @@ def _probes_list(probes, t, lst):
 
 
 @numba.njit(parallel=True, cache=True)
-def _join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count, thr, scratch_q, scratch_t,
+def join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count, thr, scratch_q, scratch_t,
                col_s, col_i, col_count, col_thr, step_rows, workers):
     """Score ``rows`` (positions) against the members ``b0:b1`` of one list and fold every cell.
 

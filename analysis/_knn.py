@@ -60,7 +60,8 @@ class Neighbors(Result):
     exact: bool = _field("True for exact search; False for an approximate index.")
     recall: float | None = _field("Measured recall@k of approximate search against exact search.", default=None)
     recall_sample: int = _field("Queries on which that recall was measured.", default=0)
-    backend: str = _field("Where the products ran (numpy, torch-cpu, torch-cuda), or the approximate join's settings.", default="")
+    backend: str = _field("Where the products ran (numpy, torch-cpu, torch-cuda), or the approximate join's "
+                          "settings.", default="")
     seconds: float = _field("Wall time of the search.", default=float("nan"))
     mean_distance: np.ndarray | None = _field(
         "Mean distance from each query to the whole corpus (self excluded), when asked for.", default=None
@@ -482,8 +483,9 @@ def cosine_and_dot_sample(corpus, query_indices, k_cos: int, k_dot: int) -> tupl
     ops = _Ops("numpy")
     c_rows = min(n, CORPUS_BLOCK_ROWS)
     q_rows = max(64, min(m, TILE_BYTES // (4 * c_rows)))
-    cos_s, cos_i, cos_kth = np.full((m, k_cos), -np.inf, np.float32), np.full((m, k_cos), -1), np.full(m, -np.inf, np.float32)
-    dot_s, dot_i, dot_kth = np.full((m, k_dot), -np.inf, np.float32), np.full((m, k_dot), -1), np.full(m, -np.inf, np.float32)
+    cos_s, cos_i = np.full((m, k_cos), -np.inf, np.float32), np.full((m, k_cos), -1)
+    dot_s, dot_i = np.full((m, k_dot), -np.inf, np.float32), np.full((m, k_dot), -1)
+    cos_kth, dot_kth = np.full(m, -np.inf, np.float32), np.full(m, -np.inf, np.float32)
     dist_sum = np.zeros(m)
     with numba_thread_pool(ops):
         for c_start in range(0, n, c_rows):

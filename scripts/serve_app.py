@@ -4,7 +4,7 @@ Usage::
 
     python scripts/serve_app.py [--port 8866] [--no-warm]
 
-Before starting Voila it compiles the numba functions once (a tiny UMAP fit, the k-NN tile folds) with ``NUMBA_CACHE_DIR``
+Before starting Voila it compiles the numba functions once (a tiny UMAP fit and geometry report) with ``NUMBA_CACHE_DIR``
 set to ``.cache/numba`` in the repository, so the kernels Voila starts load the compiled code from
 that cache instead of stalling for tens of seconds on the first UMAP projection.
 """
@@ -25,15 +25,18 @@ NUMBA_CACHE = REPO / ".cache" / "numba"
 
 
 def warm_numba() -> float:
-    """Compile (and cache) numba's kernels: a tiny UMAP fit and the k-NN tile folds; returns seconds."""
+    """Compile (and cache) numba's kernels: a tiny UMAP fit and a tiny geometry report (k-NN folds,
+    distance refinement, the shared sample search, cosine vs dot); returns seconds."""
     import numpy as np
 
+    from embgeo.analysis import geometry_report
     from embgeo.analysis._fold import warm_up
     from embgeo.analysis._projection import project
 
     t0 = time.perf_counter()
     warm_up()
     x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    geometry_report(x, k=5, sample=50)
     project(x, "umap", 2, metric="cosine")
     return time.perf_counter() - t0
 
