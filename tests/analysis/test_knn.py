@@ -175,3 +175,16 @@ def test_one_sample_search_gives_the_cosine_and_dot_tables():
     np.testing.assert_allclose(cos_t.mean_distance, want_cos.mean_distance, rtol=1e-5)
     np.testing.assert_array_equal(dot_t.indices, want_dot.indices)
     np.testing.assert_allclose(dot_t.distances, want_dot.distances, rtol=1e-5)
+
+
+def test_numba_thread_pool_restores_the_blas_threads():
+    from threadpoolctl import threadpool_info
+
+    from embgeo.analysis._knn import numba_thread_pool
+
+    before = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    with numba_thread_pool():
+        inside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    after = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    assert set(inside.values()) == {1}  # numba's workers each run a single-threaded sgemm
+    assert {p: after[p] for p in before} == before

@@ -120,3 +120,15 @@ def test_bad_input_messages():
         Moments(2).update(np.ones((1, 2))).covariance(ddof=1)
     with pytest.raises(EmbeddingInputError, match="block_rows"):
         scan_moments(np.ones((2, 2)), block_rows=0)
+
+
+def test_embedding_set_caches_its_moments():
+    from embgeo.analysis import EmbeddingSet
+
+    x = np.random.default_rng(2).normal(size=(500, 8)).astype(np.float32) + 3.0
+    es = EmbeddingSet(x)
+    unit = es.moments(normalize=True)
+    assert es.moments(normalize=True) is unit and es.moments() is not unit
+    np.testing.assert_allclose(unit.mean_, (x / np.linalg.norm(x, axis=1, keepdims=True)).mean(0), rtol=1e-5)
+    es.clear_cache()
+    assert es.moments(normalize=True) is not unit
