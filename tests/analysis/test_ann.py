@@ -96,8 +96,11 @@ def test_select_largest_keeps_the_largest(filled, keep):
     rng = np.random.default_rng(filled + keep)
     values = rng.standard_normal(filled).astype(np.float32)
     values[rng.integers(0, filled, 5)] = values[0]  # ties
+    values[1] = -0.0  # signed zeros and infinities sort too
+    values[2] = 0.0
+    values[3] = np.inf
     scores, ids = values[None, :].copy(), np.arange(filled, dtype=np.int32)[None, :].copy()
-    low = _select_largest(scores, ids, 0, filled, keep, np.empty(filled, np.float32))
+    low = _select_largest(scores, ids, 0, filled, keep, np.empty(filled, np.int32))
     assert sorted(scores[0, :keep]) == sorted(np.sort(values)[::-1][:keep])
     assert low == np.sort(values)[::-1][keep - 1]
     np.testing.assert_array_equal(values[ids[0, :keep]], scores[0, :keep])  # ids travelled with their scores
