@@ -359,7 +359,7 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
     Points are reordered so that each list's members are contiguous. For list B one tile scores
     its members against each other (rows only: the square is symmetric) and one tile per block of
     outside queries (points that probe B) scores them against B's members: the rows feed the
-    queries' heaps, the columns feed the members' heaps, except where the member itself probes the
+    queries' buffers, the columns feed the members' buffers, except where the member itself probes the
     query's list (that pair reaches the member as a row of that list's tile instead).
     """
     n, dim = proj.shape

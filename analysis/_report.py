@@ -325,11 +325,13 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         conc_seed, cvd_seed = seed(), seed()
         shared = None
         if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot
-            m = es.n if sample is None else min(sample, es.n)
-            shared_rows = np.sort(check_random_state(conc_seed).choice(es.n, size=m, replace=False))
+            # the sample and then the bootstrap from one stream, as concentration_report draws them
+            conc_rng = check_random_state(conc_seed)
+            shared_rows = np.arange(es.n) if sample is None or sample >= es.n else \
+                np.sort(conc_rng.choice(es.n, size=sample, replace=False))
             shared = clock.run("sample_search", lambda: cosine_and_dot_sample(es.vectors, shared_rows, 2 * k, k))
             conc = clock.run("concentration", lambda: concentration_from_table(
-                shared[0], k, "cosine", shared_rows, check_random_state(conc_seed)))
+                shared[0], k, "cosine", shared_rows, conc_rng))
         else:
             conc = clock.run("concentration", lambda: concentration_report(
                 work, k=k, metric=distance, sample=sample, random_state=conc_seed))

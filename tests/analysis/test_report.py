@@ -225,3 +225,17 @@ def test_analysis_does_not_import_plotly():
     code = "import sys, embgeo.analysis._report; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_shared_sample_search_gives_the_standalone_concentration(anisotropic):
+    # the report's one sample search must reproduce concentration_report on the same seed
+    from embgeo.analysis._hubness import concentration_report
+
+    x = anisotropic[0]
+    rng = np.random.default_rng(7)
+    seeds = [int(rng.integers(2**31 - 1)) for _ in range(4)]  # the report's draws: id, hubness, conc, cvd
+    r = geometry_report(x, k=10, sample=300, random_state=7)
+    alone = concentration_report(x, k=10, sample=300, random_state=seeds[2])
+    np.testing.assert_array_equal(r.concentration.query_indices, alone.query_indices)
+    assert r.concentration.relative_contrast_median == pytest.approx(alone.relative_contrast_median, rel=1e-5)
+    assert r.concentration.expansion_ci == pytest.approx(alone.expansion_ci, rel=1e-5)
