@@ -39,7 +39,7 @@ import time
 import numba
 import numpy as np
 
-from ._fold import join_tile, compact_all, rerank_candidates, top_columns
+from ._fold import join_tile, compact_all, probe_bitmap, rerank_candidates, top_columns
 from ._knn import Neighbors, _nearest_first, _prepare, _refine_distances, exact_knn, numba_thread_pool
 from ._validation import (
     EmbeddingInputError,
@@ -89,6 +89,7 @@ def approximate_knn(
     candidates: int | None = None,
     target_recall: float = 0.95,
     recall_sample: int = 500,
+    sample_truth: tuple | None = None,
     random_state=0,
     progress: bool | None = None,
 ) -> Neighbors:
@@ -117,6 +118,11 @@ def approximate_knn(
     recall_sample : int
         Queries in the tuning sample and, separately, in the sample the reported recall is
         measured on.
+    sample_truth : (rows, indices), optional
+        Exact neighbours, nearest first, of some rows of ``corpus`` under ``metric`` (at least ``k``
+        columns), from a search the caller has already run (the report's query sample): they stand in
+        for the exact search of the two samples. ``recall_sample`` of the rows (at most half) tune
+        ``n_probe``; the recall is measured on all the others.
     random_state : int, Generator or None
         Seeds the samples and k-means.
     progress : bool, optional
@@ -170,14 +176,21 @@ def approximate_knn(
     data = np.ascontiguousarray(_prepare(x, metric), dtype=np.float32)
     basis, centre = _principal_basis(data, metric, rng)
 
-    # Two disjoint query samples with their exact neighbours, from one exact search: one tunes
-    # n_probe, the other measures the recall we report.
-    m = max(1, min(recall_sample, n // 2))
-    perm = rng.permutation(n)
-    tune_rows, check_rows = np.sort(perm[:m]), np.sort(perm[m:2 * m] if n >= 2 else perm[:m])
-    sample_rows = np.concatenate([tune_rows, check_rows])
-    truth = exact_knn(x, k=k, metric=metric, query_indices=sample_rows, validate=False, progress=False).indices
-    tune_truth, check_truth = truth[:m], truth[m:]
+    # Two disjoint query samples with their exact neighbours: one tunes n_probe, the other measures
+    # the recall we report.
+    if sample_truth is None:
+        m = max(1, min(recall_sample, n // 2))
+        perm = rng.permutation(n)
+        sample_rows = np.concatenate([np.sort(perm[:m]), np.sort(perm[m:2 * m] if n >= 2 else perm[:m])])
+        truth = exact_knn(x, k=k, metric=metric, query_indices=sample_rows, validate=False,
+                          progress=False).indices
+    else:
+        sample_rows, truth = _given_truth(sample_truth, n, k)
+        m = max(1, min(recall_sample, len(sample_rows) // 2))
+        shuffle = rng.permutation(len(sample_rows))
+        sample_rows, truth = sample_rows[shuffle], truth[shuffle]
+    tune_rows, check_rows = sample_rows[:m], sample_rows[m:] if len(sample_rows) > m else sample_rows
+    tune_truth, check_truth = truth[:m], truth[m:] if len(sample_rows) > m else truth
 
     while True:
         proj = _project(data, basis[:, :dim], centre)
@@ -198,7 +211,7 @@ def approximate_knn(
     if len(short):  # a point whose probed lists held fewer than k others: search it exactly
         ids[short] = exact_knn(x, k=k, metric=metric, query_indices=short, validate=False,
                                progress=False).indices
-    ids, dist = _nearest_first(ids, _refine_distances(x, x, ids, metric))
+    ids, dist = _nearest_first(ids, _refine_distances(x, x, ids, metric, visit))
     rec = recall_at_k(ids[check_rows], check_truth)
     return Neighbors(
         indices=ids, distances=dist, metric=metric, exact=False, recall=float(rec),
@@ -215,6 +228,23 @@ def _setting(value, name: str, upper: int, *, default):
     if value is None:
         return default
     return check_k(value, upper, what=name, context="allowed here")
+
+
+def _given_truth(sample_truth, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Check the caller's ``(rows, indices)`` of exact neighbours; return them cut to k columns."""
+    try:
+        rows, truth = sample_truth
+    except (TypeError, ValueError):
+        raise EmbeddingInputError("sample_truth must be a pair (rows, indices)") from None
+    rows, truth = np.asarray(rows), np.asarray(truth)
+    if rows.ndim != 1 or len(rows) == 0 or not np.issubdtype(rows.dtype, np.integer):
+        raise EmbeddingInputError(f"sample_truth rows must be a non-empty 1-D integer array, got {rows.dtype} "
+                                  f"of shape {rows.shape}")
+    if rows.min() < 0 or rows.max() >= n or len(np.unique(rows)) != len(rows):
+        raise EmbeddingInputError(f"sample_truth rows must be distinct row numbers in [0, {n})")
+    if truth.ndim != 2 or truth.shape[0] != len(rows) or truth.shape[1] < k:
+        raise EmbeddingInputError(f"sample_truth indices must have shape ({len(rows)}, >= {k}), got {truth.shape}")
+    return rows.astype(np.int64), np.ascontiguousarray(truth[:, :k])
 
 
 def _sq_norms(a: np.ndarray) -> np.ndarray:
@@ -334,20 +364,34 @@ def _tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> 
     reach = np.minimum(q_side, b_side)
     is_true = (top[:, :, None] == truth[:, None, :]).any(axis=2)
     k = truth.shape[1]
-    for p in _probe_ladder(n_lists):
+
+    def kept_if_meets_target(p):
         reached = reach < p
         kept = reached & (np.cumsum(reached, axis=1) <= n_cand)
         per_query = (kept & is_true).sum(axis=1) / k
         low = per_query.mean() - 1.96 * per_query.std(ddof=1) / math.sqrt(m) if m > 1 else per_query.mean()
-        if low >= target or (p == n_lists and per_query.mean() >= target):
+        return kept if low >= target or (p == n_lists and per_query.mean() >= target) else None
+
+    # bracket with the ladder, then take the smallest n_probe in the last step that meets the target
+    # (the join's cost grows linearly in n_probe: a 19 % step would waste up to that much)
+    failed = 0
+    for p in _probe_ladder(n_lists):
+        kept = kept_if_meets_target(p)
+        if kept is not None:
+            for q in range(failed + 1, p):
+                kept_q = kept_if_meets_target(q)
+                if kept_q is not None:
+                    p, kept = q, kept_q
+                    break
             full = kept.sum(axis=1) == n_cand  # else the n_cand-th reached one lies beyond the depth
             worst = np.where(full, np.where(kept, top_s, np.inf).min(axis=1), -np.inf)
             return p, float(np.quantile(worst, THRESHOLD_FLOOR_QUANTILE))
+        failed = p
     return None, -math.inf
 
 
 def _probe_ladder(n_lists: int) -> list[int]:
-    """Candidate n_probe values, about 19 % apart (cost grows linearly with n_probe)."""
+    """n_probe values about 19 % apart, to bracket the tuned value."""
     steps = np.unique(np.round(np.geomspace(1, n_lists, num=max(2, int(np.log(n_lists) / np.log(1.19)) + 1))))
     return [int(p) for p in steps]
 
@@ -406,7 +450,7 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
     col_count = np.zeros((workers, max_members), dtype=np.int32)
     col_thr = np.empty((workers, max_members), dtype=np.float32)
     sq_arg = np.empty(0, dtype=np.float32) if sq is None else sq
-    args = (pos_list, probes, buf_s, buf_i, count, thr, scratch_q, scratch_t, col_s, col_i, col_count, col_thr,
+    args = (pos_list, probe_bitmap(probes, n_lists), buf_s, buf_i, count, thr, scratch_q, scratch_t, col_s, col_i, col_count, col_thr,
             JOIN_STEP_ROWS, workers)
     bar = None
     if progress:

@@ -163,11 +163,13 @@ class EmbeddingSet:
 
     # -------------------------------------------------------------------------------- neighbours
     def neighbors(self, k: int = 10, *, metric: str = "cosine", exact: bool = True,
-                  backend: str = "auto", progress: bool | None = None) -> Neighbors:
+                  backend: str = "auto", progress: bool | None = None, sample_truth=None) -> Neighbors:
         """k nearest neighbours of every item (self excluded), cached and reused.
 
         ``exact=False`` uses the approximate join (:func:`approximate_knn`), whose recall is measured
-        on a sample and carried on the result. A cached table with at least ``k`` columns is sliced, not recomputed.
+        on a sample and carried on the result; ``sample_truth`` (rows, indices) passes it exact
+        neighbours of a sample the caller has already searched. A cached table with at least ``k``
+        columns is sliced, not recomputed.
         """
         metric = check_metric(metric)
         check_k(k, self.n - 1, context="neighbours (self excluded)")
@@ -180,7 +182,7 @@ class EmbeddingSet:
         if exact:
             result = exact_knn(self.vectors, k=k, metric=metric, backend=backend, progress=progress)
         else:
-            result = approximate_knn(self.vectors, k=k, metric=metric, progress=progress)
+            result = approximate_knn(self.vectors, k=k, metric=metric, progress=progress, sample_truth=sample_truth)
         self._neighbors[key] = result
         return result
 

@@ -231,16 +231,28 @@ def _admit_buffered(buf_s, buf_i, count, thr, t, value, cand, scratch):
     return thr[t]
 
 
-@numba.njit(cache=True)
-def _probes_list(probes, t, lst):
-    for q in range(probes.shape[1]):
-        if probes[t, q] == lst:
-            return True
-    return False
+def probe_bitmap(probes: np.ndarray, n_lists: int) -> np.ndarray:
+    """One bit per (point, list): set where the point probes the list (``probes``: lists per row).
+
+    The join asks "does member b probe list L?" for every column cell above b's threshold (35 M
+    times on 100,000 x 384); one bit test answers it where a scan of b's probed lists took ~30 ns.
+    """
+    n = probes.shape[0]
+    bits = np.zeros((n, -(-n_lists // 64)), dtype=np.uint64)
+    row = np.arange(n)
+    for q in range(probes.shape[1]):  # a point's probed lists are distinct: no two writes collide
+        lst = probes[:, q].astype(np.int64)
+        bits[row, lst >> 6] |= np.left_shift(np.uint64(1), (lst & 63).astype(np.uint64))
+    return bits
+
+
+@numba.njit(inline="always", cache=True)
+def _probes_list(bits, t, lst):
+    return (bits[t, lst >> 6] >> np.uint64(lst & 63)) & np.uint64(1) != 0
 
 
 @numba.njit(parallel=True, cache=True)
-def join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count, thr, scratch_q, scratch_t,
+def join_tile(pts, sq, rows, b0, b1, own, pos_list, probe_bits, buf_s, buf_i, count, thr, scratch_q, scratch_t,
                col_s, col_i, col_count, col_thr, step_rows, workers):
     """Score ``rows`` (positions) against the members ``b0:b1`` of one list and fold every cell.
 
@@ -252,8 +264,8 @@ def join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count,
     threshold), so no two workers write one list. The private buffers are merged into the members'
     after the rows. ``own``: the rows are the members themselves; the square is symmetric and its
     rows alone serve every pair (diagonal skipped). A column cell is skipped when the member
-    probes the row's list: that pair reaches the member as a row of the other list's tile, and
-    must not enter its buffer twice.
+    probes the row's list (its bit in ``probe_bits``): that pair reaches the member as a row of the
+    other list's tile, and must not enter its buffer twice.
     """
     n_rows = rows.shape[0]
     m = b1 - b0
@@ -301,7 +313,7 @@ def join_tile(pts, sq, rows, b0, b1, own, pos_list, probes, buf_s, buf_i, count,
                         v = tile[i, j]
                         if v > threshold:
                             threshold = _admit_buffered(buf_s, buf_i, count, thr, t, v, b0 + j, sel)
-                        if v > own_thr[j] and not _probes_list(probes, b0 + j, lst):
+                        if v > own_thr[j] and not _probes_list(probe_bits, b0 + j, lst):
                             _admit_buffered(own_s, own_i, own_count, own_thr, j, v, t, sel)
     if own:
         return
@@ -368,6 +380,9 @@ def rerank_candidates(data, cand, k, sq_norms, visit, n_chunks):
     Scores are ``<a, b>`` or, when ``sq_norms`` is non-empty (euclidean), ``2<a, b> - |b|^2``. Rows
     are visited in the order ``visit`` (the join's list order: neighbouring rows share candidates,
     which then stay in cache), in ``n_chunks`` chunks, each with its own small scratch lists.
+    Candidates are scored eight at a time: one pass over row a feeds eight independent streams of
+    candidate rows, so their cache misses overlap (1.56 -> 1.10 s for 100,000 x 128 candidates x
+    384 here, against one candidate at a time).
     """
     n, c = cand.shape
     d = data.shape[1]
@@ -377,18 +392,37 @@ def rerank_candidates(data, cand, k, sq_norms, visit, n_chunks):
     for chunk in numba.prange(n_chunks):
         best_s = np.empty(k, dtype=np.float32)
         best_i = np.empty(k, dtype=np.int64)
+        ids = np.empty(c + 8, dtype=np.int64)
+        scores = np.empty(c + 8, dtype=np.float32)
         for ii in range(chunk * step, min(n, (chunk + 1) * step)):
             a = visit[ii]
-            filled = 0
+            m = 0
             for j in range(c):
-                b = cand[a, j]
-                if b < 0:
-                    continue
-                acc = np.float32(0.0)
+                if cand[a, j] >= 0:
+                    ids[m] = cand[a, j]
+                    m += 1
+            for j in range(m, -(-m // 8) * 8):  # pad the last group of eight with row a itself
+                ids[j] = a
+            for j in range(0, m, 8):
+                b0, b1, b2, b3 = ids[j], ids[j + 1], ids[j + 2], ids[j + 3]
+                b4, b5, b6, b7 = ids[j + 4], ids[j + 5], ids[j + 6], ids[j + 7]
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
                 for q in range(d):
-                    acc += data[a, q] * data[b, q]
-                score = 2 * acc - sq_norms[b] if euclid else acc
-                _sift_in(best_s, best_i, filled, score, b)
+                    x = data[a, q]
+                    s0 += x * data[b0, q]
+                    s1 += x * data[b1, q]
+                    s2 += x * data[b2, q]
+                    s3 += x * data[b3, q]
+                    s4 += x * data[b4, q]
+                    s5 += x * data[b5, q]
+                    s6 += x * data[b6, q]
+                    s7 += x * data[b7, q]
+                scores[j], scores[j + 1], scores[j + 2], scores[j + 3] = s0, s1, s2, s3
+                scores[j + 4], scores[j + 5], scores[j + 6], scores[j + 7] = s4, s5, s6, s7
+            filled = 0
+            for j in range(m):
+                score = 2 * scores[j] - sq_norms[ids[j]] if euclid else scores[j]
+                _sift_in(best_s, best_i, filled, score, ids[j])
                 filled = min(k, filled + 1)
             for j in range(filled):
                 out[a, j] = best_i[j]
@@ -411,18 +445,21 @@ def row_norms(x):
 # Reassociation lets the sums vectorise; no fused multiply-adds ("contract"), which would round one
 # side of ``c / |c| - q / |q|`` and not the other, so identical rows would not come out at 0.
 @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "nsz", "arcp"})
-def pair_distances(corpus, queries, ids, c_norms, q_norms, mode):
+def pair_distances(corpus, queries, ids, c_norms, q_norms, mode, visit):
     """Distance of each query row to each of its listed corpus rows, from the vector difference.
 
     ``mode`` 0: chord between the unit vectors (cosine; rows are divided by ``c_norms`` and
     ``q_norms``), 1: euclidean, 2: ``-<q, c>`` (dot). The difference q - c keeps the small
     distances of near neighbours exact, where ``|q|^2 + |c|^2 - 2<q, c>`` cancels. Ids below 0
-    give NaN.
+    give NaN. Query rows are visited in the order ``visit`` when it is non-empty: an order in
+    which consecutive rows share neighbours (the approximate join's lists) keeps those rows in cache.
     """
     m, k = ids.shape
     d = corpus.shape[1]
     out = np.empty((m, k), dtype=np.float32)
-    for i in numba.prange(m):
+    ordered = visit.shape[0] > 0
+    for ii in numba.prange(m):
+        i = np.int64(visit[ii]) if ordered else np.int64(ii)
         q_norm = q_norms[i] if mode == 0 else np.float32(1.0)
         for j in range(k):
             b = ids[i, j]

@@ -284,7 +284,7 @@ def _prepare(block: np.ndarray, metric: str) -> np.ndarray:
     return _normalise_rows(block) if metric == "cosine" else block
 
 
-def _refine_distances(corpus, queries, ids, metric):
+def _refine_distances(corpus, queries, ids, metric, visit=None):
     """Distances for the selected pairs, computed from the vector difference (no cancellation).
 
     The score tiles give a distance as sqrt(2 - 2s) or sqrt(|q|^2 + |c|^2 - 2<q, c>), which loses
@@ -292,6 +292,7 @@ def _refine_distances(corpus, queries, ids, metric):
     are float32 unit vectors (for cosine), so their own rounding (~6e-8) bounds what float64 could
     recover. One numba pass reads each listed corpus row in place, with no gathered copies (the
     NumPy version that gathered (rows, k, d) blocks took 8 s on 100,000 x 32 neighbours x 384).
+    ``visit``: an order of the query rows to compute them in (see :func:`._fold.pair_distances`).
     """
     from ._fold import pair_distances, row_norms
 
@@ -307,7 +308,8 @@ def _refine_distances(corpus, queries, ids, metric):
         q_norms = c_norms if queries is corpus else row_norms(queries)
     else:
         c_norms = q_norms = np.empty(0, dtype=np.float32)
-    return pair_distances(corpus, queries, ids, c_norms, q_norms, mode)
+    visit = np.empty(0, dtype=np.int64) if visit is None else np.ascontiguousarray(visit, dtype=np.int64)
+    return pair_distances(corpus, queries, ids, c_norms, q_norms, mode, visit)
 
 
 # --------------------------------------------------------------------------------------------- exact

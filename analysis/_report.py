@@ -304,32 +304,40 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         return int(rng.integers(2**31 - 1))
 
     table_k = min(max(k, GRIDE_MAX_RANK), es.n - 1)
+    id_seed, hub_seed, conc_seed, cvd_seed = (seed() for _ in range(4))
+    distance = metric if metric != "dot" else "cosine"
     clock = _Clock(parts=9 + bool(weighted), progress=progress)
     notes: list[str] = []
     try:
-        table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact, progress=progress))
-        work = es if table.exact else _working_set(es, table, metric)
-        iso = clock.run("isotropy", lambda: isotropy_report(work, metric=metric))
-        w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(work, metric=metric, weighted=True)) \
-            if weighted else None
-
-        distance = metric if metric != "dot" else "cosine"
-        id_sample = None if metric != "dot" else sample
-        if metric == "dot":
-            notes.append("metric='dot' is not a distance: intrinsic dimension and concentration use the cosine "
-                         f"chord on {'all' if sample is None else sample} query points")
-        idim = clock.run("intrinsic_dimension", lambda: intrinsic_dimension(
-            work, metric=distance, k=max(k, 2), sample=id_sample, random_state=seed(), scale_levels=scale_levels))
-        hub = clock.run("hubness", lambda: hubness_report(work, k=k, metric=metric, exact=table.exact,
-                                                          random_state=seed()))
-        conc_seed, cvd_seed = seed(), seed()
-        shared = None
+        shared, truth = None, None
         if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot
             # the sample and then the bootstrap from one stream, as concentration_report draws them
             conc_rng = check_random_state(conc_seed)
             shared_rows = np.arange(es.n) if sample is None or sample >= es.n else \
                 np.sort(conc_rng.choice(es.n, size=sample, replace=False))
-            shared = clock.run("sample_search", lambda: cosine_and_dot_sample(es.vectors, shared_rows, 2 * k, k))
+            # ... and, searched table_k wide, it is the exact truth the approximate table's recall
+            # is tuned and measured against (no second exact search of a recall sample)
+            k_cos = max(2 * k, table_k if not exact and metric == "cosine" else 0)
+            k_dot = max(k, table_k if not exact and metric == "dot" else 0)
+            shared = clock.run("sample_search", lambda: cosine_and_dot_sample(es.vectors, shared_rows, k_cos, k_dot))
+            if not exact:
+                truth = (shared_rows, shared[0 if metric == "cosine" else 1].indices)
+        table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact, progress=progress,
+                                                            sample_truth=truth))
+        work = es if table.exact else _working_set(es, table, metric)
+        iso = clock.run("isotropy", lambda: isotropy_report(work, metric=metric))
+        w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(work, metric=metric, weighted=True)) \
+            if weighted else None
+
+        id_sample = None if metric != "dot" else sample
+        if metric == "dot":
+            notes.append("metric='dot' is not a distance: intrinsic dimension and concentration use the cosine "
+                         f"chord on {'all' if sample is None else sample} query points")
+        idim = clock.run("intrinsic_dimension", lambda: intrinsic_dimension(
+            work, metric=distance, k=max(k, 2), sample=id_sample, random_state=id_seed, scale_levels=scale_levels))
+        hub = clock.run("hubness", lambda: hubness_report(work, k=k, metric=metric, exact=table.exact,
+                                                          random_state=hub_seed))
+        if shared is not None:
             conc = clock.run("concentration", lambda: concentration_from_table(
                 shared[0], k, "cosine", shared_rows, conc_rng))
         else:
@@ -348,7 +356,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         dup = clock.run("near_duplicates", lambda: near_duplicates(cos_set, k=cos_k))
         if shared is not None:
             cvd = clock.run("cosine_vs_dot", lambda: cosine_dot_from_tables(
-                work, shared[0].head(k), shared[1], shared_rows))
+                work, shared[0].head(k), shared[1].head(k), shared_rows))
         else:
             cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=cvd_seed))
     finally:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embgeo.analysis import EmbeddingInputError, approximate_knn, exact_knn, recall_at_k
-from embgeo.analysis._fold import _select_largest, rerank_candidates, top_columns
+from embgeo.analysis._fold import _select_largest, probe_bitmap, rerank_candidates, top_columns
 from embgeo.analysis.datasets import make_anisotropic
 from embgeo.analysis._knn import _prepare, _refine_distances
 
@@ -60,6 +60,30 @@ def test_projection_grows_when_the_target_needs_it():
     assert "dim=2," in pinned.backend and pinned.recall < res.recall
 
 
+def test_given_sample_truth_replaces_the_recall_search(cloud):
+    # The report hands over its exact query-sample search: tuning takes recall_sample of its rows
+    # (at most half) and the recall is measured on all the others.
+    rows = np.sort(np.random.default_rng(5).choice(len(cloud), 400, replace=False))
+    truth = exact_knn(cloud, k=15, query_indices=rows).indices  # wider than k: cut to k
+    res = approximate_knn(cloud, k=10, target_recall=0.9, recall_sample=150, sample_truth=(rows, truth))
+    assert res.recall_sample == 250
+    full = recall_at_k(res.indices, exact_knn(cloud, k=10).indices)
+    assert full >= 0.88 and abs(res.recall - full) < 0.04
+    assert res.recall == pytest.approx(recall_at_k(res.indices[rows], truth[:, :10]), abs=0.1)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ((np.array([0, 1]),), "pair"),
+    ((np.array([0.0, 1.0]), np.zeros((2, 10), int)), "integer"),
+    ((np.array([0, 0]), np.zeros((2, 10), int)), "distinct"),
+    ((np.array([0, 3000]), np.zeros((2, 10), int)), "distinct row numbers"),
+    ((np.array([0, 1]), np.zeros((2, 9), int)), "shape"),
+])
+def test_bad_sample_truth_is_named(cloud, bad, match):
+    with pytest.raises(EmbeddingInputError, match=match):
+        approximate_knn(cloud, k=10, sample_truth=bad)
+
+
 def test_small_sets_do_not_fail():
     x = np.random.default_rng(3).standard_normal((400, 16)).astype(np.float32)
     res = approximate_knn(x, k=32)
@@ -106,6 +130,15 @@ def test_select_largest_keeps_the_largest(filled, keep):
     np.testing.assert_array_equal(values[ids[0, :keep]], scores[0, :keep])  # ids travelled with their scores
 
 
+def test_probe_bitmap_marks_exactly_the_probed_lists():
+    probes = np.stack([np.random.default_rng(i).permutation(130)[:9] for i in range(40)]).astype(np.int32)
+    bits = probe_bitmap(probes, 130)
+    got = np.array([[(int(bits[i, l >> 6]) >> (l & 63)) & 1 for l in range(130)] for i in range(40)])
+    want = np.zeros((40, 130), int)
+    np.put_along_axis(want, probes.astype(np.int64), 1, axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_top_columns_matches_argsort():
     s = np.random.default_rng(0).standard_normal((50, 40)).astype(np.float32)
     np.testing.assert_array_equal(top_columns(s, 7), np.argsort(-s, axis=1, kind="stable")[:, :7])
@@ -124,6 +157,9 @@ def test_refined_distances_match_numpy(metric):
     want = -np.einsum("md,mkd->mk", qp, nb) if metric == "dot" else np.linalg.norm(nb - qp[:, None], axis=2)
     assert np.isnan(got[0, 0])
     np.testing.assert_allclose(got.ravel()[1:], want.ravel()[1:], rtol=2e-5, atol=2e-5)
+    # visiting the rows in another order (the join's list order) changes nothing
+    visited = _refine_distances(c, q, ids, metric, visit=rng.permutation(30))
+    np.testing.assert_array_equal(visited, got)
 
 
 def test_rerank_picks_the_exact_best_candidates():
@@ -131,8 +167,10 @@ def test_rerank_picks_the_exact_best_candidates():
     x = rng.standard_normal((300, 16)).astype(np.float32)
     cand = np.stack([rng.permutation(np.r_[0:i, i + 1:300])[:20] for i in range(300)])
     cand[0, 3] = -1  # a missing slot is skipped
+    cand[1, 3:] = -1  # fewer than k candidates: the rest of the row stays -1
     got = rerank_candidates(x, cand, 5, np.empty(0, np.float32), np.arange(300), 4)
     scores = np.einsum("id,ijd->ij", x, x[np.maximum(cand, 0)])
     scores[cand < 0] = -np.inf
     want = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :5], axis=1)
+    want[1, 3:] = -1
     np.testing.assert_array_equal(got, want)

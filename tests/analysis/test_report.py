@@ -132,6 +132,8 @@ def test_approximate_neighbors_carry_recall(search_log, anisotropic):
         assert d[part]["neighbors_recall"] == pytest.approx(r.recall)
         assert d[part]["neighbors_exact"] is False
     assert es._neighbors.get(("cosine", True)) is None  # the caller's cache holds no fake exact table
+    # the exact sample search is the truth: half of its 300 queries tune, the other half measure
+    assert es.neighbors(r.table_k, exact=False).recall_sample == 150
 
 
 def test_timings_cover_every_part(aniso_report):
