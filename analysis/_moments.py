@@ -135,7 +135,8 @@ class Moments:
         w = np.ones(x.shape[0]) if weights is None else _block_weights(weights, x.shape[0])
         norms = np.sqrt(np.einsum("ij,ij->i", x, x))
         nonzero = norms > 0
-        if normalize and not nonzero.all():
+        every = bool(nonzero.all())  # the usual case: no row selections (each one a copy of the block)
+        if normalize and not every:
             raise EmbeddingInputError(
                 f"block has {int((~nonzero).sum())} all-zero rows (first, counted within the block: "
                 f"{np.flatnonzero(~nonzero)[:5].tolist()}); "
@@ -145,16 +146,18 @@ class Moments:
         m.weight_sum, m.weight_sq_sum = float(w.sum()), float(w @ w)
         m.norm_sum, m.norm_sq_sum = float(w @ norms), float(w @ norms**2)
         m.zero_rows = int((~nonzero).sum())
-        wu = w[nonzero]
-        x[nonzero] /= norms[nonzero, None]  # x now holds unit rows where defined
-        m.unit_sum_ = wu @ x[nonzero]
+        wu = w if every else w[nonzero]
+        if normalize:
+            x /= norms[:, None]  # x now holds the unit rows
+            m.unit_sum_ = wu @ x
+        else:
+            m.unit_sum_ = (w / norms) @ x if every else (wu / norms[nonzero]) @ x[nonzero]
         m.unit_weight_sum, m.unit_weight_sq_sum = float(wu.sum()), float(wu @ wu)
-        if not normalize:
-            x[nonzero] *= norms[nonzero, None]  # back to the raw rows
         if m.weight_sum > 0:
             m.mean_ = (w @ x) / m.weight_sum
             x -= m.mean_
-            x *= np.sqrt(w)[:, None]
+            if weights is not None:
+                x *= np.sqrt(w)[:, None]
             m.scatter_ = x.T @ x
         return m
 

@@ -33,8 +33,15 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _row_norms(x: np.ndarray) -> np.ndarray:
-    """L2 norm of every row, block by block (a memory map is not loaded whole)."""
-    return np.concatenate([np.linalg.norm(np.asarray(b, dtype=np.float64), axis=1) for _, b in iter_row_blocks(x)])
+    """L2 norm of every row (float64 of float32 sums), block by block (a memory map is not loaded whole).
+
+    Float32 sums are exact to ~1e-7 relative, far below what the norm statistics resolve, and the
+    numba pass reads the rows once (a float64 copy of 100,000 x 384 took 0.2-0.4 s).
+    """
+    from ._fold import row_norms
+
+    return np.concatenate([row_norms(np.ascontiguousarray(b, dtype=np.float32)) for _, b in iter_row_blocks(x)]
+                          ).astype(np.float64)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
