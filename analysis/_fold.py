@@ -340,6 +340,64 @@ def compact_all(buf_s, buf_i, count, thr, keep, n_chunks):
             _compact(buf_s, buf_i, count, thr, t, keep, sel)
 
 
+@numba.njit(cache=True)
+def group_queries(probes, pos_list, n_lists):
+    """Outside queries of every list, bucketed by the rank at which they probe it.
+
+    ``probes[t]`` are position t's lists, nearest first (its own list ``pos_list[t]`` normally at
+    rank 0). A probe of list L at rank r by a point outside L goes to bucket ``g * n_lists + L``
+    with ``g = floor(log2 max(r, 1))`` (ranks 0-1, 2-3, 4-7, ...), positions ascending within a bucket. Returns the bucket starts (``n_groups *
+    n_lists + 1``) and the positions, by one counting sort (NumPy's repeat / mask / argsort chain
+    took 0.3 s on 100,000 points x 25 probes).
+    """
+    n, p = probes.shape
+    n_groups = _floor_log2(max(p - 1, 1)) + 1
+    starts = np.zeros(n_groups * n_lists + 1, dtype=np.int64)
+    for t in range(n):
+        for r in range(p):
+            lst = probes[t, r]
+            if lst != pos_list[t]:
+                g = _floor_log2(max(r, 1))
+                starts[g * n_lists + lst + 1] += 1
+    for b in range(n_groups * n_lists):
+        starts[b + 1] += starts[b]
+    fill = starts[:-1].copy()
+    out = np.empty(starts[-1], dtype=np.int64)
+    for t in range(n):
+        for r in range(p):
+            lst = probes[t, r]
+            if lst != pos_list[t]:
+                b = _floor_log2(max(r, 1)) * n_lists + lst
+                out[fill[b]] = t
+                fill[b] += 1
+    return starts, out
+
+
+@numba.njit(inline="always", cache=True)
+def _floor_log2(r):
+    """floor(log2 r) of a positive integer."""
+    g = 0
+    while (r >> (g + 1)) > 0:
+        g += 1
+    return g
+
+
+@numba.njit(parallel=True, cache=True)
+def gather_candidates(buf_i, count, order, keep):
+    """The join's buffers as a candidate table in the caller's row order: row ``order[t]`` gets
+    ``order[buf_i[t, j]]`` for its first ``count[t]`` slots (at most ``keep``) and -1 after them."""
+    n = buf_i.shape[0]
+    cand = np.empty((n, keep), dtype=np.int32)
+    for t in numba.prange(n):
+        row = order[t]
+        filled = min(keep, count[t])
+        for j in range(filled):
+            cand[row, j] = order[buf_i[t, j]]
+        for j in range(filled, keep):
+            cand[row, j] = -1
+    return cand
+
+
 @numba.njit(inline="always", cache=True)
 def _sift_in(best_s, best_i, filled, value, cand):
     """Insert (value, cand) into the descending list best_s[:filled] (keeping its length if full)."""
