@@ -39,7 +39,15 @@ import time
 import numba
 import numpy as np
 
-from ._fold import compact_all, gather_candidates, group_queries, join_tile, probe_bitmap, rerank_candidates, top_columns
+from ._fold import (
+    compact_all,
+    gather_candidates,
+    group_queries,
+    join_tile,
+    probe_bitmap,
+    rerank_candidates,
+    top_columns,
+)
 from ._knn import Neighbors, _nearest_first, _prepare, _refine_distances, exact_knn, numba_thread_pool
 from ._validation import (
     EmbeddingInputError,
@@ -423,7 +431,7 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
         s = _centroid_scores(pts[start:start + 16_384], centroids, half_sq)
         probes[start:start + len(s)] = top_columns(s, n_probe)
     # Queries of each list (positions that probe it from outside), grouped by the rank at which they
-    # probe it: rank 1, 2-3, 4-7, ... The join visits own lists first, then the groups in that order,
+    # probe it: rank 1, 2-3, 4-7, ... (group_queries). The join visits own lists first, then the groups in that order,
     # so each point meets its likeliest neighbours first, its threshold rises early, and later
     # tiles admit little.
     q_start, q_pos = group_queries(probes, pos_list, n_lists)
@@ -442,8 +450,8 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
     col_count = np.zeros((workers, max_members), dtype=np.int32)
     col_thr = np.empty((workers, max_members), dtype=np.float32)
     sq_arg = np.empty(0, dtype=np.float32) if sq is None else sq
-    args = (pos_list, probe_bitmap(probes, n_lists), buf_s, buf_i, count, thr, scratch_q, scratch_t, col_s, col_i, col_count, col_thr,
-            JOIN_STEP_ROWS, workers)
+    args = (pos_list, probe_bitmap(probes, n_lists), buf_s, buf_i, count, thr, scratch_q, scratch_t,
+            col_s, col_i, col_count, col_thr, JOIN_STEP_ROWS, workers)
     bar = None
     if progress:
         from tqdm.auto import tqdm

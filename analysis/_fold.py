@@ -346,9 +346,9 @@ def group_queries(probes, pos_list, n_lists):
 
     ``probes[t]`` are position t's lists, nearest first (its own list ``pos_list[t]`` normally at
     rank 0). A probe of list L at rank r by a point outside L goes to bucket ``g * n_lists + L``
-    with ``g = floor(log2 max(r, 1))`` (ranks 0-1, 2-3, 4-7, ...), positions ascending within a bucket. Returns the bucket starts (``n_groups *
-    n_lists + 1``) and the positions, by one counting sort (NumPy's repeat / mask / argsort chain
-    took 0.3 s on 100,000 points x 25 probes).
+    with ``g = floor(log2 max(r, 1))`` (ranks 0-1, 2-3, 4-7, ...), positions ascending within a
+    bucket. Returns the bucket starts (``n_groups * n_lists + 1``) and the positions, from one
+    counting sort (NumPy's repeat / mask / argsort chain took 0.3 s on 100,000 points x 25 probes).
     """
     n, p = probes.shape
     n_groups = _floor_log2(max(p - 1, 1)) + 1

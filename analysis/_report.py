@@ -8,7 +8,9 @@ corpus) and cosine versus dot (its dot neighbours), and the subsample blocks of 
 curve.
 
 With ``exact=False`` the table comes from the approximate engine (:mod:`._ann`) and its measured
-recall@k is carried next to every statistic built on it.
+recall@k is carried next to every statistic built on it. The sample search then runs first and as
+wide as the table: its exact neighbours are the truth the engine tunes its probing against and
+measures that recall on, so no second exact search is needed.
 """
 
 from __future__ import annotations

@@ -96,8 +96,9 @@ def main(argv=None) -> int:
              "| case | GPU s | host s | same neighbours | max distance diff |", "|---|---|---|---|---|"]
     for name, r in rows.items():
         if name.startswith("self_join"):
-            lines.append(f"| {name} | {r['gpu_seconds']:.2f} | {r.get('host_seconds', float('nan')):.2f} | "
-                         f"{r.get('same_neighbours', float('nan')):.5f} | {r.get('max_abs_distance_diff', float('nan')):.2g} |")
+            nan = float("nan")
+            lines.append(f"| {name} | {r['gpu_seconds']:.2f} | {r.get('host_seconds', nan):.2f} | "
+                         f"{r.get('same_neighbours', nan):.5f} | {r.get('max_abs_distance_diff', nan):.2g} |")
     lines += ["", f"Full exact geometry_report with the GPU search: {rows['report_exact']['seconds']:.1f} s; parts: "
               + ", ".join(f"{k} {v:.2f}" for k, v in rows["report_exact"]["timings"].items())]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
