@@ -35,8 +35,9 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 def _row_norms(x: np.ndarray) -> np.ndarray:
     """L2 norm of every row (float64 of float32 sums), block by block (a memory map is not loaded whole).
 
-    Float32 sums are exact to ~1e-7 relative, far below what the norm statistics resolve, and the
-    numba pass reads the rows once (a float64 copy of 100,000 x 384 took 0.2-0.4 s).
+    Float32 sums are accurate to ~1e-7 relative, far below what the norm statistics resolve, and
+    the numba pass reads the rows once (a float64 copy of 100,000 x 384 took 0.2-0.4 s). A zero row
+    gets the smallest normal float32, not 0; the callers refuse zero rows before they get here.
     """
     from ._fold import row_norms
 

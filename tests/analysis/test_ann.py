@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embgeo.analysis import EmbeddingInputError, approximate_knn, exact_knn, recall_at_k
-from embgeo.analysis._fold import _select_largest, probe_bitmap, rerank_candidates, top_columns
+from embgeo.analysis._fold import _select_largest, group_queries, probe_bitmap, rerank_candidates, top_columns
 from embgeo.analysis.datasets import make_anisotropic
 from embgeo.analysis._knn import _prepare, _refine_distances
 
@@ -137,6 +137,24 @@ def test_probe_bitmap_marks_exactly_the_probed_lists():
     want = np.zeros((40, 130), int)
     np.put_along_axis(want, probes.astype(np.int64), 1, axis=1)
     np.testing.assert_array_equal(got, want)
+
+
+def test_group_queries_buckets_outside_probes_by_rank():
+    rng = np.random.default_rng(4)
+    n, p, n_lists = 600, 11, 30
+    pos_list = np.sort(rng.integers(0, n_lists, n)).astype(np.int32)
+    probes = np.stack([np.r_[own, rng.permutation(np.setdiff1d(np.arange(n_lists), [own]))[:p - 1]]
+                       for own in pos_list]).astype(np.int32)
+    probes[7, [0, 1]] = probes[7, [1, 0]]  # a point whose own list is not its first
+    starts, positions = group_queries(probes, pos_list, n_lists)
+    want = {}
+    for t in range(n):
+        for r in range(p):
+            if probes[t, r] != pos_list[t]:
+                want.setdefault(int(np.log2(max(r, 1))) * n_lists + int(probes[t, r]), []).append(t)
+    assert len(starts) == 4 * n_lists + 1  # ranks 0-1, 2-3, 4-7, 8-10
+    for bucket in range(len(starts) - 1):
+        assert positions[starts[bucket]:starts[bucket + 1]].tolist() == want.get(bucket, [])
 
 
 def test_top_columns_matches_argsort():
