@@ -328,11 +328,15 @@ def _probe_ranks(points: np.ndarray, centroids: np.ndarray, which: np.ndarray) -
 
 
 def _pair_scores(q: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
-    """Scores that rank c for each q (higher is nearer), as the join's tiles compute them."""
+    """Scores that rank c for each q (higher is nearer), exactly as the join's tiles compute them:
+    ``<q, c>``, or ``-|q - c|^2`` for euclidean. The tuning's threshold floor is read off these, so
+    they must be on the tiles' scale, not merely rank alike (``2<q, c> - |c|^2`` would put the
+    floor ``|q|^2`` too high and leave most points short of candidates)."""
     s = q @ c.T
     if metric == "euclidean":
         s *= 2
         s -= _sq_norms(c)[None, :]
+        s -= _sq_norms(q)[:, None]
     return s
 
 
@@ -395,7 +399,9 @@ def _tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> 
                     break
             full = kept.sum(axis=1) == n_cand  # else the n_cand-th reached one lies beyond the depth
             worst = np.where(full, np.where(kept, top_s, np.inf).min(axis=1), -np.inf)
-            return p, float(np.quantile(worst, THRESHOLD_FLOOR_QUANTILE))
+            # "lower": no interpolation, which between two -inf gives NaN (and a NaN threshold
+            # admits nothing); when over 1 % of the queries are not full the floor is -inf
+            return p, float(np.quantile(worst, THRESHOLD_FLOOR_QUANTILE, method="lower"))
         failed = p
     return None, -math.inf
 

@@ -84,6 +84,27 @@ def test_bad_sample_truth_is_named(cloud, bad, match):
         approximate_knn(cloud, k=10, sample_truth=bad)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_threshold_floor_leaves_few_points_to_the_exact_fallback(monkeypatch, metric):
+    # The tuning reads every point's starting threshold off its simulated scores, so they must be
+    # on the join's scale (-|q - c|^2 for euclidean). A floor |q|^2 too high once left most points
+    # short of candidates: they fell back to exact search (right, but slow, and recall ~1.0).
+    from embgeo.analysis import _ann
+
+    x = make_anisotropic(3000, 48, mean_norm=4.0, random_state=2)
+    searched = []
+    real = _ann.exact_knn
+
+    def spy(*args, **kwargs):
+        searched.append(len(kwargs["query_indices"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_ann, "exact_knn", spy)
+    approximate_knn(x, k=10, metric=metric, target_recall=0.9, recall_sample=200)
+    assert searched[0] == 400  # the two recall samples
+    assert sum(searched[1:]) < 0.02 * len(x)  # the fallback for points short of candidates
+
+
 def test_small_sets_do_not_fail():
     x = np.random.default_rng(3).standard_normal((400, 16)).astype(np.float32)
     res = approximate_knn(x, k=32)
