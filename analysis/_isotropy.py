@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._embedding_set import EmbeddingSet, as_embedding_set
+from ._fold import row_norms
 from ._moments import MOMENT_BLOCK_ROWS, Moments, scan_moments
 from ._results import Result, metric as _field
 from ._validation import (
@@ -356,8 +357,6 @@ def _log_partition(x: np.ndarray, mom: Moments, weights, block_rows: int) -> np.
     are merged with ``logaddexp`` in float64.
     """
     import torch
-
-    from ._fold import row_norms
 
     _, vecs = np.linalg.eigh(mom.second_moment())
     vecs = vecs.astype(np.float32)

@@ -24,8 +24,10 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
+from ._fold import fold_cosine_and_dot, fold_rows, fold_tile, pair_distances, row_norms, tile_product
 from ._results import Result, metric as _field
 from ._validation import (
     EmbeddingInputError,
@@ -183,10 +185,6 @@ class _Ops:
         out = self._scratch[:rows * cols].reshape(rows, cols)
         a_np, b_np = (a, b) if self.backend == "numpy" else (a.numpy(), b.numpy())
         if self.numba_products:
-            import numba
-
-            from ._fold import tile_product
-
             tile_product(a_np, b_np, out, numba.get_num_threads())
         else:
             np.matmul(a_np, b_np.T, out=out)
@@ -294,8 +292,6 @@ def _refine_distances(corpus, queries, ids, metric, visit=None):
     NumPy version that gathered (rows, k, d) blocks took 8 s on 100,000 x 32 neighbours x 384).
     ``visit``: an order of the query rows to compute them in (see :func:`._fold.pair_distances`).
     """
-    from ._fold import pair_distances, row_norms
-
     mode = {"cosine": 0, "euclidean": 1, "dot": 2}[metric]
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     corpus = np.asarray(corpus, dtype=np.float32)
@@ -439,8 +435,6 @@ def exact_knn(
                 s = ops.scores(qb, cb, c_sq, metric)
                 masked = None if ids is None else ops.mask_self(s, ids, c_start)
                 if host_fold:
-                    from ._fold import fold_rows
-
                     fold_rows(ops.get(s), ops.get(best_s), ops.get(best_i), ops.get(kth), q_start, c_start)
                 else:
                     vals, pos = ops.topk(s, k)
@@ -472,8 +466,6 @@ def cosine_and_dot_sample(corpus, query_indices, k_cos: int, k_dot: int) -> tupl
     and cosine-versus-dot parts, which need exactly these, then cost one search instead of two.
     Queries exclude themselves. The input is assumed valid (no NaN/inf, no zero rows).
     """
-    from ._fold import fold_cosine_and_dot, row_norms
-
     t0 = time.perf_counter()
     corpus = as_float32_matrix(corpus, name="corpus")
     rows = np.asarray(query_indices, dtype=np.int64).ravel()
@@ -545,8 +537,6 @@ def _fold_tile(ops, best_s, best_i, kth, s, axis: int, tgt0: int, cand0: int, k:
     top-k, as does the NumPy backend there.
     """
     if ops.backend != "torch-cuda" and HOST_FOLD == "numba":  # one pass on the host, see _fold
-        from ._fold import fold_tile
-
         fold_tile(ops.get(s), ops.get(best_s), ops.get(best_i), ops.get(kth), axis, tgt0, cand0)
         return
     view = s if axis == 1 else s.T

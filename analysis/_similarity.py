@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from ._embedding_set import as_embedding_set
+from ._fold import row_norms
 from ._knn import exact_knn
 from ._results import Result, metric as _field
 from ._validation import EmbeddingInputError, check_k, check_random_state, iter_row_blocks
@@ -39,19 +40,8 @@ def _row_norms(x: np.ndarray) -> np.ndarray:
     the numba pass reads the rows once (a float64 copy of 100,000 x 384 took 0.2-0.4 s). A zero row
     gets the smallest normal float32, not 0; the callers refuse zero rows before they get here.
     """
-    from ._fold import row_norms
-
     return np.concatenate([row_norms(np.ascontiguousarray(b, dtype=np.float32)) for _, b in iter_row_blocks(x)]
                           ).astype(np.float64)
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (NaN when either side is constant)."""
-    from scipy.stats import spearmanr
-
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return math.nan
-    return float(spearmanr(a, b).statistic)
 
 
 @numba.njit(cache=True)
@@ -71,8 +61,8 @@ def _average_ranks(x):
 
 
 @numba.njit(cache=True)
-def _spearman_small(a, b):
-    """Spearman correlation of two short vectors (NaN when either is constant), as scipy defines it."""
+def _spearman(a, b):
+    """Spearman correlation of two float64 vectors (NaN when either is constant), as scipy defines it."""
     if len(a) < 2 or a.max() == a.min() or b.max() == b.min():
         return np.nan
     ra, rb = _average_ranks(a), _average_ranks(b)
@@ -99,7 +89,7 @@ def _agreement(c_ids, c_sim, d_ids, d_sim, norms, q_rows):
         pos = np.searchsorted(union, c_ids[r])
         for j in range(k):
             cos_u[pos[j]] = c_sim[r, j]
-        rho[r] = _spearman_small(cos_u, cos_u * norms[q] * norms[union])
+        rho[r] = _spearman(cos_u, cos_u * norms[q] * norms[union])
     return jac, rho
 
 
@@ -288,14 +278,15 @@ def cosine_dot_from_tables(data, cos_t, dot_t, q_rows: np.ndarray) -> CosineDotR
     norms = _row_norms(data.vectors)  # non-zero: the cosine search refuses zero rows
 
     jac, rho = _agreement(cos_t.indices, cos_t.similarities, dot_t.indices, dot_t.similarities,
-                          norms.astype(np.float64), np.asarray(q_rows, dtype=np.int64))
+                          norms, np.asarray(q_rows, dtype=np.int64))
 
     weights = data.weights
     return CosineDotReport(
         k=k, sample_size=len(q_rows), jaccard_mean=float(jac.mean()), jaccard_median=float(np.median(jac)),
         spearman_median=float(np.nanmedian(rho)) if np.isfinite(rho).any() else math.nan,
         norm_cv=float(norms.std() / norms.mean()),
-        norm_frequency_spearman=None if weights is None else _spearman(norms, weights),
+        norm_frequency_spearman=None if weights is None else float(
+            _spearman(norms, np.asarray(weights, dtype=np.float64))),
         jaccard=jac, query_indices=q_rows,
     )
 

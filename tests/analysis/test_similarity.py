@@ -169,12 +169,12 @@ def test_sampled_cosine_vs_dot_slices_a_cached_cosine_table_to_the_same_answer()
     assert fresh.spearman_median == pytest.approx(cached.spearman_median)
 
 
-def test_small_spearman_matches_scipy_with_ties():
-    from embgeo.analysis._similarity import _spearman_small
+def test_spearman_matches_scipy_with_ties():
+    from embgeo.analysis._similarity import _spearman
 
     rng = np.random.default_rng(11)
     for n in (2, 3, 7, 20):
         a = rng.integers(0, 4, n).astype(float)  # many ties
         b = a * 0.5 + rng.integers(0, 3, n)
         want = spearmanr(a, b).statistic if np.ptp(a) and np.ptp(b) else np.nan
-        np.testing.assert_allclose(_spearman_small(a, b), want, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(_spearman(a, b), want, rtol=1e-12, equal_nan=True)
