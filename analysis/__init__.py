@@ -1,81 +1,102 @@
 """embgeo.analysis: embedding geometry, computed (no UI imports here).
 
-Data flows one way: load -> validate -> (transform) -> shared k-NN cache -> reports.
-Implementations live in private modules and are re-exported here; ``io``, ``datasets`` and ``embed``
-are public modules in their own right (``embed`` loads sentence-transformers only when called).
+Data flows one way, and the sub-packages are its stages (``ARCHITECTURE.md`` has the picture and the
+import rule that ``tests/test_architecture.py`` enforces)::
+
+    io, datasets, embed  ->  embeddings   ->  transforms  ->  neighbors      ->  geometry, index  ->  report  ->  compare
+    (load, validate)        (EmbeddingSet)   (optional)      (shared table)      (statistics)         (all parts)  (two sets)
+
+with ``_core`` (validation, results, moments, stats, rows, progress) underneath all of them. This
+module re-exports the public names; ``io``, ``datasets`` and ``embed`` are public modules in their
+own right (``embed`` loads sentence-transformers only when called).
 """
 
 from . import datasets, embed, io
-from ._embedding_set import ANNBenchmark, EmbeddingSet, as_embedding_set
-from ._ann import approximate_knn, recall_at_k
-from ._knn import Neighbors, exact_knn
-from ._results import Result
-from ._validation import EmbeddingInputError
+from ._core import (
+    DISTANCE_METRICS,
+    METRICS,
+    Cancelled,
+    EmbeddingInputError,
+    Moments,
+    Progress,
+    Result,
+    scan_moments,
+)
 from .datasets import list_samples, load_sample
 from .embed import embed_texts
+from .embeddings import ANNBenchmark, EmbeddingSet, as_embedding_set
 from .io import load
-
-# the full geometry report (everything below, from one k-NN table)
-from ._report import GeometryReport, geometry_report
-# geometry: isotropy and spectrum
-from ._moments import Moments, scan_moments
-from ._isotropy import IsotropyReport, isotropy_report
-# geometry: intrinsic dimension
-from ._intrinsic_dim import (
-    IntrinsicDimensionReport,
-    MLEResult,
-    TwoNNResult,
-    intrinsic_dimension,
-    local_intrinsic_dimension,
-    mle_dimension,
-    twonn,
-)
-# geometry: cosine pathologies
-from ._hubness import (
-    ConcentrationReport,
-    HubnessReport,
-    concentration_report,
-    hubness_report,
+from .neighbors import (
+    Neighbors,
+    approximate_knn,
+    exact_knn,
     k_occurrence,
-    robin_hood_index,
+    recall_at_k,
+    recall_per_query,
 )
-from ._similarity import (
-    CosineDotReport,
-    NearDuplicateReport,
-    SimilarityDistribution,
-    cosine_vs_dot,
-    near_duplicates,
-    similarity_distribution,
-)
+
 # transforms
-from ._transforms import (
+from .transforms import (
     PHIS,
+    TRANSFORMS,
     AllButTheTop,
     Center,
     L2Normalize,
     RogueDimensions,
     Whitening,
     ZipfianWhitening,
+    apply_transform,
+    fit_transformer,
 )
-from ._hubness_reduction import HubnessReduction, HubnessReductionReport, hubness_reduction_report, reduce_hubness
-from ._retrieval import (
+
+# geometry: isotropy and spectrum, intrinsic dimension, cosine pathologies, task measures, projections
+from .geometry import (
+    ConcentrationReport,
+    CosineDotReport,
+    HubnessReduction,
+    HubnessReductionReport,
+    HubnessReport,
+    IntrinsicDimensionReport,
+    IsotropyReport,
+    MLEResult,
+    NearDuplicateReport,
+    Projection,
     RetrievalReport,
+    SimilarityDistribution,
+    TwoNNResult,
+    concentration_report,
+    cosine_vs_dot,
+    hubness_reduction_report,
+    hubness_report,
+    intrinsic_dimension,
+    isotropy_report,
     knn_classification_accuracy,
+    local_intrinsic_dimension,
+    mle_dimension,
     ndcg_at,
+    near_duplicates,
     neighborhood_preservation,
+    project,
     recall_at,
+    reduce_hubness,
     retrieval_report,
+    robin_hood_index,
+    similarity_distribution,
+    twonn,
 )
-# before/after comparison of two spaces (e.g. a transform)
-from ._compare import TRANSFORMS, Comparison, apply_transform, compare
+
 # vector-index statistics
-from ._index import (
+from .index import (
+    INDEX_KINDS,
+    CompressionReport,
     GroundTruth,
     IndexReport,
     IndexScaling,
     IndexSweep,
     QueryDifficulty,
     Reachability,
+    TransformEffect,
+    compression_report,
     ground_truth,
     index_report,
     index_scaling,
@@ -84,10 +105,10 @@ from ._index import (
     query_difficulty,
     reachability,
     transform_effect,
-    TransformEffect,
 )
-from ._compression import CompressionReport, compression_report
-# projections for the dashboards
-from ._projection import Projection, project
+
+# the full geometry report (everything above, from one k-NN table), its verdicts, and comparisons
+from .report import GeometryReport, Verdict, geometry_report, verdicts, verdicts_html
+from .comparison import Comparison, compare
 
 __all__ = [name for name in dir() if not name.startswith("_")]

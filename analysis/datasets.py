@@ -29,8 +29,8 @@ from importlib import resources
 
 import numpy as np
 
-from ._embedding_set import EmbeddingSet
-from ._validation import EmbeddingInputError, check_random_state
+from ._core import EmbeddingInputError, check_random_state
+from .embeddings import EmbeddingSet
 
 __all__ = [
     "AnisotropicTruth",
@@ -394,19 +394,31 @@ SAMPLES = {
 }
 
 
-def list_samples() -> dict[str, str]:
+def list_samples(*, installed: bool = False) -> dict[str, str]:
     """Names and descriptions of the embedding samples that :func:`load_sample` can load.
+
+    ``installed=True`` keeps only those whose data file is present in this install (a source
+    checkout without the built samples has none).
 
     Examples
     --------
     >>> sorted(list_samples())
     ['sentences', 'words']
     """
-    return dict(SAMPLES)
+    if not installed:
+        return dict(SAMPLES)
+    return {name: text for name, text in SAMPLES.items() if _is_installed(name)}
 
 
 def _sample_path(name: str):
     return resources.files(__package__).joinpath("data", f"{name}.npz")
+
+
+def _is_installed(name: str) -> bool:
+    try:
+        return _sample_path(name).is_file()
+    except (OSError, ValueError):  # a broken package-data lookup means: not installed
+        return False
 
 
 def load_sample(name: str) -> EmbeddingSet:

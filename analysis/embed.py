@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import numpy as np
 
-from ._validation import EmbeddingInputError
+from ._core import EmbeddingInputError
 
 __all__ = ["MODEL_NAME", "embed_texts", "model_path"]
 

@@ -1,6 +1,6 @@
 """``embgeo index-stats``: how well approximate indexes serve an embedding set, and why.
 
-Runs :func:`embgeo.analysis._index.index_report`: exact ground truth, a small faiss sweep (HNSW,
+Runs :func:`embgeo.analysis.index_report`: exact ground truth, a small faiss sweep (HNSW,
 IVF-Flat, 8-bit scalar quantisation; IVF-PQ on request), per-query difficulty (LID, relative contrast,
 expansion, recall by LID bucket) and reachability. The default sweep (three search settings per
 kind, one timed repeat) keeps ~20,000 vectors to seconds; ``--thorough`` runs the library's full sweep.
@@ -27,7 +27,7 @@ DEFAULT_INDEXES = ("hnsw", "ivf", "sq8")
 
 
 def _index_kinds(text: str) -> tuple[str, ...]:
-    from embgeo.analysis._index import INDEX_KINDS
+    from embgeo.analysis import INDEX_KINDS
 
     kinds = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     unknown = [k for k in kinds if k not in INDEX_KINDS]
@@ -58,7 +58,7 @@ def _configure_index_stats(p: argparse.ArgumentParser) -> None:
 @subcommand("index-stats", help="recall/QPS of faiss indexes, query difficulty and reachability",
             configure=_configure_index_stats)
 def _run_index_stats(args: argparse.Namespace) -> int:
-    from embgeo.analysis._index import index_report
+    from embgeo.analysis import index_report
 
     data = load_embeddings(args.path)
     queries = args.queries

@@ -35,7 +35,7 @@ def _positive_float(text: str) -> float:
 
 
 def _configure_transform(p: argparse.ArgumentParser) -> None:
-    from embgeo.analysis._compare import TRANSFORMS
+    from embgeo.analysis import TRANSFORMS
 
     add_input_argument(p)
     p.add_argument("out", help="output file: .npy (vectors only) or .npz (vectors, weights and metadata columns)")
@@ -90,7 +90,7 @@ def save_embeddings(es, path: str) -> list[str]:
 @subcommand("transform", help="post-process embeddings (centre, whiten, ...) and write the result",
             configure=_configure_transform)
 def _run_transform(args: argparse.Namespace) -> int:
-    from embgeo.analysis._compare import apply_transform
+    from embgeo.analysis import apply_transform
 
     params = _transform_params(args)
     data = load_embeddings(args.path)
@@ -122,7 +122,7 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
 @subcommand("compare", help="geometry of two embedding spaces side by side, with neighbourhood preservation",
             configure=_configure_compare)
 def _run_compare(args: argparse.Namespace) -> int:
-    from embgeo.analysis._compare import compare
+    from embgeo.analysis import compare
 
     a, b = load_embeddings(args.a), load_embeddings(args.b)
     result = compare(a, b, metric=args.metric, k=args.k, labels=args.labels, sample=args.sample)

@@ -97,7 +97,7 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
 @subcommand("report", help="isotropy, intrinsic dimension, hubness and similarity of an embedding set",
             configure=_configure_report)
 def _run_report(args: argparse.Namespace) -> int:
-    from embgeo.analysis._report import geometry_report
+    from embgeo.analysis import geometry_report
 
     data = load_embeddings(args.path)
     report = geometry_report(data, metric=args.metric, k=args.k, exact=not args.approximate,

@@ -30,8 +30,8 @@ def warm_numba() -> float:
     import numpy as np
 
     from embgeo.analysis import geometry_report
-    from embgeo.analysis._fold import warm_up
-    from embgeo.analysis._projection import project
+    from embgeo.analysis.neighbors import warm_up
+    from embgeo.analysis import project
 
     t0 = time.perf_counter()
     warm_up()

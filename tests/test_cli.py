@@ -32,7 +32,7 @@ def test_report_end_to_end(small_npy, tmp_path):
     out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
     done = _embgeo("report", small_npy, "--k", 5, "--sample", 100, "--json", out_json, "--html", out_html)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("GeometryReport")
+    assert done.stdout.startswith("Verdicts:") and "\nGeometryReport: embedding geometry" in done.stdout
     assert "isotropy:" in done.stdout and "hubness:" in done.stdout
     d = json.loads(out_json.read_text())
     assert d["n"] == 400 and d["dim"] == 24 and d["hubness"]["k"] == 5

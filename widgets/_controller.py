@@ -263,7 +263,7 @@ class DashboardController(traitlets.HasTraits):
         self.data.neighbors(self.neighbor_table_width(), metric=metric, progress=False)
 
     def projection(self, method: str | None = None, n_components: int | None = None):
-        from embgeo.analysis._projection import project
+        from embgeo.analysis import project
 
         method, n_components = method or self.method, n_components or self.n_components
         sample = UMAP_MAX_POINTS if method == "umap" and self.data.n > UMAP_MAX_POINTS else None
@@ -275,12 +275,12 @@ class DashboardController(traitlets.HasTraits):
                                             sample=sample, k=min(10, self.data.n - 1), random_state=0))
 
     def isotropy(self):
-        from embgeo.analysis._isotropy import isotropy_report
+        from embgeo.analysis import isotropy_report
 
         return self._cached(("isotropy", self.metric), lambda: isotropy_report(self.data, metric=self.metric))
 
     def intrinsic(self):
-        from embgeo.analysis._intrinsic_dim import intrinsic_dimension
+        from embgeo.analysis import intrinsic_dimension
 
         metric = "euclidean" if self.metric == "euclidean" else "cosine"  # dot is not a distance
         k = max(2, min(self.k, self.data.n - 2))
@@ -292,7 +292,7 @@ class DashboardController(traitlets.HasTraits):
                                                         sample=sample, gride_max_rank=min(32, self.data.n - 2)))
 
     def hubness(self):
-        from embgeo.analysis._hubness import hubness_report
+        from embgeo.analysis import hubness_report
 
         if not self.is_cached("hubness", self.metric, self.k):
             self._ensure_table()
@@ -351,7 +351,7 @@ class DashboardController(traitlets.HasTraits):
 
     def transform_projections(self, method: str, params: dict | None = None):
         """2-D PCA projections of the set before and after the transform (every row, in both)."""
-        from embgeo.analysis._projection import project
+        from embgeo.analysis import project
 
         after_set = self.transformed(method, params)
         self._step(85, "PCA maps before and after...")
@@ -404,13 +404,8 @@ class DashboardController(traitlets.HasTraits):
                                 ("transform", method, params)))
         for method, params in defaults:
             choices.append((f"this set after {transform_label(method)}", ("transform", method, params)))
-        for name in datasets.list_samples():
-            try:
-                installed = datasets._sample_path(name).is_file()
-            except Exception:  # a broken package-data lookup must not break the panel
-                installed = False
-            if installed:
-                choices.append((f"bundled sample: {name}", ("sample", name)))
+        for name in datasets.list_samples(installed=True):
+            choices.append((f"bundled sample: {name}", ("sample", name)))
         return choices
 
     def second_set(self, key: tuple) -> EmbeddingSet:

@@ -23,14 +23,7 @@ def sample_choices() -> list[str]:
     """Bundled samples that are installed, then the synthetic fallback."""
     from embgeo.analysis import datasets
 
-    names = []
-    for name in datasets.list_samples():
-        try:
-            if datasets._sample_path(name).is_file():
-                names.append(name)
-        except Exception:  # a broken package-data lookup must not break the app
-            continue
-    return names + [SYNTHETIC]
+    return list(datasets.list_samples(installed=True)) + [SYNTHETIC]
 
 
 def load_choice(name: str) -> EmbeddingSet:

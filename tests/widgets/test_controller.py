@@ -94,7 +94,7 @@ def test_narrow_cone_is_flagged_bad():
 
 
 def test_results_are_cached_across_panels(ctl, monkeypatch):
-    import embgeo.analysis._isotropy as iso_mod
+    import embgeo.analysis as iso_mod
 
     first = ctl.isotropy()
     monkeypatch.setattr(iso_mod, "isotropy_report", lambda *a, **k: pytest.fail("recomputed"))

@@ -117,14 +117,14 @@ def test_parameter_controls_follow_the_transform_and_results_are_cached(aniso, m
 
 
 def test_this_sets_report_is_computed_once_for_every_transform_tried(aniso, monkeypatch):
-    from embgeo.analysis import _report
+    from embgeo.analysis.report import full_report as _report
 
     d = Dashboard(aniso, background=False)
     open_tab(d, "Transforms")
     computed = []
     real = _report.geometry_report
     monkeypatch.setattr(_report, "geometry_report", lambda es, **kw: computed.append(es.name) or real(es, **kw))
-    monkeypatch.setattr("embgeo.analysis._compare.geometry_report", _report.geometry_report)
+    monkeypatch.setattr("embgeo.analysis.comparison.two_spaces.geometry_report", _report.geometry_report)
     monkeypatch.setattr("embgeo.analysis.geometry_report", _report.geometry_report)
     for method in ("center", "abtt"):
         d.transform.value = method

@@ -1,0 +1,40 @@
+"""Layer 0: the primitives every other layer shares, importing nothing else of embgeo.
+
+validation (the one error type, the checks and :data:`METRICS`), results (frozen result objects with
+meanings and references), rows (unit rows and norms), stats (samples, bootstrap, skewness, Spearman),
+moments (mergeable mean and covariance, principal axes, PCA dimension) and progress (bars, callbacks,
+cancellation). Other layers import these names from ``embgeo.analysis._core``, never from its modules.
+"""
+
+from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments, sorted_eigh
+from .progress import Cancelled, Progress, sub_progress
+from .results import Result, css, format_value, hidden, in_summary, metric, to_jsonable
+from .rows import blocked_row_norms, prepare_rows, row_norms, unit_rows
+from .stats import (
+    bootstrap,
+    check_confidence,
+    check_n_boot,
+    median_ci,
+    percentile_interval,
+    sample_rows,
+    skewness,
+    spearman,
+)
+from .validation import (
+    DISTANCE_METRICS,
+    METRICS,
+    EmbeddingInputError,
+    as_float32_matrix,
+    check_distance_metric,
+    check_finite,
+    check_k,
+    check_metric,
+    check_no_zero_rows,
+    check_random_state,
+    check_same_dim,
+    check_weights,
+    find_nonfinite_rows,
+    find_zero_rows,
+    iter_row_blocks,
+    nonfinite_error,
+)

@@ -1,0 +1,26 @@
+"""Layer 1: the shared neighbour engine and the statistics read off its tables.
+
+``exact`` (blocked float32 products, the symmetric self-join), ``approximate`` (an IVF self-join in a
+PCA subspace, re-ranked exactly, with measured recall), ``table`` (:class:`Neighbors` and the
+finishing steps both share) and ``statistics`` (overlap and recall, k-occurrence, relative contrast,
+expansion, local ID). The numba kernels are split by their consumer: ``_fold_kernels`` (exact
+folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exact pair distances);
+``_backend`` chooses NumPy, torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
+"""
+
+from ._backend import numba_thread_pool, resolve_backend
+from ._fold_kernels import warm_up
+from .approximate import approximate_knn
+from .exact import cosine_and_dot_sample, exact_knn
+from .statistics import (
+    duplicate_mask,
+    expansion,
+    k_occurrence,
+    levina_bickel_inverse,
+    local_intrinsic_dimension_from_distances,
+    overlap_counts,
+    recall_at_k,
+    recall_per_query,
+    relative_contrast,
+)
+from .table import Neighbors, nearest_first, refine_distances

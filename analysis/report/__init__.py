@@ -1,0 +1,8 @@
+"""Layer 5: the full geometry report (every statistic of a set from one shared neighbour table), its
+verdicts (thresholds, advice, references) and its standalone HTML page.
+
+Imports the layers below (``_core``, ``neighbors``, ``embeddings``, ``geometry``).
+"""
+
+from .full_report import FULL_SCALE_CURVE_MAX_N, GRIDE_MAX_RANK, GeometryReport, geometry_report
+from .verdicts import Verdict, verdicts, verdicts_html

@@ -1,0 +1,216 @@
+"""The approximate self-join (IVF join in a PCA subspace, exact re-ranking) and its numba kernels."""
+
+import numpy as np
+import pytest
+
+from embgeo.analysis import EmbeddingInputError, approximate_knn, exact_knn, recall_at_k
+from embgeo.analysis.neighbors._join_kernels import _select_largest, group_queries, probe_bitmap, rerank_candidates, top_columns
+from embgeo.analysis.datasets import make_anisotropic
+from embgeo.analysis._core import prepare_rows as _prepare
+from embgeo.analysis.neighbors import refine_distances as _refine_distances
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    return make_anisotropic(3000, 48, random_state=1)
+
+
+def _ok_rows(ids, n):
+    assert (ids >= 0).all() and (ids < n).all()
+    assert not (ids == np.arange(len(ids))[:, None]).any()  # self excluded
+    assert all(len(set(row)) == len(row) for row in ids)  # no neighbour twice
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_every_list_at_full_dimension_is_the_exact_join(cloud, metric):
+    # Probing every list in the unprojected space scores every pair once (rows or columns of some
+    # tile), so the candidates are the exact top ones; candidates == k stresses the buffers.
+    n, d = cloud.shape
+    res = approximate_knn(cloud, k=12, metric=metric, n_lists=8, n_probe=8, projection_dim=d, candidates=12)
+    truth = exact_knn(cloud, k=12, metric=metric)
+    # Identical up to float rounding: euclidean scores in the centred basis may swap a near-tie.
+    assert recall_at_k(res.indices, truth.indices) >= 0.9999
+    np.testing.assert_allclose(res.distances, truth.distances, rtol=1e-5, atol=1e-5)
+    assert res.recall >= 0.999 and not res.exact
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_tuned_join_reaches_its_target_and_reports_it(cloud, metric):
+    res = approximate_knn(cloud, k=10, metric=metric, target_recall=0.9, recall_sample=300)
+    _ok_rows(res.indices, len(cloud))
+    full = recall_at_k(res.indices, exact_knn(cloud, k=10, metric=metric).indices)
+    assert full >= 0.88
+    assert abs(res.recall - full) < 0.04  # measured on a fresh sample, it tracks the full recall
+    assert np.all(np.diff(res.distances, axis=1) >= 0)  # nearest first
+
+
+def test_fewer_probes_cost_recall(cloud):
+    one = approximate_knn(cloud, k=10, n_lists=20, n_probe=1, projection_dim=16)
+    more = approximate_knn(cloud, k=10, n_lists=20, n_probe=8, projection_dim=16)
+    assert one.recall < more.recall
+    assert "probe=1," in one.backend and "dim=16," in one.backend
+
+
+def test_projection_grows_when_the_target_needs_it():
+    # An isotropic cloud keeps little of its geometry in 2 directions: the tuning must widen them.
+    x = np.random.default_rng(0).standard_normal((1500, 32)).astype(np.float32)
+    res = approximate_knn(x, k=10, target_recall=0.95, recall_sample=200, candidates=40, n_lists=10)
+    dim = int(res.backend.split("dim=")[1].split(",")[0])
+    assert dim > 2 and res.recall >= 0.9
+    pinned = approximate_knn(x, k=10, projection_dim=2, candidates=40, n_lists=10, recall_sample=200)
+    assert "dim=2," in pinned.backend and pinned.recall < res.recall
+
+
+def test_given_sample_truth_replaces_the_recall_search(cloud):
+    # The report hands over its exact query-sample search: tuning takes recall_sample of its rows
+    # (at most half) and the recall is measured on all the others.
+    rows = np.sort(np.random.default_rng(5).choice(len(cloud), 400, replace=False))
+    truth = exact_knn(cloud, k=15, query_indices=rows).indices  # wider than k: cut to k
+    res = approximate_knn(cloud, k=10, target_recall=0.9, recall_sample=150, sample_truth=(rows, truth))
+    assert res.recall_sample == 250
+    full = recall_at_k(res.indices, exact_knn(cloud, k=10).indices)
+    assert full >= 0.88 and abs(res.recall - full) < 0.04
+    assert res.recall == pytest.approx(recall_at_k(res.indices[rows], truth[:, :10]), abs=0.1)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ((np.array([0, 1]),), "pair"),
+    ((np.array([0.0, 1.0]), np.zeros((2, 10), int)), "integer"),
+    ((np.array([0, 0]), np.zeros((2, 10), int)), "distinct"),
+    ((np.array([0, 3000]), np.zeros((2, 10), int)), "distinct row numbers"),
+    ((np.array([0, 1]), np.zeros((2, 9), int)), "shape"),
+])
+def test_bad_sample_truth_is_named(cloud, bad, match):
+    with pytest.raises(EmbeddingInputError, match=match):
+        approximate_knn(cloud, k=10, sample_truth=bad)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_threshold_floor_leaves_few_points_to_the_exact_fallback(monkeypatch, metric):
+    # The tuning reads every point's starting threshold off its simulated scores, so they must be
+    # on the join's scale (-|q - c|^2 for euclidean). A floor |q|^2 too high once left most points
+    # short of candidates: they fell back to exact search (right, but slow, and recall ~1.0).
+    from embgeo.analysis.neighbors import approximate as _ann
+
+    x = make_anisotropic(3000, 48, mean_norm=4.0, random_state=2)
+    searched = []
+    real = _ann.exact_knn
+
+    def spy(*args, **kwargs):
+        searched.append(len(kwargs["query_indices"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_ann, "exact_knn", spy)
+    approximate_knn(x, k=10, metric=metric, target_recall=0.9, recall_sample=200)
+    assert searched[0] == 400  # the two recall samples
+    assert sum(searched[1:]) < 0.02 * len(x)  # the fallback for points short of candidates
+
+
+def test_small_sets_do_not_fail():
+    x = np.random.default_rng(3).standard_normal((400, 16)).astype(np.float32)
+    res = approximate_knn(x, k=32)
+    assert res.indices.shape == (400, 32)
+    _ok_rows(res.indices, 400)
+
+
+def test_the_callers_data_is_untouched(cloud):
+    before = cloud.copy()
+    approximate_knn(cloud, k=5, recall_sample=100)
+    np.testing.assert_array_equal(cloud, before)
+
+
+def test_bad_settings_raise_clear_errors(cloud):
+    with pytest.raises(EmbeddingInputError, match="candidates"):
+        approximate_knn(cloud, k=10, candidates=5)
+    with pytest.raises(EmbeddingInputError, match="n_probe"):
+        approximate_knn(cloud, k=10, n_lists=4, n_probe=5)
+    with pytest.raises(EmbeddingInputError, match="target_recall"):
+        approximate_knn(cloud, k=10, target_recall=1.5)
+    with pytest.raises(EmbeddingInputError, match="projection_dim"):
+        approximate_knn(cloud, k=10, projection_dim=49)
+    bad = cloud.copy()
+    bad[7] = np.nan
+    with pytest.raises(EmbeddingInputError, match="NaN or inf"):
+        approximate_knn(bad, k=10)
+
+
+# --------------------------------------------------------------------------------------------- kernels
+
+
+@pytest.mark.parametrize("filled,keep", [(10, 1), (10, 10), (256, 128), (37, 12), (64, 63)])
+def test_select_largest_keeps_the_largest(filled, keep):
+    rng = np.random.default_rng(filled + keep)
+    values = rng.standard_normal(filled).astype(np.float32)
+    values[rng.integers(0, filled, 5)] = values[0]  # ties
+    values[1] = -0.0  # signed zeros and infinities sort too
+    values[2] = 0.0
+    values[3] = np.inf
+    scores, ids = values[None, :].copy(), np.arange(filled, dtype=np.int32)[None, :].copy()
+    low = _select_largest(scores, ids, 0, filled, keep, np.empty(filled, np.int32))
+    assert sorted(scores[0, :keep]) == sorted(np.sort(values)[::-1][:keep])
+    assert low == np.sort(values)[::-1][keep - 1]
+    np.testing.assert_array_equal(values[ids[0, :keep]], scores[0, :keep])  # ids travelled with their scores
+
+
+def test_probe_bitmap_marks_exactly_the_probed_lists():
+    probes = np.stack([np.random.default_rng(i).permutation(130)[:9] for i in range(40)]).astype(np.int32)
+    bits = probe_bitmap(probes, 130)
+    got = np.array([[(int(bits[i, l >> 6]) >> (l & 63)) & 1 for l in range(130)] for i in range(40)])
+    want = np.zeros((40, 130), int)
+    np.put_along_axis(want, probes.astype(np.int64), 1, axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_group_queries_buckets_outside_probes_by_rank():
+    rng = np.random.default_rng(4)
+    n, p, n_lists = 600, 11, 30
+    pos_list = np.sort(rng.integers(0, n_lists, n)).astype(np.int32)
+    probes = np.stack([np.r_[own, rng.permutation(np.setdiff1d(np.arange(n_lists), [own]))[:p - 1]]
+                       for own in pos_list]).astype(np.int32)
+    probes[7, [0, 1]] = probes[7, [1, 0]]  # a point whose own list is not its first
+    starts, positions = group_queries(probes, pos_list, n_lists)
+    want = {}
+    for t in range(n):
+        for r in range(p):
+            if probes[t, r] != pos_list[t]:
+                want.setdefault(int(np.log2(max(r, 1))) * n_lists + int(probes[t, r]), []).append(t)
+    assert len(starts) == 4 * n_lists + 1  # ranks 0-1, 2-3, 4-7, 8-10
+    for bucket in range(len(starts) - 1):
+        assert positions[starts[bucket]:starts[bucket + 1]].tolist() == want.get(bucket, [])
+
+
+def test_top_columns_matches_argsort():
+    s = np.random.default_rng(0).standard_normal((50, 40)).astype(np.float32)
+    np.testing.assert_array_equal(top_columns(s, 7), np.argsort(-s, axis=1, kind="stable")[:, :7])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_refined_distances_match_numpy(metric):
+    rng = np.random.default_rng(1)
+    c = rng.standard_normal((200, 24)).astype(np.float32) * 3
+    q = rng.standard_normal((30, 24)).astype(np.float32)
+    ids = rng.integers(0, 200, (30, 6))
+    ids[0, 0] = -1
+    got = _refine_distances(c, q, ids, metric)
+    cp, qp = _prepare(c, metric).astype(np.float64), _prepare(q, metric).astype(np.float64)
+    nb = cp[ids]
+    want = -np.einsum("md,mkd->mk", qp, nb) if metric == "dot" else np.linalg.norm(nb - qp[:, None], axis=2)
+    assert np.isnan(got[0, 0])
+    np.testing.assert_allclose(got.ravel()[1:], want.ravel()[1:], rtol=2e-5, atol=2e-5)
+    # visiting the rows in another order (the join's list order) changes nothing
+    visited = _refine_distances(c, q, ids, metric, visit=rng.permutation(30))
+    np.testing.assert_array_equal(visited, got)
+
+
+def test_rerank_picks_the_exact_best_candidates():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    cand = np.stack([rng.permutation(np.r_[0:i, i + 1:300])[:20] for i in range(300)])
+    cand[0, 3] = -1  # a missing slot is skipped
+    cand[1, 3:] = -1  # fewer than k candidates: the rest of the row stays -1
+    got = rerank_candidates(x, cand, 5, np.empty(0, np.float32), np.arange(300), 4)
+    scores = np.einsum("id,ijd->ij", x, x[np.maximum(cand, 0)])
+    scores[cand < 0] = -np.inf
+    want = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :5], axis=1)
+    want[1, 3:] = -1
+    np.testing.assert_array_equal(got, want)
