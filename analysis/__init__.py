@@ -21,6 +21,7 @@ from ._core import (
     Progress,
     Result,
     scan_moments,
+    stylesheet,
 )
 from .datasets import list_samples, load_sample
 from .embed import embed_texts

@@ -1,7 +1,13 @@
-"""embgeo.widgets: ipywidgets + plotly dashboards built on embgeo.analysis."""
+"""embgeo.widgets: ipywidgets + plotly dashboards built on embgeo.analysis.
 
-from ._controller import Card, DashboardController
+``_controller`` (the logic and its cache, no view) < the tab views (``_summary_views``,
+``_projection_view``, ``_transforms_view``, ``_index_view``, ``_compare_view``, drawing with
+``_figures``) < ``dashboard`` (the tabbed container) < ``app`` (the Voila app: a dataset picker and an
+upload above a dashboard). Imports only public names of ``embgeo.analysis``.
+"""
+
+from ._controller import DashboardController
 from .app import DashboardApp
 from .dashboard import Dashboard
 
-__all__ = ["Card", "Dashboard", "DashboardApp", "DashboardController"]
+__all__ = ["Dashboard", "DashboardApp", "DashboardController"]

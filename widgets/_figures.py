@@ -1,7 +1,10 @@
-"""plotly figure builders for the dashboard.
+"""plotly figures for the dashboard: builders that return a plain ``go.Figure``, and :func:`redraw`,
+which shows one in a panel's own ``FigureWidget``.
 
-Numeric arrays go to plotly as float32 NumPy arrays (sent as binary buffers, not JSON lists), and
-every change to an existing figure happens inside ``fig.batch_update()`` so the browser redraws once.
+Each panel owns its FigureWidgets for the dashboard's whole life and every update replaces their
+traces and layout in place, inside ``batch_update()`` (one message, one redraw), so a long session
+does not pile up widgets the kernel keeps registered. Numeric arrays go to plotly as float32 NumPy
+arrays (sent as binary buffers, not JSON lists).
 """
 
 from __future__ import annotations
@@ -19,15 +22,40 @@ def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+class FigureWidget(go.FigureWidget):
+    """plotly's FigureWidget with its front-end module held as text rather than as a watched file.
+
+    anywidget turns a file-path ``_esm`` into a ``FileContents`` whose ``changed`` signal keeps a closure
+    over every widget instance ever made, so no FigureWidget is ever freed, closed or not (anywidget
+    issue #929). The module's text is not a path, so it stays a string, and a closed figure is freed.
+    """
+
+    _esm = str(go.FigureWidget._esm)
+
+
+def new_widget(**layout) -> FigureWidget:
+    """An empty FigureWidget for a panel to keep and :func:`redraw` into."""
+    return FigureWidget(layout=go.Layout(**{**_LAYOUT, **layout}))
+
+
+def redraw(widget: go.FigureWidget, figure: go.Figure) -> go.FigureWidget:
+    """Show ``figure`` in ``widget``: its traces and layout replace the old ones in one update."""
+    with widget.batch_update():
+        widget.data = []
+        widget.layout = figure.layout
+        widget.add_traces(list(figure.data))
+    return widget
+
+
 def scatter_figure(coords: np.ndarray, hover: np.ndarray, *, density_xy: np.ndarray | None = None,
-                   title: str = "", width: int | None = None, height: int | None = None) -> go.FigureWidget:
+                   title: str = "", width: int | None = None, height: int | None = None) -> go.Figure:
     """Projected points (Scattergl in 2-D, Scatter3d in 3-D); ``density_xy`` adds a density layer under them.
 
     ``width`` and ``height`` (pixels) size a figure that shares a row with another one.
     """
     coords = _f32(coords)
     size = {key: v for key, v in (("width", width), ("height", height)) if v is not None}
-    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, **size}, title=title, dragmode="lasso", showlegend=False))
+    fig = go.Figure(layout=go.Layout(**{**_LAYOUT, **size}, title=title, dragmode="lasso", showlegend=False))
     if coords.shape[1] == 3:
         fig.add_trace(go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], mode="markers",
                                    marker=dict(size=2, color="#4C78A8", opacity=0.7), hovertext=hover,
@@ -87,7 +115,7 @@ def highlight_point(fig: go.FigureWidget, index: int | None) -> None:
 
 def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_means: np.ndarray,
                     rogue: list[int], *, alpha: float | None = None,
-                    dim_std: np.ndarray | None = None) -> go.FigureWidget:
+                    dim_std: np.ndarray | None = None) -> go.Figure:
     """Log-log eigenspectrum, cumulative explained variance, and per-dimension mean with rogue dims in red.
 
     ``dim_std`` draws each dimension's spread (one standard deviation) as an error bar on its mean.
@@ -96,7 +124,7 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     ranks = np.arange(1, len(ev) + 1, dtype=np.float32)
     # numerically zero eigenvalues (e.g. the one lost to centring) would stretch the log axis to 1e-18
     keep = ev > max(float(ev.max(initial=0.0)), np.finfo(np.float32).tiny) * 1e-9
-    fig = go.FigureWidget(make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
+    fig = go.Figure(make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
         "Eigenspectrum" + (f" (alpha = {alpha:.2f})" if alpha is not None and np.isfinite(alpha) else ""),
         "Cumulative explained variance",
         "Mean per dimension" + (" +/- 1 std" if dim_std is not None else "") + " (rogue: red)")))
@@ -121,11 +149,11 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
 
 
 def histogram_figure(values: np.ndarray, *, title: str, xlabel: str, log_y: bool = False,
-                     marker: float | None = None, marker_label: str = "") -> go.FigureWidget:
+                     marker: float | None = None, marker_label: str = "") -> go.Figure:
     """A histogram of per-point values (local ID, k-occurrence), with an optional reference line."""
     v = _f32(values)
     v = v[np.isfinite(v)]
-    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title, showlegend=False))
+    fig = go.Figure(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title, showlegend=False))
     fig.add_trace(go.Histogram(x=v, nbinsx=80, marker_color="#4C78A8"))
     if marker is not None and np.isfinite(marker):
         fig.add_vline(x=float(marker), line=dict(color="#E45756", dash="dash"),
@@ -137,14 +165,14 @@ def histogram_figure(values: np.ndarray, *, title: str, xlabel: str, log_y: bool
 
 def scale_figure(curves: dict[str, tuple], *, title: str, xlabel: str,
                  errors: dict[str, np.ndarray] | None = None,
-                 hover: dict[str, list[str]] | None = None) -> go.FigureWidget:
+                 hover: dict[str, list[str]] | None = None) -> go.Figure:
     """Estimates across neighbourhood scales: ``curves`` maps a name to (x values, estimates).
 
     ``errors`` adds error bars to the named curves and ``hover`` a text per point (e.g. the subsample
     size or neighbour rank behind each scale).
     """
     errors, hover = errors or {}, hover or {}
-    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title))
+    fig = go.Figure(layout=go.Layout(**{**_LAYOUT, "height": 360}, title=title))
     for name, (xs, y) in curves.items():
         err = errors.get(name)
         bars = None
@@ -158,7 +186,7 @@ def scale_figure(curves: dict[str, tuple], *, title: str, xlabel: str,
 
 
 def before_after_scatter(before: np.ndarray, after: np.ndarray, hover: np.ndarray, *, titles: tuple[str, str],
-                         width: int = 560) -> tuple[go.FigureWidget, go.FigureWidget]:
+                         width: int = 560) -> tuple[go.Figure, go.Figure]:
     """Two 2-D projections of the same points, before and after a change, drawn at the same size."""
     return (scatter_figure(before, hover, title=titles[0], width=width, height=460),
             scatter_figure(after, hover, title=titles[1], width=width, height=460))
@@ -171,13 +199,13 @@ def _by_kind(rows: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def pareto_figure(rows: list[dict], *, k: int) -> go.FigureWidget:
+def pareto_figure(rows: list[dict], *, k: int) -> go.Figure:
     """Recall@k against single-thread QPS, one trace per index kind, the Pareto frontier as a step line.
 
     ``rows`` are dicts with ``kind``, ``label``, ``recall``, ``qps`` and ``pareto`` (one per setting,
     in sweep order, so each kind's line runs from least to most search effort).
     """
-    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 420, "width": 620},
+    fig = go.Figure(layout=go.Layout(**{**_LAYOUT, "height": 420, "width": 620},
                                            title=f"Recall@{k} against queries per second (one thread)"))
     for i, (kind, group) in enumerate(_by_kind(rows).items()):
         fig.add_trace(go.Scatter(x=_f32([r["qps"] for r in group]), y=_f32([r["recall"] for r in group]),
@@ -193,9 +221,9 @@ def pareto_figure(rows: list[dict], *, k: int) -> go.FigureWidget:
     return fig
 
 
-def memory_figure(rows: list[dict], *, k: int) -> go.FigureWidget:
+def memory_figure(rows: list[dict], *, k: int) -> go.Figure:
     """Recall@k against index bytes per vector (serialised size / n), one trace per index kind."""
-    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 420, "width": 520},
+    fig = go.Figure(layout=go.Layout(**{**_LAYOUT, "height": 420, "width": 520},
                                            title=f"Recall@{k} against memory"))
     for i, (kind, group) in enumerate(_by_kind(rows).items()):
         fig.add_trace(go.Scatter(x=_f32([r["bytes_per_vector"] for r in group]),
@@ -207,14 +235,14 @@ def memory_figure(rows: list[dict], *, k: int) -> go.FigureWidget:
     return fig
 
 
-def bucket_figure(buckets: list[dict], *, k: int) -> go.FigureWidget:
+def bucket_figure(buckets: list[dict], *, k: int) -> go.Figure:
     """Recall@k per query-difficulty bucket (local-ID quantiles, easy to hard), one bar per index setting.
 
     ``buckets`` are the ``recall_by_bucket`` entries of a query-difficulty report.
     """
     names = [f"LID {b['lid_low']:.1f}-{b['lid_high']:.1f} ({b['n_queries']} q)" for b in buckets]
     settings = list(buckets[0]["recall"]) if buckets else []
-    fig = go.FigureWidget(layout=go.Layout(**{**_LAYOUT, "height": 420}, barmode="group",
+    fig = go.Figure(layout=go.Layout(**{**_LAYOUT, "height": 420}, barmode="group",
                                            title=f"Recall@{k} by query difficulty (local ID quantile, easy to hard)"))
     for setting in settings:
         y = np.array([np.nan if b["recall"][setting] is None else b["recall"][setting] for b in buckets],

@@ -91,8 +91,11 @@ class DashboardApp(W.VBox):
 
     def _show(self, data) -> None:
         self.message.value = ""
+        previous = getattr(self, "dashboard", None)
         self.dashboard = Dashboard(data, background=self.background)
         self.body.children = [self.dashboard]
+        if previous is not None:  # its widgets (figures included) would otherwise stay registered
+            previous.close()
 
     def _fail(self, exc: Exception) -> None:
         self.message.value = ("<div style='color:#a00;background:#fee;border:1px solid #e99;padding:6px 10px;"
@@ -115,4 +118,6 @@ class DashboardApp(W.VBox):
         if not files:
             return
         f = files[0]
-        self.open_upload(f["name"], bytes(f["content"]))
+        name, content = f["name"], bytes(f["content"])
+        self.upload.value = ()  # the widget would keep the file's bytes for the whole session
+        self.open_upload(name, content)

@@ -8,7 +8,7 @@ cancellation). Other layers import these names from ``embgeo.analysis._core``, n
 
 from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments, sorted_eigh
 from .progress import Cancelled, Progress, sub_progress
-from .results import Result, css, format_value, hidden, in_summary, metric, to_jsonable
+from .results import Result, format_value, hidden, in_summary, metric, stylesheet, to_jsonable
 from .rows import blocked_row_norms, prepare_rows, row_norms, unit_rows
 from .stats import (
     bootstrap,

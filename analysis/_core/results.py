@@ -101,7 +101,8 @@ def format_value(value: Any) -> str:
 
 
 @lru_cache(maxsize=1)
-def css() -> str:
+def stylesheet() -> str:
+    """The CSS of every result's HTML repr and of the verdict cards (package data, read once)."""
     return resources.files("embgeo.analysis").joinpath("static/report.css").read_text(encoding="utf-8")
 
 
@@ -157,6 +158,6 @@ class Result:
     def _repr_html_(self) -> str:
         title = html.escape(type(self).__name__ + (f": {self._title}" if self._title else ""))
         return (
-            f"<style>{css()}</style><div class='embgeo-result'><div class='embgeo-title'>{title}</div>"
+            f"<style>{stylesheet()}</style><div class='embgeo-result'><div class='embgeo-title'>{title}</div>"
             f"{self._html_body()}</div>"
         )

@@ -23,7 +23,7 @@ from .._core import (
     as_float32_matrix,
     check_k,
     check_metric,
-    css,
+    stylesheet,
     format_value,
     hidden,
     metric as _field,
@@ -73,30 +73,30 @@ class Comparison(Result):
                 return r
         raise KeyError(f"no metric {path!r}; e.g. {', '.join(r['metric'] for r in self.rows[:5])}")
 
-    def _task_lines(self) -> list[tuple[str, object, object, str]]:
-        """(name, A, B, meaning) of the task-level measures present."""
-        lines = []
+    def table(self) -> list[dict]:
+        """Every row {metric, a, b, change, meaning}: the task-level measures present, then each
+        geometry scalar (:attr:`rows`). The reprs and the dashboard's Compare tab show this table."""
+        task = []
         if self.knn_accuracy is not None:
-            lines.append(("knn_accuracy", self.knn_accuracy["a"], self.knn_accuracy["b"],
-                          "Leave-one-out k-NN label accuracy (Cover & Hart, 1967)"))
+            task.append(("knn_accuracy", self.knn_accuracy["a"], self.knn_accuracy["b"],
+                         "Leave-one-out k-NN label accuracy (Cover & Hart, 1967)"))
         if self.retrieval is not None:
-            for key in self.retrieval["a"]:
-                if key != "n_judged":
-                    lines.append((f"retrieval.{key}", self.retrieval["a"][key], self.retrieval["b"][key],
-                                  "Exact retrieval against the relevance judgements"))
-        return lines
+            task += [(f"retrieval.{key}", self.retrieval["a"][key], self.retrieval["b"][key],
+                      "Exact retrieval against the relevance judgements")
+                     for key in self.retrieval["a"] if key != "n_judged"]
+        return [{"metric": n, "a": a, "b": b, "change": _change(a, b), "meaning": m} for n, a, b, m in task] + \
+            [dict(r) for r in self.rows]
 
     def __repr__(self) -> str:
         head = [f"Comparison: {self.name_a!r} (A) -> {self.name_b!r} (B), metric={self.metric}, k={self.k}"]
         if self.neighborhood_preservation is not None:
             head.append(f"  neighbourhood preservation @{self.k}: {self.neighborhood_preservation:.4f}"
                         "  # share of each item's k-NN kept from A to B")
-        width = max([len(r["metric"]) for r in self.rows] + [12])
+        rows = self.table()
+        width = max([len(r["metric"]) for r in rows] + [12])
         head.append(f"  {'metric':<{width}} {'A':>12} {'B':>12} {'change':>12}")
         body = [f"  {r['metric']:<{width}} {_cell(r['a']):>12} {_cell(r['b']):>12} {_cell(r['change']):>12}"
-                for r in self.rows]
-        for name, a, b, _ in self._task_lines():
-            body.append(f"  {name:<{width}} {_cell(a):>12} {_cell(b):>12} {_cell(_change(a, b)):>12}")
+                for r in rows]
         return "\n".join(head + body)
 
     def _html_body(self) -> str:
@@ -108,9 +108,7 @@ class Comparison(Result):
                 "<span class='embgeo-meaning'>share of each item's k nearest neighbours kept from A to B "
                 "<span class=embgeo-ref>(Venna &amp; Kaski, 2001)</span></span></p>")
         cells = []
-        task = [{"metric": n, "a": a, "b": b, "change": _change(a, b), "meaning": m} for n, a, b, m in
-                self._task_lines()]
-        for r in task + self.rows:
+        for r in self.table():
             cls = "" if not r["change"] else " style='font-weight:bold'"
             cells.append(
                 f"<tr><th>{esc(r['metric'])}</th><td class='embgeo-value'>{esc(_cell(r['a']))}</td>"
@@ -124,7 +122,7 @@ class Comparison(Result):
 
     def _repr_html_(self) -> str:
         title = html.escape(f"Comparison: {self.name_a} -> {self.name_b} ({self.metric}, k={self.k})")
-        return (f"<style>{css()}</style><div class='embgeo-result'><div class='embgeo-title'>{title}</div>"
+        return (f"<style>{stylesheet()}</style><div class='embgeo-result'><div class='embgeo-title'>{title}</div>"
                 f"{self._html_body()}</div>")
 
 

@@ -11,6 +11,7 @@ from .._core import (
     EmbeddingInputError,
     Moments,
     as_float32_matrix,
+    blocked_row_norms,
     check_k,
     check_metric,
     check_weights,
@@ -197,6 +198,14 @@ class EmbeddingSet:
         """
         cached = self._neighbors.get((check_metric(metric), True))
         return None if cached is None or cached.k < k else cached.head(k)
+
+    def norms(self) -> np.ndarray:
+        """L2 norm of every vector (float32), read block by block (a memory map is not loaded whole)."""
+        return blocked_row_norms(self.vectors)
+
+    def cached_tables(self) -> list[Neighbors]:
+        """Every neighbour table cached on this set (each once), e.g. to account for their memory."""
+        return list({id(t): t for t in self._neighbors.values()}.values())
 
     def attach_neighbors(self, table: Neighbors) -> None:
         """Cache a neighbour table of this set computed elsewhere (one row per item, self excluded).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .._core import Result, blocked_row_norms, check_k, check_random_state, metric as _field, sample_rows, spearman
+from .._core import Result, check_k, check_random_state, metric as _field, sample_rows, spearman
 from ..embeddings import as_embedding_set
 from ..neighbors import exact_knn
 
@@ -119,7 +119,7 @@ def cosine_vs_dot(data, k: int = 10, *, sample: int | None = 2000, random_state=
 def cosine_dot_from_tables(data, cos_t, dot_t, q_rows: np.ndarray) -> CosineDotReport:
     """:func:`cosine_vs_dot` from the queries' exact cosine and dot k-NN tables (same k)."""
     k = cos_t.k
-    norms = blocked_row_norms(data.vectors).astype(np.float64)  # non-zero: the cosine search refuses zero rows
+    norms = data.norms().astype(np.float64)  # non-zero: the cosine search refuses zero rows
 
     jac, rho = _agreement(cos_t.indices, cos_t.similarities, dot_t.indices, dot_t.similarities,
                           norms, np.asarray(q_rows, dtype=np.int64))

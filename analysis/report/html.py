@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._core import css
+from .._core import stylesheet
 from .verdicts import verdicts_html
 
 
@@ -24,7 +24,7 @@ def report_page(report, path=None) -> str:
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{title}</title><script type='text/javascript'>{get_plotlyjs()}</script>"
-        f"<style>{css()}</style>"
+        f"<style>{stylesheet()}</style>"
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
         ".embgeo-chart{display:inline-block;width:580px;vertical-align:top}</style>"
         f"</head><body><h1>{title}</h1><h2>Verdicts</h2>{verdicts_html(report.verdicts(), style=False)}"

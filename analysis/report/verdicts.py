@@ -12,7 +12,7 @@ import html
 import math
 from dataclasses import dataclass
 
-from .._core import Result, css, metric as _field
+from .._core import Result, metric as _field, stylesheet
 
 #: Statuses, best first; "info" has no verdict (a number to read, not to grade).
 STATUSES = ("ok", "warn", "bad", "info")
@@ -50,7 +50,7 @@ class Verdict(Result):
 def verdicts_html(verdicts, *, style: bool = True) -> str:
     """The verdicts as a row of cards (with the report stylesheet unless ``style=False``)."""
     cards = "".join(v._html_body() for v in verdicts)
-    return (f"<style>{css()}</style>" if style else "") + f"<div class='embgeo-cards'>{cards}</div>"
+    return (f"<style>{stylesheet()}</style>" if style else "") + f"<div class='embgeo-cards'>{cards}</div>"
 
 
 def _fmt(x, digits: int = 3) -> str:

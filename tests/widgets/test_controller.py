@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet
-from embgeo.widgets import Card, DashboardController
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, Verdict
+from embgeo.widgets import DashboardController
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,11 @@ def test_cards_report_the_analysis_numbers_with_thresholds(ctl):
     # planted hubs: every cluster centre is in nearly every member's list -> skew above 1
     assert 1 < hub.skewness < 3 and cards["Hubness"].status == "warn"
     assert cards["Hubness"].threshold == "ok < 1, warn < 3, bad above"
-    assert all(isinstance(c, Card) and c.meaning and c.advice for c in cards.values())
+    assert all(isinstance(c, Verdict) and c.meaning and c.advice for c in cards.values())
 
 
 def test_grading_uses_the_stated_thresholds():
-    from embgeo.widgets._controller import _graded
+    from embgeo.analysis.report.verdicts import _graded
 
     grade = lambda v, hib: _graded("x", v, "m", (1.0, 3.0) if hib else (0.3, 0.1), higher_is_bad=hib,
                                    advice="do").status

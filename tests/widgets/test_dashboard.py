@@ -109,7 +109,7 @@ def test_metric_change_recomputes_for_the_new_metric(clustered):
 
 
 def test_large_sets_get_a_density_layer(monkeypatch, clustered):
-    import embgeo.widgets.dashboard as dmod
+    import embgeo.widgets._options as dmod
 
     monkeypatch.setattr(dmod, "DENSITY_THRESHOLD", 100)
     monkeypatch.setattr(dmod, "POINT_SAMPLE", 50)
@@ -151,4 +151,5 @@ def test_umap_view_reuses_the_shared_table_and_says_when_it_changes_metric(clust
     assert isinstance(F.points_trace(d.figure), go.Scattergl) and len(F.points_trace(d.figure).x) == 300
     assert "this map uses cosine" in d.trust.value
     # UMAP's graph came from the set's cached exact table (searched once, wide enough for every panel)
-    assert d.controller.data._neighbors[("cosine", True)].k == d.controller.neighbor_table_width() == 32
+    assert d.controller.neighbor_table_width() == 32
+    assert d.controller.data.cached_neighbors(32, metric="cosine") is not None

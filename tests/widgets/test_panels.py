@@ -14,7 +14,7 @@ import pytest
 from embgeo.analysis import EmbeddingSet, apply_transform, compare, index_report
 from embgeo.analysis.datasets import make_anisotropic
 from embgeo.widgets import Dashboard
-from embgeo.widgets._controller import INDEX_SWEEP
+from embgeo.widgets._options import INDEX_SWEEP
 from embgeo.widgets.dashboard import TABS, format_number
 
 
@@ -126,6 +126,7 @@ def test_this_sets_report_is_computed_once_for_every_transform_tried(aniso, monk
     monkeypatch.setattr(_report, "geometry_report", lambda es, **kw: computed.append(es.name) or real(es, **kw))
     monkeypatch.setattr("embgeo.analysis.comparison.two_spaces.geometry_report", _report.geometry_report)
     monkeypatch.setattr("embgeo.analysis.geometry_report", _report.geometry_report)
+    monkeypatch.setattr("embgeo.widgets._controller.geometry_report", _report.geometry_report)
     for method in ("center", "abtt"):
         d.transform.value = method
         d.transform_apply.click()
@@ -142,7 +143,7 @@ def test_index_health_shows_index_report_numbers(aniso, one_faiss_thread):
     d = Dashboard(aniso, background=False)
     open_tab(d, "Index health")
     c = d.controller
-    assert not any(key[0] == "index" for key in c._cache)  # opening the tab builds nothing
+    assert not any(key[0] == "index" for key in c.cache.keys())  # opening the tab builds nothing
     assert [k for k, box in d.index_kinds.items() if box.value] == ["hnsw", "ivf"]
     d.index_holdout.value = 50
     d.index_run.click()

@@ -1,0 +1,81 @@
+"""The Compare tab: this set (A) against a second set (B), every geometry number side by side.
+
+A mixin of :class:`~.dashboard.Dashboard`. B is a set given to the dashboard, a transformed copy of A,
+or a bundled sample; the table is :meth:`embgeo.analysis.Comparison.table`.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+
+from ._html import format_change, format_number, italic
+
+_CHOOSE = "Choose a second set and press Compare."
+
+
+class CompareView:
+    """The Compare tab (see the module docstring)."""
+
+    def _build_compare_view(self) -> None:
+        own = self._own
+        self.compare_choice = own(W.Dropdown(options=self.controller.compare_choices(), description="compare with",
+                                             style={"description_width": "initial"}, layout=W.Layout(width="520px")))
+        self.compare_run = own(W.Button(description="Compare", button_style="primary", icon="play",
+                                        tooltip="Compute the geometry of both sets and put it side by side"))
+        self.compare_run.on_click(lambda _: self.run_compare())
+        self.compare_page = own(W.HTML(italic(_CHOOSE)))
+        self.compare_results = own(W.VBox([self.compare_page]))
+        self._result_parts["Compare"] = (self.compare_page, [])
+        explain = ("<p class='embgeo-note'>A is this set, B the one you choose: another model's vectors of the "
+                   "same items (pass <code>Dashboard(data, compare_with=other)</code>), a post-processed copy of "
+                   "this set, or a bundled sample. Every number of the two geometry reports is shown side by side; "
+                   "when both hold the same items, row for row, also the share of each item's k nearest neighbours "
+                   "kept from A to B and, with a <code>label</code> column, the k-NN label accuracy of each.</p>")
+        self.panels["Compare"].children = [own(W.HBox([self.compare_choice, self.compare_run])), own(W.HTML(explain)),
+                                           self.compare_results]
+
+    def _refresh_compare_choices(self) -> None:
+        """Offer transforms applied in the playground too, keeping the current choice."""
+        current = self.compare_choice.value
+        options = self.controller.compare_choices()
+        self.compare_choice.options = options
+        if current in [key for _, key in options]:
+            self.compare_choice.value = current
+
+    def _layout_compare(self) -> None:
+        self._refresh_compare_choices()
+        self._show_result_message("Compare", italic(_CHOOSE))
+
+    def run_compare(self) -> None:
+        """Compare this set with the chosen one (worker thread, with progress)."""
+        c = self.controller
+        key = self.compare_choice.value
+        self._submit("Compare", "comparison", lambda: (c.comparison(key), c.comparison_notes(key)),
+                     self._show_compare)
+
+    def _show_compare(self, result) -> None:
+        comparison, notes = result
+        e = html.escape
+        self.comparison = comparison
+        self.compare_rows = comparison.table()
+        warnings = "".join(f"<div class='embgeo-warning'>{e(n)}</div>" for n in notes)
+        lines = [f"<p><b>A</b>: {e(comparison.name_a)}; <b>B</b>: {e(comparison.name_b)} ({comparison.metric}, "
+                 f"k = {comparison.k}).</p>"]
+        if comparison.neighborhood_preservation is not None:
+            lines.append(f"<p><b>k-NN overlap</b>: {comparison.neighborhood_preservation:.1%} of each item's "
+                         f"{comparison.k} nearest neighbours in A are among its {comparison.k} nearest in B "
+                         "(Venna &amp; Kaski, 2001).</p>")
+        if comparison.knn_accuracy is not None:
+            acc = comparison.knn_accuracy
+            lines.append(f"<p><b>k-NN label accuracy</b> (leave-one-out vote on <code>label</code>): "
+                         f"A {acc['a']:.1%}, B {acc['b']:.1%}.</p>")
+        body = "".join(
+            f"<tr><td>{e(r['metric'])}</td><td>{format_number(r['a'])}</td><td>{format_number(r['b'])}</td>"
+            f"<td>{format_change(r['change'])}</td><td class='embgeo-note'>{e(r['meaning'])}</td></tr>"
+            for r in self.compare_rows)
+        table = (f"<table class='embgeo-nn embgeo-compare'><tr><th>metric</th><th>A: {e(comparison.name_a)}</th>"
+                 f"<th>B: {e(comparison.name_b)}</th><th>change (B - A)</th><th>meaning</th></tr>{body}</table>")
+        self.compare_page.value = warnings + "".join(lines) + table
+        self._show_results("Compare")

@@ -1,0 +1,58 @@
+"""Small HTML pieces the views share: the page's CSS, number formatting, playground cards, tables."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from embgeo.analysis import stylesheet
+
+from ._options import BeforeAfter
+
+#: The dashboard's own styles; the verdict cards' come with the analysis report stylesheet (css()).
+CSS = """
+<style>
+.embgeo-error {color:#a00; background:#fee; border:1px solid #e99; padding:6px 10px; border-radius:4px}
+.embgeo-note {color:#555; font-size:12px}
+.embgeo-warning {color:#6b5200; background:#fff8e1; border:1px solid #eeca3b; padding:6px 10px; border-radius:4px}
+.embgeo-card .ch {font-size:13px; font-weight:600}
+table.embgeo-nn {border-collapse:collapse; font-size:12px} table.embgeo-nn td, table.embgeo-nn th {padding:1px 6px}
+</style>
+"""
+
+
+def page_css() -> str:
+    """The report stylesheet (verdict cards, tables) and the dashboard's own styles."""
+    return f"<style>{stylesheet()}</style>{CSS}"
+
+
+def format_number(value) -> str:
+    """A table cell: '-' for missing, thousands separators for integers, four significant digits otherwise."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    value = float(value)
+    return f"{value:.4g}" if np.isfinite(value) else str(value)
+
+
+def format_change(value) -> str:
+    """A change with its sign ('+0.12', '-3'), or '-' when there is none."""
+    return "-" if value is None else ("+" if value > 0 else "") + format_number(value)
+
+
+def before_after_html(card: BeforeAfter) -> str:
+    e = html.escape
+    return (f"<div class='embgeo-card info'><div class='t'>{e(card.title)}</div>"
+            f"<div class='v'>{e(format_number(card.before))} &rarr; {e(format_number(card.after))}</div>"
+            f"<div class='ch'>change {e(format_change(card.change))}</div>"
+            f"<div class='m'>{e(card.meaning)}</div></div>")
+
+
+def note(text: str) -> str:
+    return f"<div class='embgeo-note'>{html.escape(text)}</div>"
+
+
+def italic(text: str) -> str:
+    return f"<i>{html.escape(text)}</i>"

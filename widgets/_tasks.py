@@ -1,0 +1,106 @@
+"""Long work off the page's thread: one task at a time, with progress that moves, and a way to cancel.
+
+:class:`TaskRunner` holds the traits the view mirrors (``progress`` 0-100, ``status``, ``busy``,
+``error``). A task reports its steps with :meth:`TaskRunner.step`; long analysis calls get
+:meth:`TaskRunner.progress_between` as their ``progress`` callback, so the bar moves tile by tile
+inside a k-NN search. :meth:`TaskRunner.cancel` makes the next step (or the next tile) raise
+:class:`~embgeo.analysis.Cancelled`: the task stops, nothing half-computed is cached, and the page says
+it was cancelled. Errors become a one-paragraph message for the page; the traceback goes to the
+server's log (stderr), never to the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import traceback
+from typing import Callable
+
+import traitlets
+
+from embgeo.analysis import Cancelled, EmbeddingInputError
+
+
+class TaskRunner(traitlets.HasTraits):
+    """Runs tasks one at a time, inline or in a worker thread, and reports on them through traits."""
+
+    status = traitlets.Unicode("")
+    progress = traitlets.Int(0)
+    busy = traitlets.Bool(False)
+    error = traitlets.Unicode("")
+
+    def __init__(self, *, background: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.background = background
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+
+    def submit(self, label: str, fn: Callable[[], object], done: Callable[[object], None] | None = None,
+               failed: Callable[[], None] | None = None) -> None:
+        """Run ``fn`` with the busy/progress/status traits set; ``done`` gets its result.
+
+        A failure lands in ``error`` (and calls ``failed``), a cancellation in ``status``; tasks wait
+        for each other (a lock), so no result is computed twice.
+        """
+        def work():
+            with self._lock:
+                self._cancel.clear()
+                self.busy, self.error, self.status, self.progress = True, "", f"{label}...", 5
+                try:
+                    result = fn()
+                except Cancelled:
+                    self.status, self.progress, self.busy = f"{label}: cancelled", 0, False
+                    if failed is not None:
+                        failed()
+                    return
+                except Exception as exc:  # shown in the page; the traceback goes to the server log
+                    self.error = describe(exc)
+                    traceback.print_exc()
+                    self.status, self.progress, self.busy = f"{label} failed", 0, False
+                    if failed is not None:
+                        failed()
+                    return
+                self.status, self.progress, self.busy = f"{label}: done", 100, False
+            if done is not None:
+                try:
+                    done(result)
+                except Exception as exc:
+                    self.error = describe(exc)
+                    traceback.print_exc()
+
+        if self.background:
+            threading.Thread(target=work, daemon=True).start()
+        else:
+            work()
+
+    def cancel(self) -> None:
+        """Ask the running task to stop at its next step or tile."""
+        if self.busy:
+            self._cancel.set()
+            self.status = "cancelling..."
+
+    def step(self, progress: int, status: str) -> None:
+        """Report a step of the running task (and stop here if it was cancelled)."""
+        if self._cancel.is_set():
+            raise Cancelled(status)
+        self.progress, self.status = max(self.progress, progress), status
+
+    def progress_between(self, low: int, high: int, status: str):
+        """A ``progress(done, total, description)`` callback that moves the bar from ``low`` to ``high``
+        as an analysis call works through its tiles (and raises Cancelled when asked to stop)."""
+        self.step(low, status)
+
+        def report(done: float, total: float, description: str) -> None:
+            if self._cancel.is_set():
+                raise Cancelled(description)
+            share = done / total if total else 1.0
+            value = int(low + (high - low) * min(1.0, share))
+            if value != self.progress:
+                self.progress = value
+        return report
+
+
+def describe(exc: Exception) -> str:
+    """A one-paragraph message for the page (no traceback)."""
+    kind = "Input problem" if isinstance(exc, (EmbeddingInputError, ValueError)) else type(exc).__name__
+    return html.escape(f"{kind}: {exc}")
