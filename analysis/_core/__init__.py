@@ -37,4 +37,5 @@ from .validation import (
     find_zero_rows,
     iter_row_blocks,
     nonfinite_error,
+    validate_estimator_input,
 )

@@ -188,3 +188,20 @@ def check_random_state(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+def validate_estimator_input(est, X, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+    """scikit-learn's ``validate_data`` for an estimator's input, its ValueErrors re-raised as
+    :class:`EmbeddingInputError` prefixed with the estimator's name (so the message says where).
+
+    float32 and float64 input are kept as they are (no copy); other numeric types become float64.
+    ``reset=True`` (in ``fit``) records ``n_features_in_``; ``reset=False`` checks against it.
+    """
+    from sklearn.utils.validation import validate_data
+
+    try:
+        return validate_data(est, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=min_samples)
+    except EmbeddingInputError:
+        raise
+    except ValueError as exc:
+        raise EmbeddingInputError(f"{type(est).__name__}: {exc}") from None

@@ -48,12 +48,15 @@ from .._core import (
     metric as _field,
     prepare_rows,
     skewness,
+    validate_estimator_input,
 )
-from ..embeddings import as_embedding_set
+from ..embeddings import EmbeddingSet, as_embedding_set
 from ..neighbors import Neighbors, exact_knn, k_occurrence
 from .hubness import robin_hood_index
 
 METHODS = ("local_scaling", "nicdm", "mp_empirical", "mp_gaussian", "csls", "inverted_softmax", "qb_norm")
+#: Methods whose score is a similarity in [0, 1]: their secondary distance is 1 - score (else -score).
+_UNIT_SCORES = ("local_scaling", "mp_empirical", "mp_gaussian")
 #: Methods defined on distances; they refuse metric="dot", whose "distance" -<x, y> is not one.
 DISTANCE_METHODS = ("local_scaling", "nicdm", "mp_empirical", "mp_gaussian")
 #: Bytes of one float32 score tile in the blocked passes.
@@ -188,9 +191,9 @@ class HubnessReduction(BaseEstimator):
     --------
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(500, 50)).astype(np.float32)
-    >>> ids = HubnessReduction(method="csls", k=10).fit(x).kneighbors(n_neighbors=5)
-    >>> ids.shape
-    (500, 5)
+    >>> dist, ids = HubnessReduction(method="csls", k=10).fit(x).kneighbors(n_neighbors=5)
+    >>> ids.shape, bool((np.diff(dist, axis=1) >= 0).all())
+    ((500, 5), True)
     """
 
     def __init__(self, method="csls", k=10, n_candidates=50, metric="cosine", n_reference=1000,
@@ -206,13 +209,15 @@ class HubnessReduction(BaseEstimator):
         self.backend = backend
 
     # ----------------------------------------------------------------------------------- fit
-    def fit(self, corpus, y=None, querybank=None):
-        """Learn the corpus-side statistics of ``self.method``.
+    def fit(self, X, y=None, querybank=None):
+        """Learn the corpus-side statistics of ``self.method``; returns ``self``.
 
         Parameters
         ----------
-        corpus : EmbeddingSet or array-like of shape (n, d)
-            Its self k-NN table comes from (and is cached on) the set.
+        X : EmbeddingSet or array-like of shape (n, d)
+            The corpus. A set's self k-NN table comes from (and is cached on) the set, so a report
+            that has searched it already costs no second search.
+        y : ignored
         querybank : array-like of shape (m, d), optional
             Typical queries (for example training queries): CSLS takes r(y) over them and the
             inverted softmax normalises by them. Default: the corpus itself (CSLS) or ``n_bank``
@@ -225,7 +230,11 @@ class HubnessReduction(BaseEstimator):
             raise EmbeddingInputError(
                 f"{self.method} is defined on distances; metric='dot' has none. Use 'cosine' or 'euclidean'"
             )
-        es = as_embedding_set(corpus)
+        if isinstance(X, EmbeddingSet):
+            es = X
+            self.n_features_in_ = es.dim
+        else:  # the scikit-learn contract: n_features_in_, its messages for NaN, 1-D, sparse, ...
+            es = EmbeddingSet(validate_estimator_input(self, X, reset=True, min_samples=2), validate=False)
         k = check_k(self.k, es.n - 1, context="neighbours in the corpus (self excluded)")
         rng = check_random_state(self.random_state)
         x = es.vectors
@@ -262,27 +271,32 @@ class HubnessReduction(BaseEstimator):
         return self
 
     # ----------------------------------------------------------------------------------- query
-    def kneighbors(self, queries=None, n_neighbors=None, return_scores=False):
-        """Re-ranked neighbours of ``queries`` (or of every corpus item, self excluded).
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """Re-ranked neighbours of the queries ``X`` (or of every corpus item, self excluded).
+
+        Follows scikit-learn's ``KNeighborsMixin.kneighbors``: ``(distances, indices)``, nearest first.
 
         Parameters
         ----------
-        queries : array-like of shape (m, d), optional
-            New queries; by default the corpus is queried against itself.
+        X : array-like of shape (m, d), optional
+            New queries; by default the corpus is queried against itself (each item's own row left out).
         n_neighbors : int, optional
             Neighbours returned per query (default ``k``); at most ``n_candidates``.
-        return_scores : bool
-            Also return the re-ranking scores (higher is nearer).
+        return_distance : bool
+            Return the secondary distances too (default, as scikit-learn).
 
         Returns
         -------
+        distances : ndarray of float64, shape (m, n_neighbors), when ``return_distance``
+            The hubness-reduced (secondary) distance, ascending: ``d / sqrt(mu_x mu_y)`` for NICDM,
+            ``1 - LS`` for local scaling, ``1 - MP`` for mutual proximity, and the negated score for
+            CSLS, the inverted softmax and QB-Norm (which define a similarity, not a distance).
         indices : ndarray of int64, shape (m, n_neighbors)
-            Corpus rows, best first. Ties in the score keep the original distance order.
-        scores : ndarray of float64, shape (m, n_neighbors), when ``return_scores``.
+            Corpus rows, nearest first. Ties in the score keep the original distance order.
         """
         check_is_fitted(self)
         es, metric, k = self.corpus_, self.metric, int(self.k)
-        self_join = queries is None
+        self_join = X is None
         n_avail = es.n - 1 if self_join else es.n
         n_cand = max(k, min(int(self.n_candidates), n_avail))
         n_neighbors = k if n_neighbors is None else n_neighbors
@@ -291,15 +305,15 @@ class HubnessReduction(BaseEstimator):
             cand = es.neighbors(n_cand, metric=metric, backend=self.backend)
             q = None
         else:
-            q = as_float32_matrix(queries, name="queries")
-            check_same_dim(es.vectors, q)
+            q = as_float32_matrix(validate_estimator_input(self, X, reset=False), name="queries")
             cand = exact_knn(es.vectors, q, n_cand, metric=metric, backend=self.backend)
         scores = self._scores(cand, q, self_join)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :n_neighbors]
         ids = np.take_along_axis(cand.indices, order, axis=1)
-        if return_scores:
-            return ids, np.take_along_axis(scores, order, axis=1)
-        return ids
+        if not return_distance:
+            return ids
+        top = np.take_along_axis(scores, order, axis=1)
+        return (1.0 - top if self.method in _UNIT_SCORES else -top), ids
 
     def _scores(self, cand: Neighbors, q: np.ndarray | None, self_join: bool) -> np.ndarray:
         """Score of every candidate pair (higher is nearer), shape (m, n_candidates)."""
@@ -435,7 +449,7 @@ def hubness_reduction_report(data, *, k: int = 10, metric: str = "cosine", metho
     for m in methods:
         est = HubnessReduction(method=m, k=k, n_candidates=n_cand, metric=metric,
                                random_state=random_state, backend=backend, **params).fit(es)
-        n_k = k_occurrence(est.kneighbors(n_neighbors=k), es.n)
+        n_k = k_occurrence(est.kneighbors(n_neighbors=k, return_distance=False), es.n)
         skew[m], rh[m], top[m] = skewness(n_k), robin_hood_index(n_k, k), int(n_k.max())
     return HubnessReductionReport(
         k=int(k), metric=metric, n=es.n, n_candidates=n_cand, skewness_before=skewness(before),
@@ -447,7 +461,8 @@ def hubness_reduction_report(data, *, k: int = 10, metric: str = "cosine", metho
 
 def reduce_hubness(corpus, queries=None, *, method: str = "csls", k: int = 10, n_neighbors=None,
                    metric: str = "cosine", querybank=None, **params) -> np.ndarray:
-    """Re-ranked neighbour indices in one call: ``HubnessReduction(...).fit(corpus).kneighbors(queries)``.
+    """Re-ranked neighbour indices in one call: the indices of
+    ``HubnessReduction(...).fit(corpus).kneighbors(queries)``.
 
     Examples
     --------
@@ -457,4 +472,4 @@ def reduce_hubness(corpus, queries=None, *, method: str = "csls", k: int = 10, n
     (300, 5)
     """
     est = HubnessReduction(method=method, k=k, metric=metric, **params).fit(corpus, querybank=querybank)
-    return est.kneighbors(queries, n_neighbors=n_neighbors)
+    return est.kneighbors(queries, n_neighbors=n_neighbors, return_distance=False)

@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from .._core import EmbeddingInputError, Moments, check_weights, iter_row_blocks, scan_moments
+from .._core import (
+    EmbeddingInputError,
+    Moments,
+    check_weights,
+    iter_row_blocks,
+    scan_moments,
+    validate_estimator_input,
+)
 
 #: Rows handled per block when accumulating moments or transforming.
 BLOCK_ROWS = 16_384
-
-
-def validate(est, X, *, reset: bool, min_samples: int = 1) -> np.ndarray:
-    """sklearn's ``validate_data`` with its ValueErrors re-raised as :class:`EmbeddingInputError`.
-
-    float32 and float64 input are kept as they are (no copy); other numeric types become float64.
-    The estimator name is prefixed so the message says where the problem is.
-    """
-    try:
-        return validate_data(
-            est, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=min_samples
-        )
-    except EmbeddingInputError:
-        raise
-    except ValueError as exc:
-        raise EmbeddingInputError(f"{type(est).__name__}: {exc}") from None
 
 
 def probabilities(sample_weight, X: np.ndarray) -> np.ndarray:
@@ -100,5 +91,5 @@ class EmbeddingTransform(TransformerMixin, BaseEstimator):
 
     def _prepare_transform(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return validate(self, X, reset=False)
+        return validate_estimator_input(self, X, reset=False)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin
 
-from .._core import EmbeddingInputError, find_zero_rows, iter_row_blocks, unit_rows
+from .._core import EmbeddingInputError, find_zero_rows, iter_row_blocks, unit_rows, validate_estimator_input
 from ._base import (
     BLOCK_ROWS,
     EmbeddingTransform,
@@ -28,7 +28,6 @@ from ._base import (
     check_n_components,
     fitted_moments,
     probabilities,
-    validate,
 )
 
 
@@ -61,7 +60,7 @@ class Center(OneToOneFeatureMixin, EmbeddingTransform):
     """
 
     def fit(self, X, y=None, sample_weight=None):
-        X = validate(self, X, reset=True)
+        X = validate_estimator_input(self, X, reset=True)
         self.mean_ = fitted_moments(X, probabilities(sample_weight, X)).mean
         return self
 
@@ -84,7 +83,7 @@ class L2Normalize(OneToOneFeatureMixin, EmbeddingTransform):
     """
 
     def fit(self, X, y=None, sample_weight=None):
-        X = validate(self, X, reset=True)
+        X = validate_estimator_input(self, X, reset=True)
         probabilities(sample_weight, X)  # validated for a uniform API; normalising needs no statistics
         self.fitted_ = True  # stateless; marks the estimator as fitted for check_is_fitted
         return self
@@ -141,7 +140,7 @@ class AllButTheTop(OneToOneFeatureMixin, EmbeddingTransform):
         self.n_components = n_components
 
     def fit(self, X, y=None, sample_weight=None):
-        X = validate(self, X, reset=True)
+        X = validate_estimator_input(self, X, reset=True)
         n, d = X.shape
         D = check_n_components(self.n_components, d, n)
         if D is None:
@@ -220,7 +219,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
         if self.method not in ("pca", "zca"):
             raise EmbeddingInputError(f"method must be 'pca' or 'zca', got {self.method!r}")
         eps = check_eps(self.eps)
-        X = validate(self, X, reset=True, min_samples=2)
+        X = validate_estimator_input(self, X, reset=True, min_samples=2)
         n, d = X.shape
         k = check_n_components(self.n_components, d, n)
         moments = fitted_moments(X, probabilities(sample_weight, X))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 
-from .._core import EmbeddingInputError
-from ._base import EmbeddingTransform, affine, fitted_moments, probabilities, validate
+from .._core import EmbeddingInputError, validate_estimator_input
+from ._base import EmbeddingTransform, affine, fitted_moments, probabilities
 
 
 def hadamard(d: int) -> np.ndarray:
@@ -93,7 +93,7 @@ class PHIS(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
     """
 
     def fit(self, X, y=None, sample_weight=None):
-        X = validate(self, X, reset=True, min_samples=2)
+        X = validate_estimator_input(self, X, reset=True, min_samples=2)
         d = X.shape[1]
         moments = fitted_moments(X, probabilities(sample_weight, X))
         mean = moments.mean

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from .._core import EmbeddingInputError
-from ._base import EmbeddingTransform, affine, fitted_moments, probabilities, validate
+from .._core import EmbeddingInputError, validate_estimator_input
+from ._base import EmbeddingTransform, affine, fitted_moments, probabilities
 
 
 class RogueDimensions(EmbeddingTransform):
@@ -66,7 +66,7 @@ class RogueDimensions(EmbeddingTransform):
     def fit(self, X, y=None, sample_weight=None):
         if self.mode not in ("remove", "standardize"):
             raise EmbeddingInputError(f"mode must be 'remove' or 'standardize', got {self.mode!r}")
-        X = validate(self, X, reset=True)
+        X = validate_estimator_input(self, X, reset=True)
         n, d = X.shape
         moments = fitted_moments(X, probabilities(sample_weight, X))
         has_direction = moments.unit_weight_sum > 0  # else every row is zero

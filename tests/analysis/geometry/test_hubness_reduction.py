@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from embgeo.analysis import EmbeddingInputError, EmbeddingSet
 from embgeo.analysis.geometry.hubness_reduction import (
@@ -11,6 +12,10 @@ from embgeo.analysis.geometry.hubness_reduction import (
     hubness_reduction_report,
     reduce_hubness,
 )
+
+
+#: Methods whose score is a similarity in [0, 1] (secondary distance 1 - score; the others -score).
+UNIT_SCORES = ("local_scaling", "mp_empirical", "mp_gaussian")
 
 
 def planted_hub(n=600, d=50, metric="euclidean", seed=0):
@@ -112,7 +117,9 @@ def test_matches_brute_force_on_a_tiny_set(method, metric, with_queries):
     q = (rng.normal(size=(7, 6)) + 0.5).astype(np.float32) if with_queries else None
     k = 4
     est = HubnessReduction(method=method, k=k, n_candidates=100, metric=metric, n_reference=100, n_bank=100)
-    ids, got = est.fit(x).kneighbors(q, n_neighbors=8, return_scores=True)
+    dist, ids = est.fit(x).kneighbors(q, n_neighbors=8)
+    got = 1.0 - dist if method in UNIT_SCORES else -dist  # the secondary distance of each score
+    assert (np.diff(dist, axis=1) >= 0).all()  # nearest first, as scikit-learn's kneighbors
     want = brute_force_scores(x, method, k, metric, q)
     if q is None:
         np.fill_diagonal(want, -np.inf)
@@ -130,8 +137,9 @@ def test_csls_with_a_separate_query_bank():
     bank = rng.normal(size=(25, 5)).astype(np.float32)
     q = rng.normal(size=(6, 5)).astype(np.float32)
     k = 3
-    ids, got = HubnessReduction(method="csls", k=k, n_candidates=40).fit(x, querybank=bank).kneighbors(
-        q, n_neighbors=5, return_scores=True)
+    dist, ids = HubnessReduction(method="csls", k=k, n_candidates=40).fit(x, querybank=bank).kneighbors(
+        q, n_neighbors=5)
+    got = -dist  # CSLS defines a similarity; its secondary distance is the negated score
     unit = lambda a: a.astype(np.float64) / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     S = unit(q) @ unit(x).T
     r_y = -np.sort(-(unit(bank) @ unit(x).T), axis=0)[:k].mean(0)  # each y's k nearest bank vectors
@@ -188,7 +196,7 @@ def test_bad_input_and_untouched_inputs():
         HubnessReduction(method="magic").fit(x)
     with pytest.raises(EmbeddingInputError, match="nicdm is defined on distances"):
         HubnessReduction(method="nicdm", metric="dot").fit(x)
-    with pytest.raises(EmbeddingInputError, match="dimension"):
+    with pytest.raises(EmbeddingInputError, match="3 features, but HubnessReduction is expecting 8"):
         HubnessReduction().fit(x).kneighbors(np.ones((2, 3), dtype=np.float32))
     with pytest.raises(EmbeddingInputError, match="n_neighbors"):
         HubnessReduction(n_candidates=20).fit(x).kneighbors(n_neighbors=30)
@@ -200,5 +208,33 @@ def test_bad_input_and_untouched_inputs():
 def test_fit_shares_the_sets_neighbour_cache():
     es = EmbeddingSet(planted_hub(n=200, d=8))
     HubnessReduction(k=5, n_candidates=30).fit(es).kneighbors()
-    cached = es._neighbors[("cosine", True)]
-    assert cached.k == 30  # one search at candidate depth served both the statistics and the lists
+    assert [t.k for t in es.cached_tables()] == [30]  # one search at candidate depth served both the
+    # statistics and the lists
+
+
+# --------------------------------------------------------------------------------------------- scikit-learn
+
+
+def _contract_exceptions(estimator):
+    if estimator.metric == "cosine":
+        return {"check_estimators_dtypes": "the check's integer data contain an all-zero row, which has no "
+                                           "direction; cosine refuses it by design (as L2Normalize does)"}
+    return {}
+
+
+@parametrize_with_checks([HubnessReduction(method=m, k=3, n_candidates=10, n_reference=20, n_bank=20, metric=metric)
+                          for m, metric in (("csls", "cosine"), ("nicdm", "euclidean"), ("mp_gaussian", "euclidean"),
+                                            ("qb_norm", "euclidean"))],
+                         expected_failed_checks=_contract_exceptions)
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+def test_kneighbors_follows_scikit_learns_return_order_and_defaults():
+    x = planted_hub(n=120, d=8)
+    est = HubnessReduction(method="nicdm", k=5, metric="euclidean").fit(x)
+    dist, ids = est.kneighbors(n_neighbors=4)
+    assert dist.shape == ids.shape == (120, 4) and ids.dtype == np.int64 and dist.dtype == np.float64
+    np.testing.assert_array_equal(est.kneighbors(n_neighbors=4, return_distance=False), ids)
+    assert not (ids == np.arange(120)[:, None]).any()  # without X, each item's own row is left out
+    assert est.n_features_in_ == 8
