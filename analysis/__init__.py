@@ -1,14 +1,13 @@
 """embgeo.analysis: embedding geometry, computed (no UI imports here).
 
-Data flows one way, and the sub-packages are its stages (``ARCHITECTURE.md`` has the picture and the
-import rule that ``tests/test_architecture.py`` enforces)::
-
-    io, datasets, embed  ->  embeddings   ->  transforms  ->  neighbors      ->  geometry, index  ->  report  ->  compare
-    (load, validate)        (EmbeddingSet)   (optional)      (shared table)      (statistics)         (all parts)  (two sets)
-
-with ``_core`` (validation, results, moments, stats, rows, progress) underneath all of them. This
-module re-exports the public names; ``io``, ``datasets`` and ``embed`` are public modules in their
-own right (``embed`` loads sentence-transformers only when called).
+Data flows one way, and the sub-packages are its stages: ``io`` / ``datasets`` / ``embed`` (load and
+validate) -> ``embeddings`` (the EmbeddingSet and its caches) -> ``transforms`` (optional) ->
+``neighbors`` (the shared table and its statistics) -> ``geometry`` and ``index`` (the statistics) ->
+``report`` (every part of one set) -> ``comparison`` (two sets), with ``_core`` (validation, results,
+rows, stats, moments, progress) under all of them. ``ARCHITECTURE.md`` draws it and states who may
+import whom (``tests/test_architecture.py`` enforces it). This module re-exports the public names;
+``io``, ``datasets`` and ``embed`` are public modules in their own right (``embed`` loads
+sentence-transformers only when called).
 """
 
 from . import datasets, embed, io

@@ -3,7 +3,7 @@
     python benchmarks/bench_ann_recall.py [--out DIR]
 
 For each set and metric it runs ``geometry_report(..., exact=False)`` (whose recall is measured on a
-sample of the report's query sample, see ``analysis/_ann.py``), then searches the whole table exactly
+sample of the report's query sample, see ``analysis/neighbors/approximate.py``), then searches the whole table exactly
 and scores the approximate table against it. The sets: the two bundled MiniLM samples (words,
 sentences), a 50,000-point mixture of 100 Gaussians in 256 dimensions, and 30,000 points near a
 5-dimensional subspace of 128 dimensions (seeded). Results go to

@@ -24,6 +24,7 @@ from .._core import (
     as_float32_matrix,
     blocked_row_norms,
     check_finite,
+    check_distance_metric,
     check_k,
     check_metric,
     check_no_zero_rows,
@@ -109,9 +110,12 @@ def exact_knn(
         q_ids = None
     n, d = corpus.shape
     m = queries_arr.shape[0]
-    check_k(k, n - 1 if q_ids is not None else n, context="neighbours in the corpus (self excluded)" if q_ids is not None else "corpus points")
-    if mean_distance and metric == "dot":
-        raise EmbeddingInputError("mean_distance needs a distance; it is undefined for metric='dot'")
+    if q_ids is not None:
+        check_k(k, n - 1, context="neighbours in the corpus (self excluded)")
+    else:
+        check_k(k, n, context="corpus points")
+    if mean_distance:
+        check_distance_metric(metric, "mean_distance")
     if validate:
         check_finite(corpus, "corpus")
         check_no_zero_rows(corpus, metric, "corpus")

@@ -188,9 +188,9 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     exact : bool
         Exact neighbours (default), or the approximate self-join of :func:`approximate_knn` (an
         IVF join in a PCA subspace, re-ranked exactly), whose measured recall@k is reported beside
-        every statistic built on the table. On 100,000 x 384 with TwoNN dimension 70 (2-core EPYC,
-        benchmarks/) the exact report took 48 s and the approximate one 12.9 s at recall 0.955; data
-        of lower intrinsic dimension need fewer probed lists.
+        every statistic built on the table. On 100,000 x 384 with TwoNN dimension 70 (2-core Xeon,
+        benchmarks/bench_report.py) the exact report took 23 s and the approximate one 8.1 s at recall
+        0.955; data of lower intrinsic dimension need fewer probed lists.
     sample : int or None
         Query points for concentration and cosine versus dot; None uses every point.
     weighted : bool or None

@@ -142,7 +142,7 @@ def test_clear_errors(x):
     nan[[3, 9]] = np.nan
     with pytest.raises(EmbeddingInputError, match=r"2 of 1500 rows contain NaN or inf values \(first rows \[3, 9\]\)"):
         exact_knn(nan, k=2)
-    with pytest.raises(EmbeddingInputError, match="undefined for metric='dot'"):
+    with pytest.raises(EmbeddingInputError, match="mean_distance needs a distance"):
         exact_knn(x, k=2, metric="dot", mean_distance=True)
 
 
