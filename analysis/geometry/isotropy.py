@@ -1,6 +1,6 @@
 """Isotropy and covariance spectrum of an embedding set, from one pass of moments plus one projection pass.
 
-Everything here is built on :class:`~embgeo.analysis._moments.Moments` (mean, covariance, norm sums,
+Everything here is built on :class:`~embgeo.analysis.Moments` (mean, covariance, norm sums,
 sum of unit vectors), so a memory-mapped set is read in row blocks and no n x n matrix is formed. The
 only other pass over the rows projects them on the d eigenvectors of ``X^T X`` for the partition
 function of Mu & Viswanath (2018).

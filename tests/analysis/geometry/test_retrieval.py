@@ -48,7 +48,7 @@ def test_preservation_invariances_and_chance_level():
 def test_preservation_checks_and_reuses_cache():
     es = EmbeddingSet(np.random.default_rng(0).normal(size=(50, 4)))
     neighborhood_preservation(es, es.vectors * 2, k=5)
-    assert es._neighbors[("cosine", True)].k == 5
+    assert es.cached_neighbors(5, metric="cosine") is not None
     with pytest.raises(EmbeddingInputError, match="different numbers of items"):
         neighborhood_preservation(es, es.vectors[:40], k=5)
 
