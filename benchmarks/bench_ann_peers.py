@@ -16,10 +16,7 @@ Writes ``benchmarks/results/ann_peers_n{n}_d{dim}.{json,md}`` with the machine a
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -84,25 +81,6 @@ ENGINES = [
 ]
 
 
-def machine_info() -> dict:
-    model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import faiss
-    import numba
-    import pynndescent
-
-    return {"date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpu_model": model,
-            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
-            "pynndescent": pynndescent.__version__, "numba": numba.__version__}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=100_000)
@@ -114,6 +92,7 @@ def main(argv=None) -> int:
 
     from embgeo.analysis import exact_knn, recall_at_k
     from embgeo.analysis.datasets import make_anisotropic
+    from machine import machine_info
 
     x = make_anisotropic(args.n, args.dim, random_state=args.seed)
     rows_sample = np.sort(np.random.default_rng(1).choice(args.n, size=min(SAMPLE, args.n), replace=False))
@@ -131,7 +110,7 @@ def main(argv=None) -> int:
             results.append(row)
             print(json.dumps(row), flush=True)
     out = {"n": args.n, "dim": args.dim, "seed": args.seed, "sample": int(len(rows_sample)),
-           "machine": machine_info(), "results": results}
+           "machine": machine_info("numpy", "faiss", "pynndescent", "numba"), "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"ann_peers_n{args.n}_d{args.dim}"
     stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")

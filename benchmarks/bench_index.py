@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,19 +24,10 @@ import torch  # noqa: F401  imported before timing, as faiss is: a one-off ~2 s 
 import numpy as np
 
 from embgeo.analysis import datasets, index_report
+from machine import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EF_SEARCH = (16, 32, 64, 128, 256)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> int:

@@ -24,10 +24,7 @@ a markdown table, with the machine (cores, CPU model, library versions) and the 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -165,26 +162,12 @@ def run_case(args) -> None:
 
 
 def machine_info() -> dict:
-    model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import faiss
-    import sklearn
     import torch
 
-    return {
-        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": model, "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "platform": platform.platform(), "python": platform.python_version(),
-        "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(), "faiss": faiss.__version__, "sklearn": sklearn.__version__,
-    }
+    from machine import machine_info as common
+
+    return {**common("numpy", "torch", "faiss", "sklearn"), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
 
 
 def spawn(case: str, data: Path, args) -> dict:
