@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import UsageError, _positive_int, add_input_argument, load_embeddings, subcommand
+from .cli import UsageError, _positive_int, add_input_argument, add_metric_argument, load_embeddings, subcommand
 
 #: Search settings of the quick default sweep (the library default sweeps 5 and 7 values).
 QUICK_SWEEP = {"hnsw": {"efSearch": (16, 64, 256)}, "ivf": {"nprobe": (1, 8, 64)},
@@ -43,8 +43,7 @@ def _configure_index_stats(p: argparse.ArgumentParser) -> None:
                    help="query vectors (a file, or 'benchmark' for an ann-benchmarks file's test set); "
                         "default: hold out min(1000, n/10) rows of PATH")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours per query (default: 10)")
-    p.add_argument("--metric", choices=("cosine", "dot", "euclidean"),
-                   help="similarity (default: the benchmark file's, else cosine)")
+    add_metric_argument(p, default=None, help="similarity (default: the benchmark file's, else cosine)")
     p.add_argument("--indexes", type=_index_kinds, default=DEFAULT_INDEXES, metavar="KINDS",
                    help="comma-separated index kinds from flat, hnsw, ivf, ivfpq, sq8 "
                         "(default: hnsw,ivf,sq8; ivfpq training is slow)")

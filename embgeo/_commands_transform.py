@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import UsageError, _positive_int, add_input_argument, load_embeddings, subcommand
+from .cli import UsageError, _positive_int, add_input_argument, add_metric_argument, load_embeddings, subcommand
 
 #: Output formats of ``embgeo transform``.
 OUTPUT_SUFFIXES = (".npy", ".npz")
@@ -109,8 +109,7 @@ def _run_transform(args: argparse.Namespace) -> int:
 def _configure_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="space A (before): an embeddings file or sample:NAME")
     p.add_argument("b", help="space B (after): the same items, row for row, for neighbourhood preservation")
-    p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
-                   help="similarity of the neighbour searches (default: cosine)")
+    add_metric_argument(p, default="cosine", help="similarity of the neighbour searches (default: cosine)")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours per point (default: 10)")
     p.add_argument("--labels", metavar="COLUMN",
                    help="metadata column of class labels: adds leave-one-out k-NN accuracy in each space")

@@ -68,6 +68,13 @@ def add_input_argument(parser: argparse.ArgumentParser) -> None:
                                      "or a bundled sample: sample:words, sample:sentences")
 
 
+def add_metric_argument(parser: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
+    """The --metric option, its choices embgeo.analysis.METRICS (one list for every command)."""
+    from embgeo.analysis import METRICS
+
+    parser.add_argument("--metric", choices=METRICS, default=default, help=help)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -83,8 +90,7 @@ def _positive_int(text: str) -> int:
 
 def _configure_report(p: argparse.ArgumentParser) -> None:
     add_input_argument(p)
-    p.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine",
-                   help="similarity of the neighbour search (default: cosine)")
+    add_metric_argument(p, default="cosine", help="similarity of the neighbour search (default: cosine)")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours per point (default: 10)")
     p.add_argument("--approximate", action="store_true",
                    help="approximate neighbours (IVF join, re-ranked exactly); the measured recall is reported")

@@ -6,9 +6,9 @@ moments (mergeable mean and covariance, principal axes, PCA dimension) and progr
 cancellation). Other layers import these names from ``embgeo.analysis._core``, never from its modules.
 """
 
-from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments, sorted_eigh
+from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments
 from .progress import Cancelled, Progress, sub_progress
-from .results import Result, format_value, hidden, in_summary, metric, stylesheet, to_jsonable
+from .results import Result, format_value, hidden, metric, stylesheet
 from .rows import blocked_row_norms, prepare_rows, row_norms, unit_rows
 from .stats import (
     bootstrap,

@@ -4,4 +4,4 @@ Imports every layer below it (``report`` for the two geometry reports, ``geometr
 measures).
 """
 
-from .two_spaces import Comparison, compare, side_by_side
+from .two_spaces import Comparison, compare

@@ -23,4 +23,4 @@ from .statistics import (
     recall_per_query,
     relative_contrast,
 )
-from .table import Neighbors, nearest_first, refine_distances
+from .table import Neighbors, refine_distances

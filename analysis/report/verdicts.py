@@ -76,6 +76,7 @@ def _graded(title, value, meaning, thresholds, *, higher_is_bad, advice, referen
 def isotropy_verdicts(iso) -> list[Verdict]:
     """Mean cosine, IsoScore and rogue dimensions of an :class:`~embgeo.analysis.IsotropyReport`."""
     rogue = iso.rogue_dimensions
+    listed = ", ".join(f"dim {r['dim']} ({r['share']:.0%})" for r in rogue)
     return [
         _graded("Mean cosine", iso.mean_cosine, "Average cosine between two random items. Near 0: directions "
                 "spread out; near 1: everything points one way (a narrow cone), so raw cosines say little.",
@@ -88,7 +89,7 @@ def isotropy_verdicts(iso) -> list[Verdict]:
                 reference="Rudman et al., Findings of ACL 2022"),
         Verdict("Rogue dimensions", str(len(rogue)),
                 "Coordinates that alone carry a large share of every cosine (a few dimensions deciding "
-                "similarity). " + ", ".join(f"dim {r['dim']} ({r['share']:.0%})" for r in rogue),
+                "similarity)." + (f" {listed}" if listed else ""),
                 "ok" if not rogue else "warn", "ok when none",
                 "Standardise the dimensions (z-score) or remove the mean before cosine; see the spectrum."
                 if rogue else "Nothing to fix here.", "Timkey & van Schijndel, EMNLP 2021"),
