@@ -22,7 +22,7 @@ candidate always survives the exact re-ranking. The smallest ``n_probe`` whose r
 confidence bound reaches the target wins; when even probing every list falls short, the projection
 dimension is doubled (at the full dimension with every list probed the join is exact). The recall
 stored on the result is measured afterwards, against exact search, on a *different* sample. The
-same simulation gives a floor for every point's threshold (see :func:`_tune_probe`).
+same simulation gives a floor for every point's threshold (see :func:`.ivf.tune_probe`).
 
 Why this engine and not a library's. ``benchmarks/bench_ann_peers.py`` builds the same all-points
 graph with pynndescent (NN-descent, which umap-learn ships with) and faiss HNSW (M = 32) and scores all
@@ -59,6 +59,7 @@ from .._core import (
     check_k,
     check_metric,
     check_no_zero_rows,
+    blocked_row_norms,
     check_random_state,
     prepare_rows,
     scan_moments,
@@ -66,14 +67,15 @@ from .._core import (
 from ._backend import numba_thread_pool
 from ._join_kernels import (
     compact_all,
-    gather_candidates,
     group_queries,
     join_tile,
+    permute_rows,
     probe_bitmap,
     rerank_candidates,
     top_columns,
 )
 from .exact import exact_knn
+from .ivf import centroid_scores, kmeans, sq_norms, tune_probe
 from .statistics import recall_at_k
 from .table import Neighbors, finish_table
 
@@ -81,22 +83,13 @@ from .table import Neighbors, finish_table
 DEFAULT_PROJECTION_DIM = 96
 #: Rows used to estimate the principal directions (a sample is plenty for a basis).
 BASIS_SAMPLE_ROWS = 32_768
-#: Training points per list for k-means, and its iterations.
-KMEANS_POINTS_PER_LIST = 64
-KMEANS_ITERATIONS = 10
 #: Rows of one call of the join kernel, and rows each worker multiplies and folds at a time (a
 #: tile of 256 x list size float32 stays in the worker's cache while its rows and columns are read).
 JOIN_TILE_ROWS = 4_096
 JOIN_STEP_ROWS = 256
-#: Projected candidates per tuning query that the simulation looks at, per candidate kept. A true
-#: neighbour ranked deeper than this in the projection is counted as missed (a conservative error);
-#: on 100,000 x 384, depths 2, 3 and 4 chose the same n_probe and floor, and 2 costs half of 4.
-SIMULATION_DEPTH = 2
 #: The tuning may double the candidates a point keeps (default 4 k) up to this many, the default
 #: report's 4 x 32 (so no more memory per point than that report takes).
 MAX_TUNED_CANDIDATES = 128
-#: Quantile of the tuning queries' worst kept projected score that every threshold starts at.
-THRESHOLD_FLOOR_QUANTILE = 0.01
 
 
 def approximate_knn(
@@ -196,8 +189,9 @@ def approximate_knn(
         raise EmbeddingInputError(f"candidates ({n_cand}) must be at least k ({k})")
     rng = check_random_state(random_state)
 
-    data = np.ascontiguousarray(prepare_rows(x, metric), dtype=np.float32)
-    basis, centre = _principal_basis(data, metric, rng)
+    # No normalised copy of the corpus (1.5 GB at 1,000,000 x 384, and x may be a memory map): the
+    # projection normalises block by block and the re-ranking divides by the row norms.
+    basis, centre = _principal_basis(x, metric, rng)
 
     # Two disjoint query samples with their exact neighbours: one tunes n_probe, the other measures
     # the recall we report.
@@ -217,11 +211,11 @@ def approximate_knn(
 
     max_cand = n_cand if candidates is not None else min(n - 1, max(n_cand, MAX_TUNED_CANDIDATES))
     while True:
-        proj = _project(data, basis[:, :dim], centre)
-        centroids, lists = _kmeans(proj, n_lists, rng)
+        proj = _project(x, basis[:, :dim], centre, metric)
+        centroids, lists = kmeans(proj, n_lists, rng)
         probe, floor = n_probe, -math.inf
         while n_probe is None:
-            probe, floor = _tune_probe(proj, centroids, lists, tune_rows, tune_truth, metric, n_cand, target_recall)
+            probe, floor = tune_probe(proj, centroids, lists, tune_rows, tune_truth, metric, n_cand, target_recall)
             # Needing more than half the lists means the candidates, not the lists, limit the recall:
             # true neighbours rank too deep in the projection to be among a point's n_cand. Doubling
             # them is cheaper than scanning every list (100,000 x 384, k = 10, target 0.97: 40
@@ -237,9 +231,14 @@ def approximate_knn(
             probe = n_lists if probe is None else probe
         break
 
-    cand, visit = _ivf_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
-    ids = rerank_candidates(data, cand, k, _sq_norms(data) if metric == "euclidean" else np.empty(0, np.float32),
-                            visit, 8 * numba.get_num_threads())
+    buf_i, count, visit = _ivf_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
+    del proj  # reordered in place by the join
+    norms = blocked_row_norms(x)
+    empty = np.empty(0, np.float32)
+    ids = rerank_candidates(np.asarray(x), buf_i, count, visit, n_cand, k,
+                            1.0 / norms if metric == "cosine" else empty,
+                            norms * norms if metric == "euclidean" else empty, 8 * numba.get_num_threads())
+    del buf_i, count
     short = np.flatnonzero((ids < 0).any(axis=1))
     if len(short):  # a point whose probed lists held fewer than k others: search it exactly
         ids[short] = exact_knn(x, k=k, metric=metric, query_indices=short, validate=False,
@@ -276,164 +275,43 @@ def _given_truth(sample_truth, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return rows.astype(np.int64), np.ascontiguousarray(truth[:, :k])
 
 
-def _sq_norms(a: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", a, a).astype(np.float32)
-
-
-def _principal_basis(data: np.ndarray, metric: str, rng) -> tuple[np.ndarray, np.ndarray | None]:
-    """Eigenvectors of the second-moment matrix, largest first, and the centre to subtract (or None).
+def _principal_basis(x: np.ndarray, metric: str, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    """Eigenvectors of the second-moment matrix of the rows the join compares (unit rows under
+    cosine), largest first, and the centre to subtract (or None).
 
     Inner products (cosine, dot) are best kept in a rank-r approximation by the *uncentred* second
     moment, whose leading direction is the embeddings' common direction; distances (euclidean) are
-    translation-invariant, so their basis is the covariance's.
+    translation-invariant, so their basis is the covariance's. A sample of rows is plenty for a basis.
     """
-    n = data.shape[0]
-    rows = data if n <= BASIS_SAMPLE_ROWS else data[np.sort(rng.choice(n, BASIS_SAMPLE_ROWS, replace=False))]
-    moments = scan_moments(rows)
+    n = x.shape[0]
+    rows = x if n <= BASIS_SAMPLE_ROWS else x[np.sort(rng.choice(n, BASIS_SAMPLE_ROWS, replace=False))]
+    moments = scan_moments(prepare_rows(rows, metric))
     centred = metric == "euclidean"
     _, vectors = moments.principal_axes(centered=centred)
     centre = moments.mean.astype(np.float32) if centred else None
     return np.ascontiguousarray(vectors, dtype=np.float32), centre
 
 
-def _project(data: np.ndarray, basis: np.ndarray, centre) -> np.ndarray:
-    if basis.shape[1] == data.shape[1] and centre is None:
-        return data  # a rotation would change nothing the join sees
-    out = np.empty((data.shape[0], basis.shape[1]), dtype=np.float32)
-    for start in range(0, data.shape[0], 65_536):
-        block = data[start:start + 65_536]
-        np.matmul(block if centre is None else block - centre, basis, out=out[start:start + len(block)])
+def _project(x: np.ndarray, basis: np.ndarray, centre, metric: str) -> np.ndarray:
+    """The rows (unit rows under cosine, prepared block by block) on the basis: a new n x dim array."""
+    rotate = basis.shape[1] < x.shape[1] or centre is not None  # a full rotation changes nothing the join sees
+    out = np.empty((x.shape[0], basis.shape[1] if rotate else x.shape[1]), dtype=np.float32)
+    for start in range(0, x.shape[0], 65_536):
+        block = prepare_rows(x[start:start + 65_536], metric)
+        if rotate:
+            np.matmul(block if centre is None else block - centre, basis, out=out[start:start + len(block)])
+        else:
+            out[start:start + len(block)] = block
     return out
 
 
-def _centroid_scores(points: np.ndarray, centroids: np.ndarray, half_sq: np.ndarray) -> np.ndarray:
-    """``<p, c> - |c|^2 / 2``: larger means nearer in L2, for every point and centroid."""
-    s = points @ centroids.T
-    s -= half_sq[None, :]
-    return s
+def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) -> tuple[np.ndarray, ...]:
+    """Each point's ``n_cand`` best candidates by projected score, as the join left them: ``(buf_i,
+    count, order)``, where the point at join position t is row ``order[t]`` and its candidates are the
+    positions ``buf_i[t, :count[t]]`` (unordered).
 
-
-def _kmeans(proj: np.ndarray, n_lists: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """k-means centroids (faiss) on a sample, and every point's nearest one (its list)."""
-    import faiss
-
-    n, dim = proj.shape
-    if n_lists == 1:
-        return proj.mean(axis=0, keepdims=True).astype(np.float32), np.zeros(n, dtype=np.int64)
-    take = min(n, KMEANS_POINTS_PER_LIST * n_lists)
-    train = proj if take == n else proj[np.sort(rng.choice(n, take, replace=False))]
-    km = faiss.Kmeans(dim, n_lists, niter=KMEANS_ITERATIONS, seed=int(rng.integers(2**31 - 1)),
-                      max_points_per_centroid=KMEANS_POINTS_PER_LIST)
-    km.train(np.ascontiguousarray(train))
-    centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
-    half_sq = 0.5 * _sq_norms(centroids)
-    lists = np.empty(n, dtype=np.int64)
-    for start in range(0, n, 16_384):
-        lists[start:start + 16_384] = _centroid_scores(proj[start:start + 16_384], centroids, half_sq).argmax(1)
-    return centroids, lists
-
-
-def _probe_ranks(points: np.ndarray, centroids: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """Rank of list ``which[i]`` among point i's lists, nearest first (0 = its own list)."""
-    half_sq = 0.5 * _sq_norms(centroids)
-    out = np.empty(len(points), dtype=np.int64)
-    for start in range(0, len(points), 8_192):
-        s = _centroid_scores(points[start:start + 8_192], centroids, half_sq)
-        own = s[np.arange(len(s)), which[start:start + 8_192]]
-        out[start:start + 8_192] = (s > own[:, None]).sum(1)
-    return out
-
-
-def _pair_scores(q: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
-    """Scores that rank c for each q (higher is nearer), exactly as the join's tiles compute them:
-    ``<q, c>``, or ``-|q - c|^2`` for euclidean. The tuning's threshold floor is read off these, so
-    they must be on the tiles' scale, not merely rank alike (``2<q, c> - |c|^2`` would put the
-    floor ``|q|^2`` too high and leave most points short of candidates)."""
-    s = q @ c.T
-    if metric == "euclidean":
-        s *= 2
-        s -= _sq_norms(c)[None, :]
-        s -= _sq_norms(q)[:, None]
-    return s
-
-
-def _tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> tuple[int | None, float]:
-    """Smallest n_probe whose simulated recall on ``rows`` has a 95 % lower bound >= target (or
-    None), and a floor for the join's thresholds.
-
-    For each tuning query the ``SIMULATION_DEPTH * n_cand`` best projected candidates are ranked; a
-    candidate b of query q is reached with n_probe = p when ``min(rank_q(list b), rank_b(list q)) < p``
-    (q probes b's list, or b probes q's). The join keeps the first ``n_cand`` reached ones, and the
-    share of q's true neighbours among them is q's recall after exact re-ranking.
-
-    The floor is the ``THRESHOLD_FLOOR_QUANTILE`` quantile of the tuning queries' worst kept score:
-    starting every point's threshold there spares the join the admissions a point makes before its
-    own candidates lift it (most of the fold's work). A point whose candidates sit lower (a sparse
-    region) keeps those above the floor, its best; one left with fewer than k is searched exactly.
-    """
-    import torch
-
-    n = proj.shape[0]
-    n_lists = centroids.shape[0]
-    depth = min(n - 1, SIMULATION_DEPTH * n_cand)
-    m = len(rows)
-    top = np.empty((m, depth), dtype=np.int64)
-    top_s = np.empty((m, depth), dtype=np.float32)
-    for start in range(0, m, 256):
-        block = rows[start:start + 256]
-        s = _pair_scores(proj[block], proj, metric)
-        s[np.arange(len(block)), block] = -np.inf
-        best_s, best = torch.topk(torch.from_numpy(s), depth, dim=1, sorted=True)  # 5x argpartition's speed
-        top[start:start + len(block)] = best.numpy()
-        top_s[start:start + len(block)] = best_s.numpy()
-    # rank of b's list among q's lists, from q's own centroid ordering
-    q_scores = _centroid_scores(proj[rows], centroids, 0.5 * _sq_norms(centroids))
-    q_rank = np.empty_like(q_scores, dtype=np.int64)
-    np.put_along_axis(q_rank, np.argsort(-q_scores, axis=1), np.arange(n_lists)[None, :], axis=1)
-    q_side = np.take_along_axis(q_rank, lists[top], axis=1)
-    b_side = _probe_ranks(proj[top.ravel()], centroids, np.repeat(lists[rows], depth)).reshape(m, depth)
-    reach = np.minimum(q_side, b_side)
-    is_true = (top[:, :, None] == truth[:, None, :]).any(axis=2)
-    k = truth.shape[1]
-
-    def kept_if_meets_target(p):
-        reached = reach < p
-        kept = reached & (np.cumsum(reached, axis=1) <= n_cand)
-        per_query = (kept & is_true).sum(axis=1) / k
-        low = per_query.mean() - 1.96 * per_query.std(ddof=1) / math.sqrt(m) if m > 1 else per_query.mean()
-        return kept if low >= target or (p == n_lists and per_query.mean() >= target) else None
-
-    # bracket with the ladder, then take the smallest n_probe in the last step that meets the target
-    # (the join's cost grows linearly in n_probe: a 19 % step would waste up to that much)
-    failed = 0
-    for p in _probe_ladder(n_lists):
-        kept = kept_if_meets_target(p)
-        if kept is not None:
-            for q in range(failed + 1, p):
-                kept_q = kept_if_meets_target(q)
-                if kept_q is not None:
-                    p, kept = q, kept_q
-                    break
-            full = kept.sum(axis=1) == n_cand  # else the n_cand-th reached one lies beyond the depth
-            worst = np.where(full, np.where(kept, top_s, np.inf).min(axis=1), -np.inf)
-            # "lower": no interpolation, which between two -inf gives NaN (and a NaN threshold
-            # admits nothing); when over 1 % of the queries are not full the floor is -inf
-            return p, float(np.quantile(worst, THRESHOLD_FLOOR_QUANTILE, method="lower"))
-        failed = p
-    return None, -math.inf
-
-
-def _probe_ladder(n_lists: int) -> list[int]:
-    """n_probe values about 19 % apart, to bracket the tuned value."""
-    steps = np.unique(np.round(np.geomspace(1, n_lists, num=max(2, int(np.log(n_lists) / np.log(1.19)) + 1))))
-    return [int(p) for p in steps]
-
-
-def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's ``n_cand`` best candidates by projected score (ids, unordered; -1 where missing),
-    and the rows in list order.
-
-    Points are reordered so that each list's members are contiguous. For list B one tile scores
+    Points are reordered so that each list's members are contiguous (``proj`` itself is reordered in
+    place: the caller must not read it afterwards). For list B one tile scores
     its members against each other (rows only: the square is symmetric) and one tile per block of
     outside queries (points that probe B) scores them against B's members: the rows feed the
     queries' buffers, the columns feed the members' buffers, except where the member itself probes the
@@ -441,17 +319,18 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
     """
     n, dim = proj.shape
     n_lists = centroids.shape[0]
-    half_sq = 0.5 * _sq_norms(centroids)
+    half_sq = 0.5 * sq_norms(centroids)
     order = np.argsort(lists, kind="stable")
     pos_list = lists[order].astype(np.int32)  # list of each reordered position
     starts = np.searchsorted(pos_list, np.arange(n_lists + 1)).astype(np.int64)
-    pts = np.ascontiguousarray(proj[order])
-    sq = _sq_norms(pts) if metric == "euclidean" else None
+    permute_rows(proj, order)
+    pts = proj
+    sq = sq_norms(pts) if metric == "euclidean" else None
 
     # each position's probed lists, nearest first (the first is its own list)
     probes = np.empty((n, n_probe), dtype=np.int32)
     for start in range(0, n, 16_384):
-        s = _centroid_scores(pts[start:start + 16_384], centroids, half_sq)
+        s = centroid_scores(pts[start:start + 16_384], centroids, half_sq)
         probes[start:start + len(s)] = top_columns(s, n_probe)
     # Queries of each list (positions that probe it from outside), grouped by the rank at which they
     # probe it: rank 1, 2-3, 4-7, ... (group_queries). The join visits own lists first, then the groups in that order,
@@ -492,4 +371,4 @@ def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) 
                 bar.update()
     # back to the caller's row order and ids
     compact_all(buf_s, buf_i, count, thr, n_cand, 8 * workers)
-    return gather_candidates(buf_i, count, order, n_cand), order
+    return buf_i, count, order

@@ -202,14 +202,27 @@ def test_refined_distances_match_numpy(metric):
     np.testing.assert_array_equal(visited, got)
 
 
-def test_rerank_picks_the_exact_best_candidates():
+@pytest.mark.parametrize("metric", ["dot", "cosine", "euclidean"])
+def test_rerank_picks_the_exact_best_candidates(metric):
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((300, 16)).astype(np.float32)
-    cand = np.stack([rng.permutation(np.r_[0:i, i + 1:300])[:20] for i in range(300)])
-    cand[0, 3] = -1  # a missing slot is skipped
-    cand[1, 3:] = -1  # fewer than k candidates: the rest of the row stays -1
-    got = rerank_candidates(x, cand, 5, np.empty(0, np.float32), np.arange(300), 4)
-    scores = np.einsum("id,ijd->ij", x, x[np.maximum(cand, 0)])
+    x = (rng.standard_normal((300, 16)) * rng.uniform(0.5, 2.0, (300, 1))).astype(np.float32)
+    order = rng.permutation(300)  # join position t holds row order[t]
+    where = np.argsort(order)     # the position of each row
+    rows = np.stack([rng.permutation(np.r_[0:i, i + 1:300])[:20] for i in range(300)])  # candidates, by row
+    buf_i = np.full((300, 40), 999, dtype=np.int32)  # slots past count are never read
+    buf_i[:, :20] = where[rows[order]]
+    count = np.full(300, 20, dtype=np.int32)
+    count[where[1]] = 3  # row 1 has fewer than k candidates: the rest of its row stays -1
+    norms = np.linalg.norm(x, axis=1)
+    empty = np.empty(0, np.float32)
+    got = rerank_candidates(x, buf_i, count, order, 20, 5, 1.0 / norms if metric == "cosine" else empty,
+                            norms ** 2 if metric == "euclidean" else empty, 4)
+    cand = rows.copy()
+    cand[1, 3:] = -1
+    safe = np.maximum(cand, 0)
+    dots = np.einsum("id,ijd->ij", x.astype(np.float64), x[safe].astype(np.float64))
+    scores = {"dot": dots, "cosine": dots / norms[safe],
+              "euclidean": -np.linalg.norm(x[:, None, :] - x[safe], axis=2)}[metric]
     scores[cand < 0] = -np.inf
     want = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :5], axis=1)
     want[1, 3:] = -1

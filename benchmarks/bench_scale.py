@@ -1,0 +1,135 @@
+"""The report at scale: 100,000 to 10,000,000 x 384 from a memory-mapped file.
+
+    python benchmarks/bench_scale.py [--n 100000 1000000] [--dim 384] [--data-dir DIR] [--out DIR]
+
+For each n it writes (once, then reuses) ``make_anisotropic``-distributed rows to a float32 ``.npy``
+in ``--data-dir`` (default ``benchmarks/.data``, git-ignored), generated block by block so no n x d
+float64 array is ever held, and runs ``geometry_report(load(path), exact=False)`` in a child process:
+wall time, each part's time, the measured recall, and the child's peak resident memory
+(``ru_maxrss``; the mapped file's pages count while they are resident, so the input size is printed
+beside it). Results go to ``benchmarks/results/scale_d{dim}.{json,md}`` with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from machine import machine_info
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+BLOCK_ROWS = 250_000
+
+
+def write_anisotropic(path: Path, n: int, dim: int, seed: int = 0) -> None:
+    """``make_anisotropic(n, dim)``'s distribution written block by block into a float32 .npy file.
+
+    The population (mean direction, power-law spectrum, rotation, rogue dimensions) comes from one
+    seeded draw; block b's Gaussian rows from the seed (seed, b), so a file is the same whatever
+    machine writes it.
+    """
+    from embgeo.analysis.datasets import make_anisotropic
+
+    _, truth = make_anisotropic(2, dim, random_state=seed, return_truth=True)
+    scale = np.sqrt(truth.eigenvalues)
+    tmp = path.with_suffix(".tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+    for b, start in enumerate(range(0, n, BLOCK_ROWS)):
+        rows = min(BLOCK_ROWS, n - start)
+        z = np.random.default_rng([seed, b]).standard_normal((rows, dim))
+        out[start:start + rows] = truth.mean + (z * scale) @ truth.principal_axes
+    out.flush()
+    del out
+    tmp.rename(path)
+
+
+def _peak_rss_bytes() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def case_report(path: str, k: int) -> dict:
+    from embgeo.analysis import geometry_report, load
+
+    es = load(path)
+    t0 = time.perf_counter()
+    report = geometry_report(es, k=k, exact=False, progress=False)
+    return {"seconds": time.perf_counter() - t0, "recall": report.recall, "timings": report.timings,
+            "notes": list(report.notes), "peak_rss_bytes": _peak_rss_bytes(),
+            "values": {"isoscore": report.isotropy.isoscore, "twonn": report.intrinsic_dimension.twonn,
+                       "hubness_skewness": report.hubness.skewness}}
+
+
+def spawn(case: str, path: Path, k: int, timeout: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", case, "--data", str(path), "--k", str(k)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
+    return {"error": f"exit {done.returncode}: {' | '.join(tail)}"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", type=Path, default=HERE / ".data")
+    p.add_argument("--timeout", type=int, default=3 * 3600)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--data", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(globals()[f"case_{args.child}"](args.data, args.k)), flush=True)
+        return 0
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in args.n:
+        path = args.data_dir / f"anisotropic_n{n}_d{args.dim}_s{args.seed}.npy"
+        if not path.exists():
+            print(f"[{time.strftime('%H:%M:%S')}] writing {path} ...", file=sys.stderr, flush=True)
+            write_anisotropic(path, n, args.dim, args.seed)
+        print(f"[{time.strftime('%H:%M:%S')}] report on {n:,} x {args.dim} ...", file=sys.stderr, flush=True)
+        result = spawn("report", path, args.k, args.timeout)
+        result.update(case="report_approx", n=n, dim=args.dim, input_bytes=n * args.dim * 4)
+        rows.append(result)
+        print("    " + json.dumps({k: v for k, v in result.items() if k != "notes"}), file=sys.stderr, flush=True)
+
+    out = {"dim": args.dim, "k": args.k, "seed": args.seed,
+           "machine": machine_info("numpy", "torch", "faiss", "numba"), "results": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"scale_d{args.dim}"
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    m, mib = out["machine"], 2**20
+    lines = [f"# The report at scale (d = {args.dim}, k = {args.k}, approximate neighbours, memory-mapped input)", "",
+             f"{m['date_utc']}; {m['cpu_model']}; {m['usable_cores']} usable cores; numpy {m['numpy']}, torch "
+             f"{m['torch']}, faiss {m['faiss']}.", "",
+             "| n | input MiB | seconds | recall | peak RSS MiB | neighbours s | parts |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['n']:,} | {r['input_bytes'] / mib:.0f} | {r['error']} | | | | |")
+            continue
+        parts = ", ".join(f"{name} {sec:.1f}" for name, sec in r["timings"].items())
+        lines.append(f"| {r['n']:,} | {r['input_bytes'] / mib:.0f} | {r['seconds']:.1f} | {r['recall']:.3f} | "
+                     f"{r['peak_rss_bytes'] / mib:.0f} | {r['timings'].get('neighbors', float('nan')):.1f} | {parts} |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
