@@ -166,14 +166,15 @@ class EmbeddingSet:
 
     # -------------------------------------------------------------------------------- neighbours
     def neighbors(self, k: int = 10, *, metric: str = "cosine", exact: bool = True,
-                  backend: str = "auto", progress=None, sample_truth=None) -> Neighbors:
+                  backend: str = "auto", progress=None, sample_truth=None, memory_limit=None) -> Neighbors:
         """k nearest neighbours of every item (self excluded), cached and reused.
 
         ``exact=False`` uses the approximate join (:func:`approximate_knn`), whose recall is measured
         on a sample and carried on the result; ``sample_truth`` (rows, indices) passes it exact
         neighbours of a sample the caller has already searched. A cached table with at least ``k``
         columns is sliced, not recomputed. ``progress``: a bar (bool) or a callback, passed to the
-        search (see :class:`~embgeo.analysis.Progress`).
+        search (see :class:`~embgeo.analysis.Progress`). ``memory_limit``: bytes the search may take
+        (default: half the available memory; see :func:`exact_knn` and :func:`approximate_knn`).
         """
         metric = check_metric(metric)
         check_k(k, self.n - 1, context="neighbours (self excluded)")
@@ -184,9 +185,11 @@ class EmbeddingSet:
         if cached is not None and cached.k >= k:
             return cached if cached.k == k else cached.head(k)
         if exact:
-            result = exact_knn(self.vectors, k=k, metric=metric, backend=backend, progress=progress)
+            result = exact_knn(self.vectors, k=k, metric=metric, backend=backend, progress=progress,
+                               memory_limit=memory_limit)
         else:
-            result = approximate_knn(self.vectors, k=k, metric=metric, progress=progress, sample_truth=sample_truth)
+            result = approximate_knn(self.vectors, k=k, metric=metric, progress=progress, sample_truth=sample_truth,
+                                     memory_limit=memory_limit)
         self._neighbors[key] = result
         return result
 

@@ -1,9 +1,9 @@
 """Layer 1: the shared neighbour engine and the statistics read off its tables.
 
 ``exact`` (blocked float32 products, the symmetric self-join), ``approximate`` (an IVF self-join in a
-PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning), ``table`` (:class:`Neighbors` and the
-finishing steps both share) and ``statistics`` (overlap and recall, k-occurrence, relative contrast,
-expansion, local ID). The numba kernels are split by their consumer: ``_fold_kernels`` (exact
+PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning),
+``table`` (:class:`Neighbors` and the finishing steps both share) and ``statistics`` (overlap and
+recall, k-occurrence, relative contrast, expansion, local ID). The numba kernels are split by their consumer: ``_fold_kernels`` (exact
 folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exact pair distances);
 ``_backend`` chooses NumPy, torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
 """

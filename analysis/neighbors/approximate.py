@@ -61,7 +61,9 @@ from .._core import (
     check_no_zero_rows,
     blocked_row_norms,
     check_random_state,
+    gib,
     prepare_rows,
+    resolve_memory_limit,
     scan_moments,
 )
 from ._backend import numba_thread_pool
@@ -106,6 +108,7 @@ def approximate_knn(
     sample_truth: tuple | None = None,
     random_state=0,
     progress: bool | None = None,
+    memory_limit: int | None = None,
 ) -> Neighbors:
     """Approximate self-join k-NN (IVF join in a PCA subspace, exact re-ranking), recall measured.
 
@@ -141,6 +144,11 @@ def approximate_knn(
         ``n_probe``; the recall is measured on all the others.
     random_state : int, Generator or None
         Seeds the samples and k-means.
+    memory_limit : int, optional
+        Bytes the join's working arrays may take (the projection, the candidate buffers, the probe
+        lists, the result; the input's own pages are not counted). Default: half the available
+        memory. Where the tuned setting would need more, fewer candidates are kept (the measured
+        recall says what that cost); where even k candidates a point would not fit, a clear error.
     progress : None, bool or callable
         A progress bar over the lists (None: for n above 50,000), or a callback
         ``progress(lists_done, lists_total, description)`` called after each list of each pass; an
@@ -155,7 +163,8 @@ def approximate_knn(
     Raises
     ------
     EmbeddingInputError
-        NaN/inf rows, zero rows under cosine, k too large for n, or a setting out of range.
+        NaN/inf rows, zero rows under cosine, k too large for n, a setting out of range, or a join
+        that cannot fit in ``memory_limit``.
 
     References
     ----------
@@ -188,6 +197,7 @@ def approximate_knn(
     if n_cand < k:
         raise EmbeddingInputError(f"candidates ({n_cand}) must be at least k ({k})")
     rng = check_random_state(random_state)
+    limit = resolve_memory_limit(memory_limit)
 
     # No normalised copy of the corpus (1.5 GB at 1,000,000 x 384, and x may be a memory map): the
     # projection normalises block by block and the re-ranking divides by the row norms.
@@ -223,6 +233,10 @@ def approximate_knn(
             if (probe is None or probe > n_lists // 2) and n_cand < max_cand:
                 n_cand = min(max_cand, 2 * n_cand)
                 continue
+            fits = _candidates_that_fit(limit, n, dim, n_lists, n_lists if probe is None else probe, k)
+            if n_cand > fits and candidates is None and fits >= k:  # the budget, not the recall, decides
+                n_cand = max_cand = fits
+                continue
             break
         if n_probe is None:
             if probe is None and not fixed_dim and dim < d:
@@ -231,6 +245,7 @@ def approximate_knn(
             probe = n_lists if probe is None else probe
         break
 
+    _check_fits(limit, n, dim, n_lists, probe, k, n_cand)
     buf_i, count, visit = _ivf_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
     del proj  # reordered in place by the join
     norms = blocked_row_norms(x)
@@ -250,6 +265,30 @@ def approximate_knn(
 
 
 # --------------------------------------------------------------------------------------------- pieces
+
+
+def join_bytes(n: int, dim: int, n_lists: int, n_probe: int, k: int, n_cand: int) -> int:
+    """Bytes the join and the re-ranking hold at their peak, besides the input: the projection (in list
+    order, in place), the candidate buffers (a float32 score and an int32 id per slot, twice the
+    candidates), the probed lists and their bitmap, the per-point bookkeeping, and the result."""
+    per_point = 4 * dim + 16 * n_cand + 4 * n_probe + 8 * -(-n_lists // 64) + 32 + 12 * k
+    return int(n) * per_point
+
+
+def _candidates_that_fit(limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int) -> int:
+    """The most candidates a point can keep within ``limit`` (0 when not even the rest fits)."""
+    rest = join_bytes(n, dim, n_lists, n_probe, k, 0)
+    return max(0, (limit - rest) // (16 * n))
+
+
+def _check_fits(limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int, n_cand: int) -> None:
+    need = join_bytes(n, dim, n_lists, n_probe, k, n_cand)
+    if need > limit:
+        raise EmbeddingInputError(
+            f"the approximate join of {n:,} points needs about {gib(need)} ({dim}-d projection, {n_cand} "
+            f"candidates and {n_probe} probed lists a point, {k} neighbours), more than memory_limit = "
+            f"{gib(limit)}; pass a larger memory_limit, fewer candidates or a smaller k, or analyse a sample "
+            f"(EmbeddingSet.subset)")
 
 
 def _setting(value, name: str, upper: int, *, default):

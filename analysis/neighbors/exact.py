@@ -30,6 +30,7 @@ from .._core import (
     check_no_zero_rows,
     check_same_dim,
     prepare_rows,
+    resolve_memory_limit,
 )
 from ._backend import Ops, fold_tile, host_folds, merge_topk, numba_thread_pool, resolve_backend
 from ._fold_kernels import fold_cosine_and_dot, fold_rows
@@ -56,6 +57,7 @@ def exact_knn(
     mean_distance: bool = False,
     progress: bool | None = None,
     validate: bool = True,
+    memory_limit: int | None = None,
 ) -> Neighbors:
     """Exact k nearest neighbours by blocked matrix products.
 
@@ -84,6 +86,10 @@ def exact_knn(
         raises (:class:`~embgeo.analysis.Cancelled`) stops the search.
     validate : bool
         Check for NaN/inf rows and, under cosine, zero rows (one blocked pass over the data).
+    memory_limit : int, optional
+        Bytes the search may hold besides the input (default: half the available memory). The
+        symmetric self-join keeps the prepared corpus resident (n x d float32) and is used only when
+        that fits; otherwise the corpus is streamed block by block, twice the products.
 
     Returns
     -------
@@ -126,7 +132,9 @@ def exact_knn(
 
     backend = resolve_backend(backend)
     ops = Ops(backend)
-    if self_join and query_indices is None and n * d * 4 <= SYMMETRIC_MAX_BYTES:
+    resident = n * d * 4  # the symmetric join keeps every prepared block
+    fits = resident <= min(SYMMETRIC_MAX_BYTES, resolve_memory_limit(memory_limit))
+    if self_join and query_indices is None and fits:
         ids, mean_d = _symmetric_self_join(corpus, k, metric, ops, mean_distance, progress)
         return finish_table(corpus, corpus, ids, metric, backend, t0, mean_d)
     c_rows = min(n, CORPUS_BLOCK_ROWS)
