@@ -47,7 +47,7 @@ def approx_nbytes(value, *, exclude: set[int] | None = None) -> int:
             base = _buffer(obj)
             if id(base) not in seen:
                 seen.add(id(base))
-                total += base.nbytes if isinstance(base, np.ndarray) else obj.nbytes
+                total += base.nbytes
             continue
         if id(obj) in seen:
             continue

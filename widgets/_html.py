@@ -50,9 +50,5 @@ def before_after_html(card: BeforeAfter) -> str:
             f"<div class='m'>{e(card.meaning)}</div></div>")
 
 
-def note(text: str) -> str:
-    return f"<div class='embgeo-note'>{html.escape(text)}</div>"
-
-
 def italic(text: str) -> str:
     return f"<i>{html.escape(text)}</i>"

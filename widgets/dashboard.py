@@ -23,7 +23,7 @@ from embgeo.analysis import METRICS
 from . import _figures as F
 from ._compare_view import CompareView
 from ._controller import DashboardController
-from ._html import format_change, format_number, italic, page_css  # noqa: F401  (re-exported for tests)
+from ._html import italic, page_css
 from ._index_view import IndexView
 from ._options import TABS
 from ._projection_view import ProjectionView

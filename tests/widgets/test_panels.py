@@ -15,7 +15,8 @@ from embgeo.analysis import EmbeddingSet, apply_transform, compare, index_report
 from embgeo.analysis.datasets import make_anisotropic
 from embgeo.widgets import Dashboard
 from embgeo.widgets._options import INDEX_SWEEP
-from embgeo.widgets.dashboard import TABS, format_number
+from embgeo.widgets._html import format_number
+from embgeo.widgets._options import TABS
 
 
 def open_tab(dash: Dashboard, name: str) -> None:
