@@ -9,8 +9,6 @@ import pkgutil
 import numpy as np
 import pytest
 
-import embgeo
-
 
 def _modules() -> list[str]:
     """Every module of the three packages (their folders sit apart in a source checkout)."""

@@ -2,8 +2,9 @@
 
 validation (the one error type, the checks and :data:`METRICS`), results (frozen result objects with
 meanings and references), rows (unit rows and norms), stats (samples, bootstrap, skewness, Spearman),
-moments (mergeable mean and covariance, principal axes, PCA dimension) and progress (bars, callbacks,
-cancellation). Other layers import these names from ``embgeo.analysis._core``, never from its modules.
+moments (mergeable mean and covariance, principal axes, PCA dimension), progress (bars, callbacks,
+cancellation), memory (the memory budget) and scratch (float32 matrices in unnamed scratch files).
+Other layers import these names from ``embgeo.analysis._core``, never from its modules.
 """
 
 from .memory import available_memory, gib, resolve_memory_limit
@@ -11,6 +12,7 @@ from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments
 from .progress import Cancelled, Progress, sub_progress
 from .results import Result, format_value, hidden, metric, stylesheet
 from .rows import blocked_row_norms, prepare_rows, row_norms, unit_rows
+from .scratch import float32_matrix_from_blocks, is_file_map, is_scratch_map, scratch_dir, scratch_matrix
 from .stats import (
     bootstrap,
     check_confidence,

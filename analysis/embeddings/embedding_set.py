@@ -16,6 +16,10 @@ from .._core import (
     check_metric,
     check_weights,
     find_nonfinite_rows,
+    float32_matrix_from_blocks,
+    is_file_map,
+    is_scratch_map,
+    iter_row_blocks,
     nonfinite_error,
     scan_moments,
 )
@@ -97,7 +101,8 @@ class EmbeddingSet:
                 if on_invalid == "raise":
                     raise nonfinite_error(bad, x.shape[0])
                 keep = np.setdiff1d(np.arange(x.shape[0]), bad)
-                x = as_float32_matrix(x[keep])  # a new array: the caller's data is untouched
+                # a new array (a scratch map when large): the caller's data is untouched
+                x = float32_matrix_from_blocks(len(keep), x.shape[1], _kept_blocks(x, keep), what="vectors")
                 metadata = None if metadata is None else metadata.iloc[keep].reset_index(drop=True)
                 weights = None if weights is None else weights[keep]
                 self.dropped_rows = bad
@@ -123,6 +128,15 @@ class EmbeddingSet:
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def storage_note(self) -> str:
+        """Where the vectors live, for reprs: ``" (memory-mapped)"`` when they are read in place from the
+        caller's file, ``" (scratch map on disk)"`` when they were converted (from another dtype, or
+        from shards) into a float32 scratch file, else ``""`` (in memory)."""
+        if is_file_map(self.vectors):
+            return " (memory-mapped)"
+        return " (scratch map on disk)" if is_scratch_map(self.vectors) else ""
 
     @property
     def probabilities(self) -> np.ndarray | None:
@@ -263,9 +277,7 @@ class EmbeddingSet:
 
     # -------------------------------------------------------------------------------- reprs
     def _summary(self) -> list[tuple[str, str]]:
-        rows = [("vectors", f"{self.n:,} x {self.dim} float32"
-                 + (" (memory-mapped)" if isinstance(self.vectors.base, np.memmap)
-                    or isinstance(self.vectors, np.memmap) else ""))]
+        rows = [("vectors", f"{self.n:,} x {self.dim} float32" + self.storage_note)]
         if self.metadata is not None:
             rows.append(("metadata", ", ".join(map(str, self.metadata.columns)) or "(no columns)"))
         if self.weights is not None:
@@ -286,6 +298,16 @@ class EmbeddingSet:
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._summary())
         return (f"<div class='embgeo-result'><b>EmbeddingSet {html.escape(self.name)}</b>"
                 f"<table class='embgeo-table'>{rows}</table></div>")
+
+
+def _kept_blocks(x: np.ndarray, keep: np.ndarray):
+    """``x[keep]`` (sorted row numbers) as (start, block) pairs, read one block of ``x`` at a time."""
+    done = 0
+    for start, block in iter_row_blocks(x):
+        local = keep[(keep >= start) & (keep < start + len(block))] - start
+        if len(local):
+            yield done, block[local]
+            done += len(local)
 
 
 def as_embedding_set(data, *, name: str | None = None) -> EmbeddingSet:

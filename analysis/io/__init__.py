@@ -19,7 +19,16 @@ Formats (chosen by file extension):
                    dimension, then the values; read through a memory map
 ``.hdf5``/``.h5``  ann-benchmarks layout: ``train`` (corpus), ``test`` (queries), ``neighbors``,
                    ``distances`` and the ``distance`` attribute, kept as ``set.benchmark``
+a directory, glob  ``.npy`` or Parquet shards, in file-name order, as one set (a ``shard`` metadata
+                   column names each row's file)
 =================  ============================================================================
+
+Nothing large is converted in memory. Float32 ``.npy``, ``.fvecs``, float32 ``.safetensors`` and
+contiguous float32 ``.hdf5`` data are memory-mapped and read in place (the set's repr says
+"memory-mapped"). Other dtypes (float16, bfloat16, float64, ``.bvecs`` bytes), Parquet list columns,
+chunked HDF5 and shards are converted block by block into float32: in memory up to 512 MiB, beyond
+that into an unnamed scratch file on disk (``$EMBGEO_SCRATCH``, else the temporary directory; the repr
+says "scratch map on disk"), which nothing needs to clean up. ``.npz`` and CSV are read whole.
 
 In memory: NumPy arrays (and nested lists), torch tensors, pandas DataFrames and Series, and an
 existing EmbeddingSet. Loading never writes to the caller's file or array: files are opened
@@ -49,6 +58,7 @@ from pathlib import Path
 from .._core import EmbeddingInputError
 from ..embeddings import EmbeddingSet
 from .formats import FORMATS, READERS
+from .shards import read_shards, shard_paths
 from .tables import Loaded, from_frame, is_name_list, tensor_to_numpy
 
 __all__ = ["FORMATS", "load"]
@@ -86,8 +96,9 @@ def load(source, *, vectors=None, metadata=None, weights=None, name: str | None 
         Rows holding NaN or inf: raise a clear error, or drop them (with their metadata and weights;
         the dropped row numbers are kept in ``set.dropped_rows``).
     mmap : bool
-        Memory-map float32 ``.npy``, ``.fvecs`` and uncompressed ``.hdf5`` data instead of reading it
-        into memory.
+        Memory-map float32 ``.npy``, ``.fvecs``, ``.safetensors`` and uncompressed ``.hdf5`` data, and
+        convert other data block by block (into a scratch map when large), instead of reading it whole
+        into memory. Shards are always read block by block.
 
     Returns
     -------
@@ -187,10 +198,13 @@ def _read_object(obj, *, vectors, metadata, weights) -> Loaded:
 def _load_path(path: Path, *, vectors, metadata, weights, name, on_invalid, mmap) -> EmbeddingSet:
     suffix = path.suffix.lower()
     reader = READERS.get(suffix)
+    shards = shard_paths(path)
+    if shards is not None:  # a directory or glob of .npy / Parquet shards
+        loaded = read_shards(shards, vectors=vectors, metadata=metadata, weights=weights)
+        return _finish(loaded, metadata=metadata, weights=weights, name=name or path.name.rstrip("*") or "shards",
+                       on_invalid=on_invalid, source=str(path))
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    if path.is_dir():
-        raise EmbeddingInputError(f"{path} is a directory; pass the path of one embeddings file")
     if reader is None:
         raise EmbeddingInputError(
             f"{path}: unknown file type {suffix or '(no extension)'!r}; embgeo reads "

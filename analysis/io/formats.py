@@ -11,7 +11,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._core import EmbeddingInputError, as_float32_matrix, check_finite, check_same_dim
+from .._core import (
+    EmbeddingInputError,
+    as_float32_matrix,
+    check_finite,
+    check_same_dim,
+    float32_matrix_from_blocks,
+    iter_row_blocks,
+)
 from ..embeddings import ANNBenchmark
 from .tables import (
     VECTOR_NAMES,
@@ -78,8 +85,16 @@ def _read_npy(path, *, vectors, metadata, weights, mmap) -> Loaded:
         raise _corrupt(path, ".npy", exc) from None
     if x.dtype.kind not in "fiu" and x.dtype.kind != "b":
         raise EmbeddingInputError(f"dtype {x.dtype} is not a numeric vector type")
-    # float32 stays a read-only memory map; other dtypes are converted into memory once
-    return Loaded(x)
+    # float32 stays a read-only memory map of the file; other dtypes are converted block by block (into
+    # a scratch map on disk when large: a float16 file never becomes a full float32 copy in RAM)
+    return Loaded(_converted(x, path) if mmap else x)
+
+
+def _converted(x: np.ndarray, path) -> np.ndarray:
+    """A mapped 2-D numeric array as float32: itself when it is float32, else converted per block."""
+    if x.ndim != 2 or x.dtype == np.float32 or x.dtype.kind not in "fiu" or 0 in x.shape:
+        return x  # as it is: float32, or an array whose validation error as_float32_matrix words
+    return float32_matrix_from_blocks(x.shape[0], x.shape[1], iter_row_blocks(x), what=str(path))
 
 
 def _no_names(path, vectors, metadata, weights):
@@ -130,33 +145,72 @@ def _read_npz(path, *, vectors, metadata, weights, mmap) -> Loaded:
 
 
 def _read_parquet(path, *, vectors, metadata, weights, mmap) -> Loaded:
+    """A list column of vectors is read in record batches into a float32 matrix (a scratch map when
+    large); the other columns, the metadata, are read whole. Numeric-column tables are read whole."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as exc:
         raise _corrupt(path, "Parquet", exc) from None
-    names = table.column_names
-    listlike = [c for c in names if arrow_is_list(table.schema.field(c).type)]
+    names = schema.names
+    col = parquet_vector_column(pf, vectors)
+    try:
+        if col is None:  # numeric columns, or a named non-list column: the table path handles it
+            return from_frame(pf.read().to_pandas(), vectors=vectors, metadata=metadata, weights=weights,
+                              where="table")
+        rest = pf.read(columns=[c for c in names if c != col]).to_pandas()
+        if mmap:
+            n, d, blocks = parquet_blocks(pf, col)
+            x = float32_matrix_from_blocks(n, d, blocks, what=str(path))
+        else:
+            x = arrow_vectors(pf.read(columns=[col]).column(col), col)
+    except (pa.ArrowException, OSError) as exc:
+        raise _corrupt(path, "Parquet", exc) from None
+    return split_rest(rest, x, metadata=metadata, weights=weights)
+
+
+def parquet_vector_column(pf, vectors) -> str | None:
+    """The list column holding the vectors: ``vectors`` if it is one, the conventional name, the only one."""
+    names = pf.schema_arrow.names
+    listlike = [c for c in names if arrow_is_list(pf.schema_arrow.field(c).type)]
     if isinstance(vectors, str):
         if vectors not in names:
             raise EmbeddingInputError(f"no column {vectors!r} for vectors; columns are {listing(names)}")
-        col = vectors if vectors in listlike else None
-    elif vectors is None:
+        return vectors if vectors in listlike else None
+    if vectors is None:
         named = [c for c in listlike if c.lower() in VECTOR_NAMES]
         if len(listlike) > 1 and len(named) != 1:
-            raise EmbeddingInputError(
-                f"several columns hold lists {listing(listlike)}; choose one with vectors=")
-        col = named[0] if len(named) == 1 else (listlike[0] if listlike else None)
-    else:
-        col = None
-    if col is None:  # numeric columns, or a named non-list column: the table path handles it
-        return from_frame(table.to_pandas(), vectors=vectors, metadata=metadata, weights=weights,
-                           where="table")
-    x = arrow_vectors(table.column(col), col)
-    rest = table.drop_columns([col]).to_pandas()
-    return split_rest(rest, x, metadata=metadata, weights=weights)
+            raise EmbeddingInputError(f"several columns hold lists {listing(listlike)}; choose one with vectors=")
+        return named[0] if len(named) == 1 else (listlike[0] if listlike else None)
+    return None
+
+
+def parquet_blocks(pf, col: str, offset: int = 0):
+    """``(n, d, blocks)``: the list column ``col``'s rows and dimension, and its ``(start, float32 block)``
+    pairs read one record batch at a time (``start`` counted from ``offset``)."""
+    n = pf.metadata.num_rows
+    batches = pf.iter_batches(batch_size=65_536, columns=[col])
+    first = next(batches, None)
+    if first is None or n == 0:
+        return 0, 0, iter(())
+    head = arrow_vectors(first.column(0), col)
+    d = head.shape[1]
+
+    def blocks():
+        yield offset, head
+        start = len(head)
+        for batch in batches:
+            part = arrow_vectors(batch.column(0), col, offset=start)
+            if part.shape[1] != d:
+                raise EmbeddingInputError(f"column {col!r} has rows of different lengths (ragged): row 0 has "
+                                          f"{d} values but row {start} has {part.shape[1]}")
+            yield offset + start, part
+            start += len(part)
+
+    return n, d, blocks()
 
 
 def _read_csv(path, *, vectors, metadata, weights, mmap) -> Loaded:
@@ -182,7 +236,15 @@ def _is_number(s) -> bool:
         return False
 
 
+#: safetensors dtype names NumPy reads as they are (little-endian); BF16 is widened through torch.
+SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                      "I8": "i1", "U8": "u1"}
+
+
 def _read_safetensors(path, *, vectors, metadata, weights, mmap) -> Loaded:
+    """A float32 tensor is memory-mapped from the file (the format stores it raw, little-endian, at an
+    offset its header gives); other dtypes are read in row blocks through safetensors' memory-mapped
+    reader and converted (into a scratch map when large)."""
     from safetensors import safe_open
 
     if isinstance(weights, str) or is_name_list(metadata):
@@ -193,18 +255,46 @@ def _read_safetensors(path, *, vectors, metadata, weights, mmap) -> Loaded:
             slices = {k: f.get_slice(k) for k in keys}
             key = _pick_key(keys, lambda k: (slices[k].get_shape(), "F" in slices[k].get_dtype()),
                             vectors, path, "tensor")
-            try:
-                x = f.get_tensor(key)
-            except (TypeError, ValueError):  # bfloat16 has no NumPy dtype: read it with torch
+            shape, dtype = tuple(slices[key].get_shape()), slices[key].get_dtype()
+            if not mmap or len(shape) != 2 or 0 in shape:
+                x = None if dtype not in SAFETENSORS_DTYPES else f.get_tensor(key)
+            elif dtype == "F32":
+                x = _mapped_tensor(path, key, shape)
+            elif dtype in SAFETENSORS_DTYPES:
+                x = float32_matrix_from_blocks(shape[0], shape[1], _slice_blocks(slices[key], shape[0]),
+                                               what=str(path))
+            else:
                 x = None
+        if x is None:  # bfloat16 has no NumPy dtype: read it with torch
+            with safe_open(str(path), framework="pt") as f:
+                if mmap and len(shape) == 2 and 0 not in shape:
+                    blocks = ((s, tensor_to_numpy(b)) for s, b in _slice_blocks(f.get_slice(key), shape[0]))
+                    x = float32_matrix_from_blocks(shape[0], shape[1], blocks, what=str(path))
+                else:
+                    x = tensor_to_numpy(f.get_tensor(key))
     except EmbeddingInputError:
         raise
     except Exception as exc:  # safetensors raises its own SafetensorError (and OSError, ValueError)
         raise _corrupt(path, ".safetensors", exc) from None
-    if x is None:
-        with safe_open(str(path), framework="pt") as f:
-            x = tensor_to_numpy(f.get_tensor(key))
     return Loaded(x)
+
+
+def _slice_blocks(sl, n: int, rows: int = 65_536):
+    for start in range(0, n, rows):
+        yield start, sl[start:min(n, start + rows)]  # safetensors does not clip a slice's end
+
+
+def _mapped_tensor(path, key: str, shape: tuple) -> np.ndarray:
+    """A read-only memory map of a float32 tensor: the header (little-endian u64 length, then JSON)
+    gives its byte range after the header."""
+    import json
+
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+        begin, end = json.loads(fh.read(header_len))[key]["data_offsets"]
+    if end - begin != 4 * shape[0] * shape[1]:
+        raise EmbeddingInputError(f"tensor {key!r} holds {end - begin} bytes, not {shape[0]} x {shape[1]} float32")
+    return np.memmap(path, dtype="<f4", mode="r", offset=8 + header_len + begin, shape=shape)
 
 
 def _read_texmex(path, *, vectors, metadata, weights, mmap) -> Loaded:
@@ -230,7 +320,8 @@ def _read_texmex(path, *, vectors, metadata, weights, mmap) -> Loaded:
         raise EmbeddingInputError(
             f"rows {listing(bad[:5])} have dimension headers {listing(rows['dim'][bad[:5]])}, "
             f"but row 0 says {d}; every row must have the same dimension")
-    return Loaded(rows["vec"])  # a strided, read-only view of the file for .fvecs
+    vec = rows["vec"]  # .fvecs: a strided, read-only view of the file, used in place
+    return Loaded(_converted(vec, path) if mmap else vec)
 
 
 def _texmex_bad_headers(dims: np.ndarray, d: int, block: int = 1 << 20) -> np.ndarray:
@@ -281,6 +372,10 @@ def _h5_array(ds, path: Path, mmap: bool) -> np.ndarray:
         offset = ds.id.get_offset()
         if offset is not None:
             return np.memmap(path, dtype=ds.dtype, mode="r", offset=offset, shape=ds.shape)
+    if mmap and ds.ndim == 2 and ds.dtype.kind in "fiu" and 0 not in ds.shape:  # chunked, compressed
+        step = max(1, ds.chunks[0] if ds.chunks else 65_536)
+        blocks = ((s, ds[s:s + step]) for s in range(0, ds.shape[0], step))
+        return float32_matrix_from_blocks(ds.shape[0], ds.shape[1], blocks, what=str(path))
     return ds[()]
 
 

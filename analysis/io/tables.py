@@ -207,18 +207,23 @@ def arrow_is_list(t) -> bool:
         pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type))
 
 
-def arrow_vectors(chunked, col: str) -> np.ndarray:
-    """An (n, d) float32 array from a list column, checking for nulls and ragged rows."""
+def arrow_vectors(chunked, col: str, offset: int = 0) -> np.ndarray:
+    """An (n, d) float32 array from a list column, checking for nulls and ragged rows.
+
+    ``offset``: the row number of the column's first row in its file, for messages."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not arrow_is_list(chunked.type):
         raise EmbeddingInputError(f"column {col!r} has type {chunked.type}, not a list of numbers")
-    arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+    if not hasattr(chunked, "num_chunks"):  # one Array (a record batch's column)
+        arr = chunked
+    else:
+        arr = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
     n = len(arr)
     if arr.null_count:
         rows = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))
-        raise EmbeddingInputError(f"column {col!r} is null at rows {listing(rows[:5])}")
+        raise EmbeddingInputError(f"column {col!r} is null at rows {listing(rows[:5] + offset)}")
     if pa.types.is_fixed_size_list(arr.type):
         d = arr.type.list_size
     else:
@@ -227,8 +232,8 @@ def arrow_vectors(chunked, col: str) -> np.ndarray:
         odd = np.flatnonzero(lengths != d)
         if len(odd):
             raise EmbeddingInputError(
-                f"column {col!r} has rows of different lengths (ragged): row 0 has {d} values but "
-                f"rows {listing(odd[:5])} have {listing(lengths[odd[:5]])}")
+                f"column {col!r} has rows of different lengths (ragged): row {offset} has {d} values but "
+                f"rows {listing(odd[:5] + offset)} have {listing(lengths[odd[:5]])}")
     # flatten() honours slicing offsets; nulls inside a vector become NaN and are reported later
     values = arr.flatten().to_numpy(zero_copy_only=False)
     return values.astype(np.float32, copy=False).reshape(n, d)

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import skew
 
 from embgeo.analysis import EmbeddingInputError, EmbeddingSet
-from embgeo.analysis import concentration_report, hubness_report, k_occurrence, robin_hood_index
+from embgeo.analysis import concentration_report, hubness_report, robin_hood_index
 from embgeo.analysis._core import median_ci
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet, exact_knn, recall_at_k
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, exact_knn
 from embgeo.analysis.index import (
     ground_truth,
     index_report,

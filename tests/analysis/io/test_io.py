@@ -312,8 +312,9 @@ def test_unknown_extension_lists_known(tmp_path):
         load(path)
 
 
-def test_directory(tmp_path):
-    with pytest.raises(EmbeddingInputError, match="is a directory"):
+def test_directory_without_shards(tmp_path):
+    (tmp_path / "notes.txt").write_text("not embeddings")
+    with pytest.raises(EmbeddingInputError, match=r"names no \.npy/\.parquet/\.pq files"):
         load(tmp_path)
 
 

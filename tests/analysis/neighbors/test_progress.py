@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from embgeo.analysis import Cancelled, EmbeddingSet, Progress, approximate_knn, exact_knn, geometry_report

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from embgeo.analysis import Verdict, geometry_report, verdicts, verdicts_html

@@ -1,0 +1,114 @@
+"""Float32 matrices too large for memory, kept in an unnamed scratch file on disk.
+
+A float16 ``.npy``, a ``.bvecs`` file, the row groups of a Parquet file or a directory of shards is
+not a float32 array every kernel can read in place. Rather than convert it whole in RAM (a 10,000,000
+x 384 float16 file would take 15 GB of memory), :func:`scratch_matrix` converts it block by block into
+a float32 memory map on disk: the kernel pages it in and out as it does for a float32 file, so memory
+stays bounded by the page cache, not by n.
+
+The file is created with :func:`tempfile.TemporaryFile`, which on Linux has no name in any directory
+(``O_TMPFILE``, or unlinked at once): nothing is left behind when the work fails, is interrupted
+(Ctrl-C) or the process is killed, and the disk space returns when the last view of the map is
+dropped. ``EMBGEO_SCRATCH`` names the directory (default: the system's temporary directory); a
+directory without room for the matrix gives a clear error before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .memory import gib
+from .validation import EmbeddingInputError
+
+#: Converted matrices up to this size stay in memory; larger ones go to a scratch map.
+IN_MEMORY_BYTES = 512 * 2**20
+#: Disk space left free beside a scratch matrix.
+DISK_MARGIN_BYTES = 256 * 2**20
+
+
+def scratch_dir() -> Path:
+    """Where scratch matrices go: ``$EMBGEO_SCRATCH``, else the system's temporary directory."""
+    return Path(os.environ.get("EMBGEO_SCRATCH") or tempfile.gettempdir())
+
+
+def is_scratch_map(x) -> bool:
+    """True when ``x`` (or the array it views) is a scratch map made by :func:`scratch_matrix`."""
+    while x is not None:
+        if isinstance(x, np.memmap):
+            return x.filename is None
+        x = getattr(x, "base", None)
+    return False
+
+
+def is_file_map(x) -> bool:
+    """True when ``x`` (or the array it views) maps a named file: the caller's data on disk."""
+    while x is not None:
+        if isinstance(x, np.memmap):
+            return x.filename is not None
+        x = getattr(x, "base", None)
+    return False
+
+
+def float32_matrix_from_blocks(n: int, d: int, blocks: Iterable[tuple[int, np.ndarray]], *,
+                               what: str = "vectors") -> np.ndarray:
+    """A read-only float32 (n, d) matrix filled from ``(start, block)`` pairs, converted block by block.
+
+    In memory up to :data:`IN_MEMORY_BYTES`, else a :func:`scratch_matrix`. Every row must be
+    covered by exactly the blocks given (a shortfall raises: a file that said more rows than it holds).
+    """
+    if n * d * 4 <= IN_MEMORY_BYTES:
+        out = np.empty((n, d), dtype=np.float32)
+        _fill(out, blocks, n, what)
+        out.flags.writeable = False
+        return out
+    return scratch_matrix(n, d, blocks, what=what)
+
+
+def scratch_matrix(n: int, d: int, blocks: Iterable[tuple[int, np.ndarray]], *,
+                   what: str = "vectors") -> np.ndarray:
+    """A read-only float32 (n, d) memory map on an unnamed scratch file, filled from ``blocks``.
+
+    Raises
+    ------
+    EmbeddingInputError
+        When the scratch directory has no room for ``n * d * 4`` bytes (the message names the size,
+        the directory and how to choose another), or the blocks do not cover the ``n`` rows.
+    """
+    need = int(n) * int(d) * 4
+    directory = scratch_dir()
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError as exc:
+        raise EmbeddingInputError(f"{what}: the scratch directory {directory} is not usable ({exc}); "
+                                  "set EMBGEO_SCRATCH to a writable directory") from None
+    if need + DISK_MARGIN_BYTES > free:
+        raise EmbeddingInputError(
+            f"{what}: {n:,} x {d} as float32 needs {gib(need)} of scratch disk in {directory}, which has "
+            f"{gib(free)} free; set EMBGEO_SCRATCH to a directory on a larger disk, or convert the data to "
+            "one float32 .npy file (which is read in place, with no copy)")
+    with tempfile.TemporaryFile(dir=directory) as fh:  # no name anywhere: nothing to clean up, ever
+        fh.truncate(need)
+        out = np.memmap(fh, dtype=np.float32, mode="r+", shape=(n, d))
+    try:
+        _fill(out, blocks, n, what)
+        out.flush()
+    except BaseException:
+        del out  # unmapping frees the disk space now, not when the traceback goes
+        raise
+    out.flags.writeable = False
+    return out
+
+
+def _fill(out: np.ndarray, blocks, n: int, what: str) -> None:
+    filled = 0
+    for start, block in blocks:
+        out[start:start + len(block)] = block
+        filled += len(block)
+    if filled != n:
+        raise EmbeddingInputError(f"{what}: expected {n:,} rows, the data held {filled:,} (truncated?)")
