@@ -108,7 +108,7 @@ from .index import (
 )
 
 # the full geometry report (everything above, from one k-NN table), its verdicts, and comparisons
-from .report import GeometryReport, Verdict, geometry_report, verdicts, verdicts_html
+from .report import GeometryReport, Verdict, geometry_report, sampled_report, verdicts, verdicts_html
 from .comparison import Comparison, compare
 
 __all__ = [name for name in dir() if not name.startswith("_")]

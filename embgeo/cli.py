@@ -64,8 +64,9 @@ def load_embeddings(path: str):
 
 
 def add_input_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="embeddings file (.npy, .npz, .parquet, .csv, .safetensors, .fvecs, .hdf5) "
-                                     "or a bundled sample: sample:words, sample:sentences")
+    parser.add_argument("path", help="embeddings file (.npy, .npz, .parquet, .csv, .safetensors, .fvecs, .hdf5), "
+                                     "a directory or quoted glob of .npy/Parquet shards, or a bundled sample: "
+                                     "sample:words, sample:sentences")
 
 
 def add_metric_argument(parser: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
@@ -94,8 +95,15 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours per point (default: 10)")
     p.add_argument("--approximate", action="store_true",
                    help="approximate neighbours (IVF join, re-ranked exactly); the measured recall is reported")
+    p.add_argument("--sampled", action="store_true",
+                   help="for sets too large for a whole k-NN graph: moments over all rows, neighbour statistics "
+                        "from --sample queries searched against all rows (with intervals), hubness from a "
+                        "--subsample's own graph")
     p.add_argument("--sample", type=_positive_int, default=2000,
-                   help="query points for concentration and cosine-vs-dot (default: 2000)")
+                   help="query points for concentration and cosine-vs-dot, and with --sampled for every "
+                        "neighbour statistic (default: 2000)")
+    p.add_argument("--subsample", type=_positive_int, default=None,
+                   help="with --sampled: rows whose own graph gives hubness (default: 100000, at most n)")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     p.add_argument("--html", metavar="OUT", help="also write a standalone HTML page with charts to OUT")
 
@@ -103,11 +111,19 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
 @subcommand("report", help="isotropy, intrinsic dimension, hubness and similarity of an embedding set",
             configure=_configure_report)
 def _run_report(args: argparse.Namespace) -> int:
-    from embgeo.analysis import geometry_report
+    from embgeo.analysis import geometry_report, sampled_report
 
+    if args.subsample is not None and not args.sampled:
+        raise UsageError("--subsample applies only with --sampled")
     data = load_embeddings(args.path)
-    report = geometry_report(data, metric=args.metric, k=args.k, exact=not args.approximate,
-                             sample=args.sample, progress=sys.stderr.isatty())
+    if args.sampled:
+        extra = {} if args.subsample is None else {"subsample": args.subsample}
+        report = sampled_report(data, metric=args.metric, k=args.k, sample=args.sample,
+                                exact_subsample=None if not args.approximate else False,
+                                progress=sys.stderr.isatty(), **extra)
+    else:
+        report = geometry_report(data, metric=args.metric, k=args.k, exact=not args.approximate,
+                                 sample=args.sample, progress=sys.stderr.isatty())
     print(repr(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

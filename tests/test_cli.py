@@ -103,3 +103,16 @@ def test_registry_adds_subcommands(monkeypatch, capsys):
     assert "echo-test" in cli.build_parser().format_help()
     with pytest.raises(ValueError, match="twice"):
         cli.subcommand("echo-test", help="", configure=configure)(run)
+
+
+@pytest.mark.slow
+def test_report_sampled(tmp_path):
+    path, out_json = tmp_path / "medium.npy", tmp_path / "r.json"
+    np.save(path, make_anisotropic(1500, 24, random_state=1))
+    done = _embgeo("report", path, "--sampled", "--k", 5, "--sample", 200, "--subsample", 600, "--json", out_json)
+    assert done.returncode == 0, done.stderr
+    d = json.loads(out_json.read_text())
+    assert d["mode"] == "sampled" and d["hubness"]["n"] == 600 and d["intrinsic_dimension"]["sample_size"] == 200
+    assert "subsample of 600 rows" in d["basis"]["hubness"]
+    done = _embgeo("report", path, "--subsample", 600)
+    assert done.returncode == 2 and done.stderr.strip() == "embgeo: error: --subsample applies only with --sampled"

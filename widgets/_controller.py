@@ -41,6 +41,7 @@ from ._options import (
     INDEX_KINDS,
     INDEX_SWEEP,
     PLAYGROUND_METRICS,
+    APPROXIMATE_ABOVE,
     UMAP_MAX_POINTS,
     BeforeAfter,
     frozen,
@@ -65,6 +66,9 @@ class DashboardController(TaskRunner):
     cache_bytes : int, optional
         Memory the cached results and transformed copies may hold together; default 1 GiB (less on
         small machines, see :func:`._cache.default_budget`). The data itself is not counted.
+
+    Above :data:`._options.APPROXIMATE_ABOVE` rows the shared neighbour table is the approximate join,
+    whose measured recall the Overview shows; setting ``exact`` to True asks for the exact table.
     """
 
     metric = traitlets.Unicode("cosine")
@@ -74,6 +78,7 @@ class DashboardController(TaskRunner):
     color_by = traitlets.Unicode("none")
     selected_point = traitlets.Int(-1)
     selected_rows = traitlets.Any(None)
+    exact = traitlets.Bool(True)
 
     def __init__(self, data, metadata=None, *, background: bool = False, compare_with=None,
                  cache_bytes: int | None = None, **kwargs):
@@ -82,6 +87,7 @@ class DashboardController(TaskRunner):
         if self.data.n < 3:
             raise EmbeddingInputError(f"the dashboard needs at least 3 vectors, got {self.data.n}")
         self.k = min(self.k, self.data.n - 1)
+        self.exact = self.data.n <= APPROXIMATE_ABOVE
         if compare_with is not None and not isinstance(compare_with, EmbeddingSet):
             # an unnamed array would share the default name "embeddings" with an unnamed A
             compare_with = load(compare_with)
@@ -109,19 +115,44 @@ class DashboardController(TaskRunner):
         return min(self.data.n - 1, max(self.k, 32))
 
     def neighbors(self, k: int | None = None):
-        """The set's exact k-NN table under the current metric (cached on the EmbeddingSet)."""
-        wide = self.data.neighbors(self.neighbor_table_width(), metric=self.metric, progress=False)
+        """The set's shared k-NN table under the current metric (exact or approximate, see ``exact``),
+        cached on the EmbeddingSet."""
+        wide = self.data.neighbors(self.neighbor_table_width(), metric=self.metric, exact=self.exact, progress=False)
         k = k or self.k
         return wide if wide.k == k else wide.head(k)
+
+    def table_set(self, metric: str | None = None) -> EmbeddingSet:
+        """The set whose neighbour requests under ``metric`` read the shared table: the set itself when
+        the table is exact, else a view answering them from the approximate table (whose ``exact`` flag
+        and recall travel into every report built on it)."""
+        metric = metric or self.metric
+        if self.exact:
+            return self.data
+        table = self.data.cached_neighbors(self.neighbor_table_width(), metric=metric, exact=False)
+        if table is None:
+            raise EmbeddingInputError("the shared neighbour table is not searched yet")
+        return self.data if table.exact else self.data.with_neighbors(table)
+
+    def table_note(self) -> str:
+        """One line on the shared table under the current metric: exact, or approximate with its recall."""
+        table = self.data.cached_neighbors(self.neighbor_table_width(), metric=self.metric, exact=self.exact)
+        if table is None:
+            return ""
+        if table.exact:
+            return f"Neighbours: exact {table.k}-NN table of all {self.data.n:,} points."
+        return (f"Neighbours: approximate {table.k}-NN table (IVF join, re-ranked exactly), recall@{table.k} "
+                f"{table.recall:.3f} measured against exact search on {table.recall_sample:,} queries; "
+                "hubness and intrinsic dimension are read off it.")
 
     def _ensure_table(self, metric: str | None = None, low: int = 10, high: int = 45) -> None:
         """Search the shared table if it is not cached yet, the bar moving from ``low`` to ``high``."""
         metric = metric or self.metric
         width = self.neighbor_table_width()
-        if self.data.cached_neighbors(width, metric=metric) is not None:
+        if self.data.cached_neighbors(width, metric=metric, exact=self.exact) is not None:
             return
-        status = f"searching the exact {width}-NN table ({self.data.n:,} points, {metric})..."
-        self.data.neighbors(width, metric=metric, progress=self.progress_between(low, high, status))
+        kind = "exact" if self.exact else "approximate (recall measured)"
+        status = f"searching the {kind} {width}-NN table ({self.data.n:,} points, {metric})..."
+        self.data.neighbors(width, metric=metric, exact=self.exact, progress=self.progress_between(low, high, status))
 
     # ------------------------------------------------------------------------------ analyses
     def projection(self, method: str | None = None, n_components: int | None = None):
@@ -140,18 +171,20 @@ class DashboardController(TaskRunner):
     def intrinsic(self):
         metric = "euclidean" if self.metric == "euclidean" else "cosine"  # dot is not a distance
         k = max(2, min(self.k, self.data.n - 2))
-        sample = ID_SAMPLE if self.data.n > ID_SAMPLE else None
-        if not self.is_cached("intrinsic", metric, k):
+        # exact: a query sample against the set (cheaper than the self-join above ID_SAMPLE rows);
+        # approximate: every point, read off the shared table already searched
+        sample = ID_SAMPLE if self.data.n > ID_SAMPLE and self.exact else None
+        if not self.is_cached("intrinsic", metric, k, self.exact):
             self._ensure_table(metric)
-        return self._cached(("intrinsic", metric, k),
-                            lambda: intrinsic_dimension(self.data, metric=metric, k=k, bootstrap=100,
+        return self._cached(("intrinsic", metric, k, self.exact),
+                            lambda: intrinsic_dimension(self.table_set(metric), metric=metric, k=k, bootstrap=100,
                                                         sample=sample, gride_max_rank=min(32, self.data.n - 2)))
 
     def hubness(self):
-        if not self.is_cached("hubness", self.metric, self.k):
+        if not self.is_cached("hubness", self.metric, self.k, self.exact):
             self._ensure_table()
-        return self._cached(("hubness", self.metric, self.k),
-                            lambda: hubness_report(self.data, k=self.k, metric=self.metric))
+        return self._cached(("hubness", self.metric, self.k, self.exact),
+                            lambda: hubness_report(self.table_set(), k=self.k, metric=self.metric))
 
     def dimension_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and standard deviation of the unit vectors (cosine) or raw vectors.
@@ -278,21 +311,25 @@ class DashboardController(TaskRunner):
             self._ensure_table(low=10, high=25)  # A's report and the overlap slice the shared table
             # as wide as compare()'s geometry report asks for
             width = min(max(self.k, 32), other.n - 1)
-            other.neighbors(width, metric=self.metric, progress=self.progress_between(
-                25, 45, f"searching the second set's exact {width}-NN table ({other.n:,} points)..."))
+            exact_b = self.exact or other.n <= APPROXIMATE_ABOVE
+            table_b = other.neighbors(width, metric=self.metric, exact=exact_b, progress=self.progress_between(
+                25, 45, f"searching the second set's {'exact' if exact_b else 'approximate'} {width}-NN table "
+                        f"({other.n:,} points)..."))
             report_a = self.report_of_this_set()
             self.step(50, f"geometry of both sets ({self.data.n:,} and {other.n:,} points) and their k-NN overlap...")
-            return compare(self.data, other, metric=self.metric, k=self.k, labels=labels, name_a=self.data.name,
+            b = other if table_b.exact else other.with_neighbors(table_b)
+            return compare(self.table_set(), b, metric=self.metric, k=self.k, labels=labels, name_a=self.data.name,
                            name_b=other.name, sample=COMPARE_SAMPLE, random_state=0, report_a=report_a)
-        return self._cached(("comparison", key, self.metric, self.k), compute)
+        return self._cached(("comparison", key, self.metric, self.k, self.exact), compute)
 
     def report_of_this_set(self):
         """The set's own :func:`geometry_report` at compare()'s settings, computed once per metric and k.
 
         Every comparison (each transform tried, each second set) reuses it, so only B's report is new.
         """
-        return self._cached(("geometry_report", self.metric, self.k), lambda: geometry_report(
-            self.data, metric=self.metric, k=self.k, sample=COMPARE_SAMPLE, random_state=0,
+        self._ensure_table()
+        return self._cached(("geometry_report", self.metric, self.k, self.exact), lambda: geometry_report(
+            self.table_set(), metric=self.metric, k=self.k, sample=COMPARE_SAMPLE, random_state=0,
             progress=self.progress_between(45, 50, "geometry of this set...")))
 
     def comparison_notes(self, key: tuple) -> list[str]:
@@ -330,10 +367,10 @@ class DashboardController(TaskRunner):
             self._ensure_table()  # corpus reachability slices the shared table
             self.step(50, f"exact ground truth for {holdout:,} held-out queries, then building and sweeping "
                           f"{', '.join(kinds)}...")
-            return index_report(self.data, k=self.k, metric=self.metric, holdout=holdout, indexes=kinds,
+            return index_report(self.table_set(), k=self.k, metric=self.metric, holdout=holdout, indexes=kinds,
                                 index_params={k: INDEX_SWEEP[k] for k in kinds if k in INDEX_SWEEP},
                                 random_state=0)
-        return self._cached(("index", self.metric, self.k, kinds, holdout), compute)
+        return self._cached(("index", self.metric, self.k, kinds, holdout, self.exact), compute)
 
     @staticmethod
     def index_rows(report) -> list[dict]:

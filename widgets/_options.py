@@ -13,10 +13,15 @@ import numpy as np
 TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness", "Transforms", "Index health",
         "Compare")
 
+#: Above this many points the shared neighbour table is the approximate join (recall measured and shown
+#: on the cards; exact on request): the exact self-join would take about half an hour at 1,000,000.
+APPROXIMATE_ABOVE = 200_000
 #: Above this many points the projection panel draws a density layer plus a point sample.
 DENSITY_THRESHOLD = 100_000
 #: Points drawn individually when the density layer is on.
 POINT_SAMPLE = 20_000
+#: Bins per axis of that density layer (binned in the kernel: the browser gets a grid, not n points).
+DENSITY_BINS = 150
 #: UMAP is fitted on at most this many rows (a uniform sample); PCA always uses every row.
 UMAP_MAX_POINTS = 50_000
 #: Rows used by the per-point intrinsic-dimension estimators on large sets.

@@ -76,7 +76,7 @@ class ProjectionView:
         density = proj.coords if len(rows) > O.DENSITY_THRESHOLD and proj.n_components == 2 else None
         self._shown = shown
         hover = np.array([c.data.label(int(r)) for r in rows[shown]], dtype=object)
-        scatter = F.scatter_figure(proj.coords[shown], hover, density_xy=density,
+        scatter = F.scatter_figure(proj.coords[shown], hover, density_xy=density, density_bins=O.DENSITY_BINS,
                                    title=f"{proj.method.upper()} ({proj.metric}), {len(shown):,} points")
         self.figure = F.redraw(self._figure_in(self._figure_box), scatter)
         trace = F.points_trace(self.figure)

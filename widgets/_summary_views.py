@@ -13,6 +13,7 @@ import ipywidgets as W
 from embgeo.analysis import verdicts_html
 
 from . import _figures as F
+from . import _options as O
 from ._html import italic
 
 
@@ -25,7 +26,12 @@ class SummaryViews:
         # figure slots: each FigureWidget is made the first time its tab draws (see Dashboard._figure_in)
         self._spectrum_box, self._lid_box, self._scale_box, self._hub_box = (own(W.Box()) for _ in range(4))
         self.spectrum_note, self.id_summary, self.hub_summary = own(W.HTML("")), own(W.HTML("")), own(W.HTML(""))
-        self.panels["Overview"].children = [self.overview]
+        # large sets start on the approximate table; the box asks for the exact one (minutes at 1,000,000)
+        self.exact_box = own(W.Checkbox(value=self.controller.exact, indent=False,
+                                        description=f"exact neighbours (slow above {O.APPROXIMATE_ABOVE:,} points)"))
+        self.exact_box.observe(self._on_exact, "value")
+        large = self.controller.data.n > O.APPROXIMATE_ABOVE
+        self.panels["Overview"].children = [self.exact_box, self.overview] if large else [self.overview]
         self.panels["Spectrum"].children = [self._messages["Spectrum"], self._spectrum_box, self.spectrum_note]
         self.panels["Intrinsic dimension"].children = [self._messages["Intrinsic dimension"], self.id_summary,
                                                        own(W.HBox([self._lid_box, self._scale_box]))]
@@ -50,11 +56,17 @@ class SummaryViews:
         elif name == "Hubness":
             self._submit(name, "hubness", c.hubness, self._show_hubness)
 
+    def _on_exact(self, change) -> None:
+        self.controller.exact = bool(change.new)
+        self._rendered.clear()  # every tab built on the table draws again, from the new one
+        self._render("Overview")
+
     def _show_cards(self, cards) -> None:
+        c = self.controller
         self.overview.value = (verdicts_html(cards, style=False)
-                               + f"<p class='embgeo-note'>Metric: {self.controller.metric}; k = {self.controller.k} "
-                                 "neighbours. The same verdicts, thresholds and advice as <code>embgeo report</code>."
-                                 "</p>")
+                               + f"<p class='embgeo-note'>Metric: {c.metric}; k = {c.k} neighbours. "
+                                 f"{html.escape(c.table_note())} The same verdicts, thresholds and advice as "
+                                 "<code>embgeo report</code>.</p>")
 
     def _show_spectrum(self, result) -> None:
         iso, (means, spread) = result

@@ -207,14 +207,20 @@ class EmbeddingSet:
         self._neighbors[key] = result
         return result
 
-    def cached_neighbors(self, k: int, *, metric: str = "cosine") -> Neighbors | None:
-        """The cached exact table cut to ``k`` columns if one at least that wide exists, else None.
+    def cached_neighbors(self, k: int, *, metric: str = "cosine", exact: bool = True) -> Neighbors | None:
+        """The cached table cut to ``k`` columns if one at least that wide exists, else None.
 
+        ``exact=True`` looks for an exact table only; ``exact=False`` for the one
+        :meth:`neighbors` would answer an approximate request with (an exact table serves too).
         Never searches: statistics on a query sample use it to slice rows they would otherwise
         search again.
         """
-        cached = self._neighbors.get((check_metric(metric), True))
-        return None if cached is None or cached.k < k else cached.head(k)
+        metric = check_metric(metric)
+        for key in [(metric, True)] if exact else [(metric, False), (metric, True)]:
+            cached = self._neighbors.get(key)
+            if cached is not None and cached.k >= k:
+                return cached.head(k)
+        return None
 
     def norms(self) -> np.ndarray:
         """L2 norm of every vector (float32), read block by block (a memory map is not loaded whole)."""

@@ -11,7 +11,7 @@ measures); projection (2-D/3-D maps with trust scores). Imports ``_core``, ``nei
 
 from .concentration import ConcentrationReport, concentration_from_table, concentration_report
 from .cosine_dot import CosineDotReport, cosine_dot_from_tables, cosine_vs_dot
-from .duplicates import DUPLICATE_COSINE, NearDuplicateReport, near_duplicates
+from .duplicates import DUPLICATE_COSINE, NearDuplicateReport, near_duplicates, near_duplicates_from_table, wilson_interval
 from .hubness import HubnessReport, hubness_report, robin_hood_index
 from .hubness_reduction import HubnessReduction, HubnessReductionReport, hubness_reduction_report, reduce_hubness
 from .dimension_estimators import MLEResult, TwoNNResult, local_intrinsic_dimension, mle_dimension, twonn
@@ -26,4 +26,4 @@ from .retrieval import (
     recall_at,
     retrieval_report,
 )
-from .similarity import SimilarityDistribution, similarity_distribution
+from .similarity import SimilarityDistribution, similarity_distribution, similarity_from_kth

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core import Result, check_k, check_metric, check_random_state, metric as _field, skewness
+from .._core import (
+    Result,
+    bootstrap as bootstrap_values,
+    check_confidence,
+    check_k,
+    check_metric,
+    check_n_boot,
+    check_random_state,
+    metric as _field,
+    percentile_interval,
+    skewness,
+)
 from ..embeddings import EmbeddingSet, as_embedding_set
 from ..neighbors import k_occurrence
 
@@ -60,10 +71,14 @@ class HubnessReport(Result):
     k_occurrence: np.ndarray = _field("N_k of every point.", "Radovanovic et al., JMLR 2010", summary=False)
     exact: bool = _field("True when the neighbours were exact.", default=True)
     recall: float | None = _field("Measured recall@k of approximate neighbours.", default=None)
+    skewness_ci: np.ndarray | None = _field(
+        "Percentile-bootstrap interval (low, high) of the skewness over the points' N_k (when bootstrap > 0). "
+        "It covers the sampling spread at this n only: hubness grows with n, so a subsample's graph "
+        "understates the full set's.", "Efron, 1979", default=None)
 
 
 def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, exact: bool = True,
-                   random_state=0) -> HubnessReport:
+                   random_state=0, bootstrap: int = 0, confidence: float = 0.95) -> HubnessReport:
     """Hubness statistics of the k-NN graph of a set.
 
     Neighbours come from :meth:`EmbeddingSet.neighbors`, so the k-NN table is shared (and cached)
@@ -82,7 +97,11 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
     exact : bool
         Exact neighbours (default) or an approximate index whose recall is reported.
     random_state : int, Generator or None
-        Seed for choosing which antihubs to show.
+        Seed for choosing which antihubs to show (and for the bootstrap).
+    bootstrap : int
+        Resamples of the points' N_k for ``skewness_ci``; 0 (default) skips it.
+    confidence : float
+        Coverage of that interval.
 
     Returns
     -------
@@ -116,6 +135,8 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
     antihubs = np.flatnonzero(n_k == 0)
     rng = check_random_state(random_state)
     shown = np.sort(rng.choice(antihubs, size=min(top, len(antihubs)), replace=False))
+    n_boot, confidence = check_n_boot(bootstrap), check_confidence(confidence)
+    ci = None if n_boot == 0 else percentile_interval(bootstrap_values(n_k, _row_skewness, n_boot, rng), confidence)
 
     return HubnessReport(
         k=k, metric=metric, n=data.n,
@@ -126,5 +147,13 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
         max_k_occurrence=int(n_k.max()),
         top_hubs=_label_table(data, order[:top], n_k),
         antihub_examples=_label_table(data, shown, n_k),
-        k_occurrence=n_k, exact=table.exact, recall=table.recall,
+        k_occurrence=n_k, exact=table.exact, recall=table.recall, skewness_ci=ci,
     )
+
+
+def _row_skewness(r: np.ndarray) -> np.ndarray:
+    """:func:`skewness` of each row of a (resamples, n) matrix."""
+    centred = r - r.mean(axis=1, keepdims=True)
+    var = np.mean(centred ** 2, axis=1)
+    third = np.mean(centred ** 3, axis=1)
+    return np.where(var > 1e-24, third / np.maximum(var, 1e-300) ** 1.5, 0.0)

@@ -73,6 +73,23 @@ class IntrinsicDimensionReport(Result):
 # --------------------------------------------------------------------------------------------- report
 
 
+def _given_sample(sample_neighbors, n: int, k_table: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The caller's ``(rows, Neighbors)``: exact neighbours of ``rows`` in the whole set, checked."""
+    try:
+        rows, table = sample_neighbors
+    except (TypeError, ValueError):
+        raise EmbeddingInputError("sample_neighbors must be a pair (rows, Neighbors)") from None
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or len(rows) != table.n_queries or len(rows) < 2 or rows.min() < 0 or rows.max() >= n:
+        raise EmbeddingInputError(f"sample_neighbors: {len(rows)} rows in [0, {n}) for a table of "
+                                  f"{table.n_queries} queries; need one row per query, at least 2")
+    if table.metric != metric or not table.exact or table.k < k_table:
+        raise EmbeddingInputError(f"sample_neighbors must be an exact {metric} table with at least {k_table} "
+                                  f"columns; got {'exact' if table.exact else 'approximate'} {table.metric}, "
+                                  f"{table.k} columns")
+    return rows, table.distances[:, :k_table].astype(np.float64)
+
+
 def intrinsic_dimension(
     data,
     *,
@@ -85,6 +102,7 @@ def intrinsic_dimension(
     lid_form: str = "mle",
     scale_levels: int = 6,
     gride_max_rank: int = 32,
+    sample_neighbors: tuple | None = None,
 ) -> IntrinsicDimensionReport:
     """Intrinsic dimension of an embedding set by TwoNN, MLE, PCA, local ID and across scales.
 
@@ -124,6 +142,10 @@ def intrinsic_dimension(
         Subsample sizes n, n / 2, ... of the decimation curve (stopped below 64 points).
     gride_max_rank : int
         Largest neighbour rank of the GRIDE curve (n2 = 2 n1 <= this).
+    sample_neighbors : (rows, Neighbors), optional
+        Exact neighbours (under ``metric``, at least ``max(k, gride_max_rank)`` columns) of the query
+        ``rows`` in the whole set, from a search the caller has already run (the sampled report's one
+        query search): used instead of searching ``sample`` queries again.
 
     Returns
     -------
@@ -158,9 +180,12 @@ def intrinsic_dimension(
     es = as_embedding_set(data)
     k = _check_mle_k(k, es.n)
     rng = check_random_state(random_state)
-    rows = sample_rows(es.n, sample, rng, minimum=2)
     k_table = max(k, min(gride_max_rank, es.n - 1), 2)
-    dist = _distances(es, k_table, metric, rows)  # the one neighbour search; columns sliced below
+    if sample_neighbors is None:
+        rows = sample_rows(es.n, sample, rng, minimum=2)
+        dist = _distances(es, k_table, metric, rows)  # the one neighbour search; columns sliced below
+    else:
+        rows, dist = _given_sample(sample_neighbors, es.n, k_table, metric)
 
     two = _twonn_from_distances(dist[:, :2], metric, es.n, 0.1, n_boot, confidence, rng)
     mle = _mle_from_distances(dist[:, :k], metric, es.n, n_boot, confidence, rng)

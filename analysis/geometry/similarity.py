@@ -75,7 +75,12 @@ def similarity_distribution(data, *, k: int = 10, n_pairs: int = 20_000, bins: i
     n_pairs = check_k(n_pairs, 10**9, what="n_pairs", context="pairs")
     bins = check_k(bins, 10**6, what="bins", context="bins")
     kth = data.neighbors(k, metric="cosine").similarities[:, k - 1]  # also validates the vectors
-    rng = check_random_state(random_state)
+    return similarity_from_kth(data, kth, k, n_pairs, bins, check_random_state(random_state))
+
+
+def similarity_from_kth(data, kth: np.ndarray, k: int, n_pairs: int, bins: int, rng) -> SimilarityDistribution:
+    """:func:`similarity_distribution` from the k-th neighbour cosines already known for some points
+    (every point's, or a query sample's searched against the whole set); random pairs span the whole set."""
     i = rng.integers(0, data.n, size=n_pairs)
     j = (i + rng.integers(1, data.n, size=n_pairs)) % data.n  # uniform over j != i
     random_cos = np.empty(n_pairs, dtype=np.float64)

@@ -89,6 +89,10 @@ class GeometryReport(Result):
     similarity: SimilarityDistribution | None = _field("Cosine of random pairs against k-th neighbours.")
     cosine_vs_dot: CosineDotReport | None = _field("Agreement of cosine and dot-product neighbours.")
     near_duplicates: NearDuplicateReport | None = _field("Near-duplicate vectors.")
+    mode: str = _field("'full': every neighbour statistic from the whole set's k-NN graph; 'sampled': from a "
+                       "query sample searched against the whole set, and hubness from a uniform subsample's own "
+                       "graph (see sampled_report).", default="full")
+    basis: dict | None = _field("What each part was computed on (rows, queries, graph), in words.", default=None)
 
     def verdicts(self) -> list[Verdict]:
         """The headline numbers graded against stated thresholds, with advice (as the dashboard shows them)."""
@@ -99,7 +103,7 @@ class GeometryReport(Result):
         """JSON-safe summary: per-point arrays are left out, recall is added to table-based parts, and the
         verdicts come last."""
         out = super().to_dict()
-        for part in _TABLE_PARTS:
+        for part in _TABLE_PARTS if self.mode == "full" else ("hubness",):
             if out.get(part) is not None:
                 out[part]["neighbors_exact"] = self.exact
                 out[part]["neighbors_recall"] = self.recall
@@ -310,6 +314,18 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=cvd_seed))
     finally:
         clock.close()
+    graph = (f"the exact {metric} k-NN graph of all {es.n:,} rows" if table.exact else
+             f"the approximate {metric} k-NN graph of all {es.n:,} rows (recall@{table.k} {table.recall:.3f})")
+    queries = f"{len(shared_rows) if shared is not None else min(sample or es.n, es.n):,} random queries searched " \
+              f"exactly against all rows"
+    basis = {"isotropy": f"all {es.n:,} rows (streamed moments)", "hubness": graph,
+             "intrinsic_dimension": graph if metric != "dot" else f"{idim.sample_size:,} random queries (cosine "
+                                                                  "chord) searched exactly against all rows",
+             "concentration": queries, "similarity": graph if metric == "cosine" else f"a cosine subset ({cos_set.n:,})",
+             "near_duplicates": graph if metric == "cosine" else f"a cosine subset ({cos_set.n:,})",
+             "cosine_vs_dot": queries}
+    if weighted:
+        basis["weighted_isotropy"] = basis["isotropy"]
     if scale_levels == 1 and es.n > FULL_SCALE_CURVE_MAX_N:
         notes.append(f"n > {FULL_SCALE_CURVE_MAX_N:,}: the TwoNN decimation curve keeps only the full-set level "
                      "(pass scale_levels=6 for the whole curve, at about twice the neighbour-search cost)")
@@ -318,6 +334,6 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         recall=None if table.exact else table.recall, table_k=table.k,
         timings={name: round(sec, 4) for name, sec in clock.timings.items()}, notes=tuple(notes),
         isotropy=iso, weighted_isotropy=w_iso, intrinsic_dimension=idim, hubness=hub, concentration=conc,
-        similarity=sim, cosine_vs_dot=cvd, near_duplicates=dup,
+        similarity=sim, cosine_vs_dot=cvd, near_duplicates=dup, mode="full", basis=basis,
     )
 

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import pytest
 from plotly.callbacks import Points
 
+from embgeo.analysis import EmbeddingSet
 from embgeo.widgets import Dashboard, DashboardApp
 from embgeo.widgets import _figures as F
 from embgeo.widgets.app import MAX_UPLOAD_BYTES, SYNTHETIC, load_upload
@@ -115,10 +116,35 @@ def test_large_sets_get_a_density_layer(monkeypatch, clustered):
     monkeypatch.setattr(dmod, "POINT_SAMPLE", 50)
     d = Dashboard(clustered, background=False)
     d.tabs.selected_index = 1
-    assert isinstance(d.figure.data[0], go.Histogram2d) and len(d.figure.data[1].x) == 50
+    density, points = d.figure.data
+    assert isinstance(density, go.Heatmap) and len(points.x) == 50
+    # binned in the kernel: the browser gets a grid of counts of every point, not the points
+    assert np.asarray(density.z).shape == (dmod.DENSITY_BINS, dmod.DENSITY_BINS)
+    assert np.expm1(np.asarray(density.z, dtype=np.float64)).sum() == pytest.approx(clustered.n, rel=1e-4)
     assert "density" in d.trust.value
     d.figure.data[1]._dispatch_on_click(Points(point_inds=[5], xs=[0], ys=[0], trace_name="p", trace_index=1), None)
     assert d.controller.selected_point == int(d._shown[5])
+
+
+def test_large_sets_use_the_approximate_table_and_show_its_recall(monkeypatch, clustered):
+    import embgeo.widgets._options as dmod
+    import embgeo.widgets._controller as cmod
+
+    monkeypatch.setattr(cmod, "APPROXIMATE_ABOVE", 100)
+    monkeypatch.setattr(dmod, "APPROXIMATE_ABOVE", 100)
+    fresh = EmbeddingSet(clustered.vectors, clustered.metadata, name="clustered")  # no cached tables yet
+    d = Dashboard(fresh, background=False)
+    c = d.controller
+    assert not c.exact and d.exact_box in d.panels["Overview"].children
+    table = c.data.cached_neighbors(c.neighbor_table_width(), metric="cosine", exact=False)
+    assert table is not None and not table.exact  # the Overview searched the approximate table only
+    assert c.data.cached_neighbors(1, metric="cosine") is None  # ... and no exact one
+    assert f"recall@{table.k} {table.recall:.3f}" in d.overview.value
+    assert c.hubness().exact is False and c.hubness().recall == table.recall
+    np.testing.assert_array_equal(c.neighbors().indices, table.head(c.k).indices)
+    d.exact_box.value = True  # on request, the exact table
+    assert c.exact and c.data.cached_neighbors(c.neighbor_table_width(), metric="cosine") is not None
+    assert "Neighbours: exact" in d.overview.value and c.hubness().exact
 
 
 def test_app_rejects_bad_uploads_with_a_message(tmp_path):

@@ -271,4 +271,4 @@ def test_a_metric_change_clears_results_of_the_old_metric(aniso):
     d.metric.value = "euclidean"
     assert "press Apply" in d.transform_results.children[0].value
     d.transform_apply.click()
-    assert d.controller.is_cached("comparison", ("transform", "center", ()), "euclidean", d.controller.k)
+    assert d.controller.is_cached("comparison", ("transform", "center", ()), "euclidean", d.controller.k, True)
