@@ -1,13 +1,22 @@
 """The report at scale: 100,000 to 10,000,000 x 384 from a memory-mapped file.
 
-    python benchmarks/bench_scale.py [--n 100000 1000000] [--dim 384] [--data-dir DIR] [--out DIR]
+    python benchmarks/bench_scale.py [--n 100000 1000000] [--cases report sampled dashboard]
+                                     [--dim 384] [--data-dir DIR] [--out DIR]
 
 For each n it writes (once, then reuses) ``make_anisotropic``-distributed rows to a float32 ``.npy``
 in ``--data-dir`` (default ``benchmarks/.data``, git-ignored), generated block by block so no n x d
-float64 array is ever held, and runs ``geometry_report(load(path), exact=False)`` in a child process:
-wall time, each part's time, the measured recall, and the child's peak resident memory
+float64 array is ever held, and runs each case in a child process of its own:
+
+* ``report``: ``geometry_report(load(path), exact=False)``, the full report on the approximate table;
+* ``sampled``: ``sampled_report(load(path))``, streamed moments, 2,000 queries against all rows and a
+  100,000-row subsample's graph, with the intervals' widths;
+* ``dashboard``: the dashboard's first Overview (``DashboardController(path).cards()``, headless, the
+  approximate table above 200,000 rows): the time to the first numbers.
+
+Each gives wall time, each part's time, the measured recall and the child's peak resident memory
 (``ru_maxrss``; the mapped file's pages count while they are resident, so the input size is printed
-beside it). Results go to ``benchmarks/results/scale_d{dim}.{json,md}`` with the machine and the date.
+beside it). Results go to ``benchmarks/results/scale_d{dim}.{json,md}`` with the machine and the date
+(cases and sizes not run this time are kept from the previous file).
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from machine import machine_info
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BLOCK_ROWS = 250_000
+#: --cases choices -> the case names in the results.
+CASE_NAMES = {"report": "report_approx", "sampled": "report_sampled", "dashboard": "dashboard_first_overview"}
 
 
 def write_anisotropic(path: Path, n: int, dim: int, seed: int = 0) -> None:
@@ -67,6 +78,34 @@ def case_report(path: str, k: int) -> dict:
                        "hubness_skewness": report.hubness.skewness}}
 
 
+def case_sampled(path: str, k: int) -> dict:
+    from embgeo.analysis import load, sampled_report
+
+    es = load(path)
+    t0 = time.perf_counter()
+    report = sampled_report(es, k=k, progress=False)
+    idim, conc, hub = report.intrinsic_dimension, report.concentration, report.hubness
+    return {"seconds": time.perf_counter() - t0, "recall": report.recall, "timings": report.timings,
+            "notes": list(report.notes), "peak_rss_bytes": _peak_rss_bytes(),
+            "values": {"isoscore": report.isotropy.isoscore, "twonn": idim.twonn, "twonn_ci": list(idim.twonn_ci),
+                       "mle_ci": list(idim.mle_ci), "relative_contrast_ci": list(conc.relative_contrast_ci),
+                       "hubness_skewness": hub.skewness, "hubness_ci": list(hub.skewness_ci),
+                       "hubness_n": hub.n, "queries": idim.sample_size}}
+
+
+def case_dashboard(path: str, k: int) -> dict:
+    from embgeo.widgets._controller import DashboardController
+
+    t0 = time.perf_counter()
+    c = DashboardController(path, background=False)
+    cards = c.cards()
+    seconds = time.perf_counter() - t0
+    table = c.data.cached_neighbors(c.neighbor_table_width(), metric=c.metric, exact=c.exact)
+    return {"seconds": seconds, "recall": None if table.exact else table.recall,
+            "timings": {"first_overview": seconds}, "notes": [c.table_note()], "peak_rss_bytes": _peak_rss_bytes(),
+            "values": {v.title: v.value for v in cards}, "exact": c.exact}
+
+
 def spawn(case: str, path: Path, k: int, timeout: int) -> dict:
     cmd = [sys.executable, __file__, "--child", case, "--data", str(path), "--k", str(k)]
     try:
@@ -83,6 +122,7 @@ def spawn(case: str, path: Path, k: int, timeout: int) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--cases", nargs="+", choices=tuple(CASE_NAMES), default=list(CASE_NAMES))
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -97,35 +137,46 @@ def main(argv=None) -> int:
         return 0
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"scale_d{args.dim}"
+    previous = json.loads(stem.with_suffix(".json").read_text()).get("results", []) \
+        if stem.with_suffix(".json").exists() else []
     rows = []
     for n in args.n:
         path = args.data_dir / f"anisotropic_n{n}_d{args.dim}_s{args.seed}.npy"
         if not path.exists():
             print(f"[{time.strftime('%H:%M:%S')}] writing {path} ...", file=sys.stderr, flush=True)
             write_anisotropic(path, n, args.dim, args.seed)
-        print(f"[{time.strftime('%H:%M:%S')}] report on {n:,} x {args.dim} ...", file=sys.stderr, flush=True)
-        result = spawn("report", path, args.k, args.timeout)
-        result.update(case="report_approx", n=n, dim=args.dim, input_bytes=n * args.dim * 4)
-        rows.append(result)
-        print("    " + json.dumps({k: v for k, v in result.items() if k != "notes"}), file=sys.stderr, flush=True)
+        for case in args.cases:
+            print(f"[{time.strftime('%H:%M:%S')}] {case} on {n:,} x {args.dim} ...", file=sys.stderr, flush=True)
+            result = spawn(case, path, args.k, args.timeout)
+            result.update(case=CASE_NAMES[case], n=n, dim=args.dim, input_bytes=n * args.dim * 4,
+                          date_utc=machine_info()["date_utc"])
+            rows.append(result)
+            print("    " + json.dumps({k: v for k, v in result.items() if k != "notes"}), file=sys.stderr, flush=True)
 
+    done = {(r["case"], r["n"]) for r in rows}
+    rows = sorted(rows + [r for r in previous if (r.get("case"), r.get("n")) not in done],
+                  key=lambda r: (list(CASE_NAMES.values()).index(r["case"]) if r["case"] in CASE_NAMES.values()
+                                 else 9, r["n"]))
     out = {"dim": args.dim, "k": args.k, "seed": args.seed,
            "machine": machine_info("numpy", "torch", "faiss", "numba"), "results": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"scale_d{args.dim}"
     stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
     m, mib = out["machine"], 2**20
-    lines = [f"# The report at scale (d = {args.dim}, k = {args.k}, approximate neighbours, memory-mapped input)", "",
+    lines = [f"# The report at scale (d = {args.dim}, k = {args.k}, memory-mapped float32 input)", "",
              f"{m['date_utc']}; {m['cpu_model']}; {m['usable_cores']} usable cores; numpy {m['numpy']}, torch "
-             f"{m['torch']}, faiss {m['faiss']}.", "",
-             "| n | input MiB | seconds | recall | peak RSS MiB | neighbours s | parts |", "|---|---|---|---|---|---|---|"]
+             f"{m['torch']}, faiss {m['faiss']}. report: geometry_report(exact=False); sampled: sampled_report "
+             "(2,000 queries, 100,000-row subsample); dashboard: the first Overview, headless.", "",
+             "| case | n | input MiB | seconds | recall | peak RSS MiB | parts | run (UTC) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['n']:,} | {r['input_bytes'] / mib:.0f} | {r['error']} | | | | |")
+            lines.append(f"| {r['case']} | {r['n']:,} | {r['input_bytes'] / mib:.0f} | {r['error']} | | | | |")
             continue
         parts = ", ".join(f"{name} {sec:.1f}" for name, sec in r["timings"].items())
-        lines.append(f"| {r['n']:,} | {r['input_bytes'] / mib:.0f} | {r['seconds']:.1f} | {r['recall']:.3f} | "
-                     f"{r['peak_rss_bytes'] / mib:.0f} | {r['timings'].get('neighbors', float('nan')):.1f} | {parts} |")
+        recall = "exact" if r.get("recall") is None else f"{r['recall']:.3f}"
+        lines.append(f"| {r['case']} | {r['n']:,} | {r['input_bytes'] / mib:.0f} | {r['seconds']:.1f} | {recall} | "
+                     f"{r['peak_rss_bytes'] / mib:.0f} | {parts} | {r.get('date_utc', '')[:16]} |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

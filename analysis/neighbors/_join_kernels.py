@@ -304,8 +304,8 @@ def top_columns(scores, p):
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n_chunks):
-    """The ``k`` best of each point's buffered candidates by exact score, in the caller's row order
-    (-1 where fewer than k exist).
+    """The ``k`` best of each point's buffered candidates by exact score, in the caller's row order:
+    ``(ids, scores)``, best first (-1 and -inf where fewer than k exist; scores in float64).
 
     The point at join position t is row ``order[t]``; its candidates are the positions
     ``buf_i[t, :min(count[t], keep)]`` (rows ``order[...]``). ``data`` holds the raw rows (a memory map
@@ -321,14 +321,15 @@ def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n
     c = keep
     d = data.shape[1]
     out = np.full((n, k), -1, dtype=np.int64)
+    out_s = np.full((n, k), -np.inf, dtype=np.float64)
     euclid = sq_norms.shape[0] > 0
     cosine = inv_norms.shape[0] > 0
     step = -(-n // n_chunks)
     for chunk in numba.prange(n_chunks):
-        best_s = np.empty(k, dtype=np.float32)
+        best_s = np.empty(k, dtype=np.float64)
         best_i = np.empty(k, dtype=np.int64)
         ids = np.empty(c + 8, dtype=np.int64)
-        scores = np.empty(c + 8, dtype=np.float32)
+        scores = np.empty(c + 8, dtype=np.float64)
         for t in range(chunk * step, min(n, (chunk + 1) * step)):
             a = order[t]
             m = min(c, count[t])
@@ -339,9 +340,12 @@ def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n
             for j in range(0, m, 8):
                 b0, b1, b2, b3 = ids[j], ids[j + 1], ids[j + 2], ids[j + 3]
                 b4, b5, b6, b7 = ids[j + 4], ids[j + 5], ids[j + 6], ids[j + 7]
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
+                # float64 sums: the products of float32 values are exact in float64, so the score is as
+                # precise as the inputs, and a distance read off it (distances_from_scores) needs no
+                # recomputation unless the pair is nearly identical; the kernel is bound by its reads
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
                 for q in range(d):
-                    x = data[a, q]
+                    x = np.float64(data[a, q])
                     s0 += x * data[b0, q]
                     s1 += x * data[b1, q]
                     s2 += x * data[b2, q]
@@ -363,4 +367,5 @@ def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n
                 filled = min(k, filled + 1)
             for j in range(filled):
                 out[a, j] = best_i[j]
-    return out
+                out_s[a, j] = best_s[j]
+    return out, out_s

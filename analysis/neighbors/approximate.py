@@ -44,7 +44,6 @@ Aumueller, Bernhardsson, Faithfull, "ANN-Benchmarks", Information Systems 2020 (
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -79,7 +78,7 @@ from ._join_kernels import (
 from .exact import exact_knn
 from .ivf import centroid_scores, kmeans, sq_norms, tune_probe
 from .statistics import recall_at_k
-from .table import Neighbors, finish_table
+from .table import Neighbors, distances_from_scores, nearest_first
 
 #: Leading principal directions scored in the candidate pass (doubled when the target needs it).
 DEFAULT_PROJECTION_DIM = 96
@@ -250,18 +249,22 @@ def approximate_knn(
     del proj  # reordered in place by the join
     norms = blocked_row_norms(x)
     empty = np.empty(0, np.float32)
-    ids = rerank_candidates(np.asarray(x), buf_i, count, visit, n_cand, k,
-                            1.0 / norms if metric == "cosine" else empty,
-                            norms * norms if metric == "euclidean" else empty, 8 * numba.get_num_threads())
+    ids, scores = rerank_candidates(np.asarray(x), buf_i, count, visit, n_cand, k,
+                                    1.0 / norms if metric == "cosine" else empty,
+                                    norms * norms if metric == "euclidean" else empty, 8 * numba.get_num_threads())
     del buf_i, count
+    # distances from the re-ranking's exact scores (recomputed from the difference only for near pairs)
+    dist = distances_from_scores(x, ids, scores, metric, norms)
+    del scores
     short = np.flatnonzero((ids < 0).any(axis=1))
     if len(short):  # a point whose probed lists held fewer than k others: search it exactly
-        ids[short] = exact_knn(x, k=k, metric=metric, query_indices=short, validate=False,
-                               progress=False).indices
-    table = finish_table(x, x, ids, metric, f"ivf-join(dim={dim}, lists={n_lists}, probe={probe}, "
-                         f"candidates={n_cand})", t0, exact=False, visit=visit)
-    return dataclasses.replace(table, recall=recall_at_k(table.indices[check_rows], check_truth),
-                               recall_sample=len(check_rows), seconds=time.perf_counter() - t0)
+        found = exact_knn(x, k=k, metric=metric, query_indices=short, validate=False, progress=False)
+        ids[short], dist[short] = found.indices, found.distances
+    ids, dist = nearest_first(ids, dist)
+    return Neighbors(indices=ids, distances=dist, metric=metric, exact=False,
+                     backend=f"ivf-join(dim={dim}, lists={n_lists}, probe={probe}, candidates={n_cand})",
+                     recall=recall_at_k(ids[check_rows], check_truth), recall_sample=len(check_rows),
+                     seconds=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------------- pieces

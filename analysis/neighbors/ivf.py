@@ -17,7 +17,10 @@ KMEANS_ITERATIONS = 10
 #: on 100,000 x 384, depths 2, 3 and 4 chose the same n_probe and floor, and 2 costs half of 4.
 SIMULATION_DEPTH = 2
 #: Quantile of the tuning queries' worst kept projected score that every threshold starts at.
-THRESHOLD_FLOOR_QUANTILE = 0.01
+#: A point left with fewer than k candidates above the floor is searched exactly afterwards; at 0.01 that
+#: was about 2,000 points of 1,000,000 x 384 (10 s), at 0.002 about 200 (2 s), for 3 s more of join.
+#: 0.004 (the second-lowest of 500 tuning queries) keeps one odd tuning query from removing the floor.
+THRESHOLD_FLOOR_QUANTILE = 0.004
 
 
 def sq_norms(a: np.ndarray) -> np.ndarray:
@@ -62,19 +65,6 @@ def _probe_ranks(points: np.ndarray, centroids: np.ndarray, which: np.ndarray) -
     return out
 
 
-def _pair_scores(q: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
-    """Scores that rank c for each q (higher is nearer), exactly as the join's tiles compute them:
-    ``<q, c>``, or ``-|q - c|^2`` for euclidean. The tuning's threshold floor is read off these, so
-    they must be on the tiles' scale, not merely rank alike (``2<q, c> - |c|^2`` would put the
-    floor ``|q|^2`` too high and leave most points short of candidates)."""
-    s = q @ c.T
-    if metric == "euclidean":
-        s *= 2
-        s -= sq_norms(c)[None, :]
-        s -= sq_norms(q)[:, None]
-    return s
-
-
 def tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> tuple[int | None, float]:
     """Smallest n_probe whose simulated recall on ``rows`` has a 95 % lower bound >= target (or
     None), and a floor for the join's thresholds.
@@ -89,21 +79,21 @@ def tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> t
     own candidates lift it (most of the fold's work). A point whose candidates sit lower (a sparse
     region) keeps those above the floor, its best; one left with fewer than k is searched exactly.
     """
-    import torch
+    from .exact import exact_knn
 
     n = proj.shape[0]
     n_lists = centroids.shape[0]
     depth = min(n - 1, SIMULATION_DEPTH * n_cand)
     m = len(rows)
-    top = np.empty((m, depth), dtype=np.int64)
-    top_s = np.empty((m, depth), dtype=np.float32)
-    for start in range(0, m, 256):
-        block = rows[start:start + 256]
-        s = _pair_scores(proj[block], proj, metric)
-        s[np.arange(len(block)), block] = -np.inf
-        best_s, best = torch.topk(torch.from_numpy(s), depth, dim=1, sorted=True)  # 5x argpartition's speed
-        top[start:start + len(block)] = best.numpy()
-        top_s[start:start + len(block)] = best_s.numpy()
+    # The queries' best projected candidates, by the exact engine's blocked search: its memory is bounded
+    # by its tiles (a 256-query x n score block took 1 GB at 1,000,000 rows). The threshold floor is read
+    # off these scores, so they must be on the join tiles' scale, <q, c> or -|q - c|^2, not merely rank
+    # alike (2<q, c> - |c|^2 would put the floor |q|^2 too high and leave most points short).
+    euclidean = metric == "euclidean"
+    found = exact_knn(proj, k=depth, metric="euclidean" if euclidean else "dot", query_indices=rows,
+                      validate=False, progress=False)
+    top = found.indices
+    top_s = (-(found.distances.astype(np.float64) ** 2) if euclidean else -found.distances).astype(np.float32)
     # rank of b's list among q's lists, from q's own centroid ordering
     q_scores = centroid_scores(proj[rows], centroids, 0.5 * sq_norms(centroids))
     q_rank = np.empty_like(q_scores, dtype=np.int64)
@@ -135,7 +125,7 @@ def tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> t
             full = kept.sum(axis=1) == n_cand  # else the n_cand-th reached one lies beyond the depth
             worst = np.where(full, np.where(kept, top_s, np.inf).min(axis=1), -np.inf)
             # "lower": no interpolation, which between two -inf gives NaN (and a NaN threshold
-            # admits nothing); when over 1 % of the queries are not full the floor is -inf
+            # admits nothing); when over 0.4 % of the queries are not full the floor is -inf
             return p, float(np.quantile(worst, THRESHOLD_FLOOR_QUANTILE, method="lower"))
         failed = p
     return None, -math.inf

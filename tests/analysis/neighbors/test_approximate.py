@@ -215,8 +215,8 @@ def test_rerank_picks_the_exact_best_candidates(metric):
     count[where[1]] = 3  # row 1 has fewer than k candidates: the rest of its row stays -1
     norms = np.linalg.norm(x, axis=1)
     empty = np.empty(0, np.float32)
-    got = rerank_candidates(x, buf_i, count, order, 20, 5, 1.0 / norms if metric == "cosine" else empty,
-                            norms ** 2 if metric == "euclidean" else empty, 4)
+    got, got_scores = rerank_candidates(x, buf_i, count, order, 20, 5, 1.0 / norms if metric == "cosine" else empty,
+                                        norms ** 2 if metric == "euclidean" else empty, 4)
     cand = rows.copy()
     cand[1, 3:] = -1
     safe = np.maximum(cand, 0)
@@ -227,3 +227,31 @@ def test_rerank_picks_the_exact_best_candidates(metric):
     want = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :5], axis=1)
     want[1, 3:] = -1
     np.testing.assert_array_equal(got, want)
+    # the scores on the kernel's scale: <a, b>, <a, b> / |b|, 2 <a, b> - |b|^2; -inf past the candidates
+    scale = {"dot": dots, "cosine": dots / norms[safe], "euclidean": 2 * dots - norms[safe] ** 2}[metric]
+    scale[cand < 0] = -np.inf
+    np.testing.assert_allclose(got_scores, -np.sort(-scale, axis=1)[:, :5], rtol=1e-5, atol=1e-5)
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_distances_from_scores_match_the_vector_difference(metric):
+    """Far pairs keep the distance of their exact score, near ones (and exact duplicates: 0) are
+    recomputed: every distance agrees with refine_distances."""
+    from embgeo.analysis.neighbors.table import distances_from_scores, refine_distances
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((400, 24)).astype(np.float32)
+    x[1] = x[0]  # an exact duplicate (distance exactly 0)
+    x[3] = x[2] + 1e-3  # a near pair
+    ids = np.stack([rng.permutation(np.r_[0:i, i + 1:400])[:6] for i in range(400)])
+    ids[0, 0], ids[2, 0] = 1, 3
+    ids[7, 5] = -1
+    norms = np.linalg.norm(x.astype(np.float64), axis=1)
+    dots = np.einsum("id,ijd->ij", x.astype(np.float64), x[np.maximum(ids, 0)].astype(np.float64))
+    b = norms[np.maximum(ids, 0)]
+    scores = {"cosine": dots / b, "euclidean": 2 * dots - b ** 2, "dot": dots}[metric].astype(np.float32)
+    got = distances_from_scores(x, ids, scores, metric, norms.astype(np.float32))
+    want = refine_distances(x, x, ids, metric)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * (1 if metric != "dot" else 10))
+    assert np.isnan(got[7, 5])
+    if metric != "dot":
+        assert got[0, 0] == 0.0
