@@ -116,3 +116,27 @@ def test_report_sampled(tmp_path):
     assert "subsample of 600 rows" in d["basis"]["hubness"]
     done = _embgeo("report", path, "--subsample", 600)
     assert done.returncode == 2 and done.stderr.strip() == "embgeo: error: --subsample applies only with --sampled"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_report_promptly_and_leaves_no_scratch(tmp_path):
+    """SIGINT during a report of a float16 file: exit 130 with one line, within seconds, and nothing left in
+    the scratch directory (the converted copy is an unnamed file)."""
+    import os
+    import signal
+    import time
+
+    path, scratch = tmp_path / "half.npy", tmp_path / "scratch"
+    scratch.mkdir()
+    np.save(path, make_anisotropic(30_000, 64, random_state=0).astype(np.float16))
+    env = {**os.environ, "EMBGEO_SCRATCH": str(scratch)}
+    proc = subprocess.Popen([sys.executable, "-m", "embgeo", "report", str(path), "--k", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(6)  # past start-up and loading, into the neighbour search
+    assert proc.poll() is None, proc.communicate()
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().endswith("embgeo: interrupted"), err
+    assert time.perf_counter() - sent < 20
+    assert list(scratch.iterdir()) == []

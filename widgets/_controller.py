@@ -176,9 +176,13 @@ class DashboardController(TaskRunner):
         sample = ID_SAMPLE if self.data.n > ID_SAMPLE and self.exact else None
         if not self.is_cached("intrinsic", metric, k, self.exact):
             self._ensure_table(metric)
+        # the decimation curve's subsample self-joins are cheap only for a query sample; on the
+        # approximate table of every point the GRIDE curve (read off the table) shows the scales
+        levels = 6 if self.exact or self.data.n <= ID_SAMPLE else 1
         return self._cached(("intrinsic", metric, k, self.exact),
                             lambda: intrinsic_dimension(self.table_set(metric), metric=metric, k=k, bootstrap=100,
-                                                        sample=sample, gride_max_rank=min(32, self.data.n - 2)))
+                                                        sample=sample, gride_max_rank=min(32, self.data.n - 2),
+                                                        scale_levels=levels))
 
     def hubness(self):
         if not self.is_cached("hubness", self.metric, self.k, self.exact):
