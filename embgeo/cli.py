@@ -151,9 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``embgeo`` command; returns the exit status (argparse exits 2 on bad usage itself)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from embgeo.analysis import EmbeddingInputError
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from embgeo.analysis import EmbeddingInputError
+    except KeyboardInterrupt:  # Ctrl-C while the command modules import
+        print("embgeo: interrupted", file=sys.stderr)
+        return 130
 
     try:
         return _COMMANDS[args.command].run(args)

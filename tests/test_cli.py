@@ -128,11 +128,11 @@ def test_ctrl_c_stops_the_report_promptly_and_leaves_no_scratch(tmp_path):
 
     path, scratch = tmp_path / "half.npy", tmp_path / "scratch"
     scratch.mkdir()
-    np.save(path, make_anisotropic(30_000, 64, random_state=0).astype(np.float16))
+    np.save(path, make_anisotropic(250_000, 96, random_state=0).astype(np.float16))  # ~20 s of exact search
     env = {**os.environ, "EMBGEO_SCRATCH": str(scratch)}
     proc = subprocess.Popen([sys.executable, "-m", "embgeo", "report", str(path), "--k", "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(6)  # past start-up and loading, into the neighbour search
+    time.sleep(8)  # past start-up and loading, into the neighbour search
     assert proc.poll() is None, proc.communicate()
     sent = time.perf_counter()
     proc.send_signal(signal.SIGINT)

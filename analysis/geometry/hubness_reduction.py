@@ -309,7 +309,7 @@ class HubnessReduction(BaseEstimator):
             cand = exact_knn(es.vectors, q, n_cand, metric=metric, backend=self.backend)
         scores = self._scores(cand, q, self_join)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :n_neighbors]
-        ids = np.take_along_axis(cand.indices, order, axis=1)
+        ids = np.take_along_axis(cand.indices, order, axis=1).astype(np.int64)  # scikit-learn returns int64
         if not return_distance:
             return ids
         top = np.take_along_axis(scores, order, axis=1)

@@ -290,8 +290,8 @@ def _check_fits(limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int
         raise EmbeddingInputError(
             f"the approximate join of {n:,} points needs about {gib(need)} ({dim}-d projection, {n_cand} "
             f"candidates and {n_probe} probed lists a point, {k} neighbours), more than memory_limit = "
-            f"{gib(limit)}; pass a larger memory_limit, fewer candidates or a smaller k, or analyse a sample "
-            f"(EmbeddingSet.subset)")
+            f"{gib(limit)}; pass a larger memory_limit, fewer candidates or a smaller k, or use the sampled report "
+            f"(sampled_report, embgeo report --sampled), whose memory does not grow with n")
 
 
 def _setting(value, name: str, upper: int, *, default):

@@ -31,7 +31,8 @@ class Neighbors(Result):
     """k nearest neighbours of a set of queries, sorted from nearest to farthest."""
 
     _title = "k-nearest-neighbour table"
-    indices: np.ndarray = _field("Corpus row of each neighbour, shape (n_queries, k).", summary=False)
+    indices: np.ndarray = _field("Corpus row of each neighbour, shape (n_queries, k); int32 below 2^31 rows.",
+                                 summary=False)
     distances: np.ndarray = _field("Distance to each neighbour (chord for cosine; -dot for dot).", summary=False)
     metric: str = _field("Similarity used.")
     exact: bool = _field("True for exact search; False for an approximate index.")
@@ -43,6 +44,13 @@ class Neighbors(Result):
     mean_distance: np.ndarray | None = _field(
         "Mean distance from each query to the whole corpus (self excluded), when asked for.", default=None,
         summary=False)
+
+    def __post_init__(self):
+        # int32 ids while the corpus has fewer than 2^31 rows: half the memory of the widest array a
+        # report keeps (1.3 GB at 10,000,000 x 32), and every statistic reads them as they are
+        ids = self.indices
+        if ids.dtype.kind in "iu" and ids.dtype.itemsize > 4 and (ids.size == 0 or int(ids.max()) < 2**31 - 1):
+            object.__setattr__(self, "indices", ids.astype(np.int32))
 
     @property
     def k(self) -> int:

@@ -255,3 +255,15 @@ def test_distances_from_scores_match_the_vector_difference(metric):
     assert np.isnan(got[7, 5])
     if metric != "dot":
         assert got[0, 0] == 0.0
+
+
+def test_tables_keep_int32_ids():
+    """Below 2^31 rows the ids are int32 (half the memory), whichever engine made the table."""
+    from embgeo.analysis.neighbors import Neighbors
+
+    x = np.random.default_rng(0).standard_normal((2000, 8)).astype(np.float32)
+    assert exact_knn(x, k=5).indices.dtype == np.int32
+    assert approximate_knn(x, k=5, recall_sample=100).indices.dtype == np.int32
+    wide = Neighbors(indices=np.array([[2**31 + 5]]), distances=np.ones((1, 1), np.float32), metric="cosine",
+                     exact=True)
+    assert wide.indices.dtype == np.int64  # ids that need 64 bits keep them
