@@ -197,6 +197,8 @@ def approximate_knn(
         raise EmbeddingInputError(f"candidates ({n_cand}) must be at least k ({k})")
     rng = check_random_state(random_state)
     limit = resolve_memory_limit(memory_limit)
+    # the least the join could need (one probed list, k candidates): refuse before minutes of work
+    _check_fits(limit, n, dim, n_lists, n_probe or 1, k, n_cand if candidates is not None else k)
 
     # No normalised copy of the corpus (1.5 GB at 1,000,000 x 384, and x may be a memory map): the
     # projection normalises block by block and the re-ranking divides by the row norms.
@@ -289,7 +291,7 @@ def _check_fits(limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int
     if need > limit:
         raise EmbeddingInputError(
             f"the approximate join of {n:,} points needs about {gib(need)} ({dim}-d projection, {n_cand} "
-            f"candidates and {n_probe} probed lists a point, {k} neighbours), more than memory_limit = "
+            f"candidates and {n_probe} probed list{'s' if n_probe != 1 else ''} a point, {k} neighbours), more than memory_limit = "
             f"{gib(limit)}; pass a larger memory_limit, fewer candidates or a smaller k, or use the sampled report "
             f"(sampled_report, embgeo report --sampled), whose memory does not grow with n")
 

@@ -35,9 +35,13 @@ def test_a_tight_limit_keeps_fewer_candidates_and_the_recall_says_so():
     assert tight.recall is not None and 0 < tight.recall <= 1
 
 
-def test_a_join_that_cannot_fit_says_what_it_needs():
+def test_a_join_that_cannot_fit_says_what_it_needs(monkeypatch):
+    import embgeo.analysis.neighbors.approximate as approximate
+
     x = make_anisotropic(2000, 16, random_state=0)
-    with pytest.raises(EmbeddingInputError, match=r"needs about .* GiB .* more than memory_limit"):
+    # refused before any work: not even the basis of the projection is computed
+    monkeypatch.setattr(approximate, "_principal_basis", lambda *a: pytest.fail("worked before refusing"))
+    with pytest.raises(EmbeddingInputError, match=r"needs about .* GiB .* more than memory_limit .* sampled report"):
         approximate_knn(x, k=10, recall_sample=100, memory_limit=1000)
 
 
