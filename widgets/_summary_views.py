@@ -30,7 +30,7 @@ class SummaryViews:
         self.exact_box = own(W.Checkbox(value=self.controller.exact, indent=False,
                                         description=f"exact neighbours (slow above {O.APPROXIMATE_ABOVE:,} points)"))
         self.exact_box.observe(self._on_exact, "value")
-        large = self.controller.data.n > O.APPROXIMATE_ABOVE
+        large = not self.controller.exact  # the controller chose the approximate table for this size
         self.panels["Overview"].children = [self.exact_box, self.overview] if large else [self.overview]
         self.panels["Spectrum"].children = [self._messages["Spectrum"], self._spectrum_box, self.spectrum_note]
         self.panels["Intrinsic dimension"].children = [self._messages["Intrinsic dimension"], self.id_summary,

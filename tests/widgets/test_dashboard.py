@@ -127,11 +127,9 @@ def test_large_sets_get_a_density_layer(monkeypatch, clustered):
 
 
 def test_large_sets_use_the_approximate_table_and_show_its_recall(monkeypatch, clustered):
-    import embgeo.widgets._options as dmod
     import embgeo.widgets._controller as cmod
 
     monkeypatch.setattr(cmod, "APPROXIMATE_ABOVE", 100)
-    monkeypatch.setattr(dmod, "APPROXIMATE_ABOVE", 100)
     fresh = EmbeddingSet(clustered.vectors, clustered.metadata, name="clustered")  # no cached tables yet
     d = Dashboard(fresh, background=False)
     c = d.controller
