@@ -10,7 +10,7 @@ folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exac
 
 from ._backend import numba_thread_pool, resolve_backend
 from ._fold_kernels import warm_up
-from .approximate import approximate_knn
+from .approximate import approximate_knn, check_join_fits
 from .exact import cosine_and_dot_sample, exact_knn
 from .statistics import (
     duplicate_mask,

@@ -187,7 +187,7 @@ def approximate_knn(
     check_finite(x, "corpus")
     check_no_zero_rows(x, metric, "corpus")
     recall_sample = check_k(recall_sample, 10**12, what="recall_sample", context="queries")
-    n_lists = _setting(n_lists, "n_lists", n, default=max(1, min(n // 64, round(math.sqrt(n)))))
+    n_lists = _setting(n_lists, "n_lists", n, default=default_lists(n))
     if n_probe is not None:
         n_probe = _setting(n_probe, "n_probe", n_lists, default=None)
     fixed_dim = projection_dim is not None
@@ -270,6 +270,18 @@ def approximate_knn(
 
 
 # --------------------------------------------------------------------------------------------- pieces
+
+
+def default_lists(n: int) -> int:
+    """Inverted lists of the join by default: round(sqrt(n)), at most n / 64 (at least 1)."""
+    return max(1, min(n // 64, round(math.sqrt(n))))
+
+
+def check_join_fits(n: int, d: int, k: int, *, memory_limit: int | None = None) -> None:
+    """Raise :class:`EmbeddingInputError` when even the smallest default join of ``n`` points (k
+    candidates, one probed list) would not fit in ``memory_limit``: a caller with work to do before the
+    join (the report's query sample) refuses at once instead of minutes later."""
+    _check_fits(resolve_memory_limit(memory_limit), n, min(d, DEFAULT_PROJECTION_DIM), default_lists(n), 1, k, k)
 
 
 def join_bytes(n: int, dim: int, n_lists: int, n_probe: int, k: int, n_cand: int) -> int:

@@ -50,7 +50,7 @@ from ..geometry import (
     near_duplicates,
     similarity_distribution,
 )
-from ..neighbors import cosine_and_dot_sample
+from ..neighbors import check_join_fits, cosine_and_dot_sample
 from .verdicts import Verdict, verdicts
 
 #: Largest neighbour rank of the GRIDE scale curve read off the shared table.
@@ -261,6 +261,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     distance = metric if metric != "dot" else "cosine"
     clock = _Clock(parts=9 + bool(weighted), progress=progress)
     notes: list[str] = []
+    if not exact and es.cached_neighbors(table_k, metric=metric, exact=False) is None:
+        check_join_fits(es.n, es.dim, table_k)  # before the query sample's search, not after it
     try:
         shared, truth = None, None
         if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot

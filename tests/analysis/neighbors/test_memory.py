@@ -54,3 +54,15 @@ def test_the_exact_self_join_streams_the_corpus_when_its_blocks_would_not_fit(mo
     streamed = exact_knn(x, k=5, memory_limit=1500 * 16 * 4 - 1)
     assert calls == [1]  # only the first kept the corpus resident
     np.testing.assert_array_equal(resident.indices, streamed.indices)
+
+
+def test_the_report_refuses_a_join_that_cannot_fit_before_its_sample_search(monkeypatch):
+    import embgeo.analysis.neighbors.approximate as approximate
+    import embgeo.analysis.report.full_report as full_report
+    from embgeo.analysis import geometry_report
+
+    x = make_anisotropic(3000, 16, random_state=0)
+    monkeypatch.setattr(approximate, "resolve_memory_limit", lambda limit: 1000)
+    monkeypatch.setattr(full_report, "cosine_and_dot_sample", lambda *a: pytest.fail("searched before refusing"))
+    with pytest.raises(EmbeddingInputError, match="more than memory_limit .* sampled report"):
+        geometry_report(x, k=5, exact=False)
