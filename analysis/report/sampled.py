@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core import EmbeddingInputError, check_k, check_metric, check_random_state, sample_rows
+from .._core import EmbeddingInputError, check_k, check_metric, check_no_zero_rows, check_random_state, sample_rows
 from ..embeddings import as_embedding_set
 from ..geometry import (
     concentration_from_table,
@@ -106,8 +106,9 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
     elif weighted and es.weights is None:
         raise EmbeddingInputError("weighted=True needs item weights: build the set with EmbeddingSet(..., weights=...)")
     rng = check_random_state(random_state)
-    seeds = [int(rng.integers(2**31 - 1)) for _ in range(5)]
+    seeds = [int(rng.integers(2**31 - 1)) for _ in range(7)]  # one per random part, drawn in a fixed order
     distance = metric if metric != "dot" else "cosine"
+    check_no_zero_rows(es.vectors, distance)  # the cosine parts (and the searches) need a direction per row
     n = es.n
     queries = np.arange(n) if sample >= n else np.sort(check_random_state(seeds[0]).choice(n, sample, replace=False))
     sub_rows = sample_rows(n, subsample, check_random_state(seeds[1]))
@@ -137,13 +138,13 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
             dist_t, k, distance, queries, check_random_state(seeds[4])))
         if cos_t is not None:
             sim = clock.run("similarity", lambda: similarity_from_kth(
-                es, cos_t.similarities[:, k - 1], k, 20_000, 50, check_random_state(seeds[4])))
+                es, cos_t.similarities[:, k - 1], k, 20_000, 50, check_random_state(seeds[5])))
             dup = clock.run("near_duplicates", lambda: near_duplicates_from_table(es, cos_t.head(k), queries))
             cvd = clock.run("cosine_vs_dot", lambda: cosine_dot_from_tables(es, cos_t.head(k), dot_t, queries))
         else:
-            sim = clock.run("similarity", lambda: similarity_distribution(sub, k=k, random_state=seeds[4]))
+            sim = clock.run("similarity", lambda: similarity_distribution(sub, k=k, random_state=seeds[5]))
             dup = clock.run("near_duplicates", lambda: near_duplicates(sub, k=k))
-            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(es, k=k, sample=sample, random_state=seeds[4]))
+            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(es, k=k, sample=sample, random_state=seeds[6]))
     finally:
         clock.close()
 

@@ -113,6 +113,10 @@ def test_bad_settings():
         sampled_report(x, k=5, subsample=0)
     with pytest.raises(EmbeddingInputError, match="subsample .* at least 2k"):
         sampled_report(x, k=5, subsample=8)
+    zero = x.copy()
+    zero[7] = 0
+    with pytest.raises(EmbeddingInputError, match="zero"):
+        sampled_report(zero, k=5, sample=50, subsample=100)
     with pytest.raises(EmbeddingInputError, match="sample_neighbors must be an exact cosine table"):
         intrinsic_dimension(x, sample_neighbors=(np.arange(3), _table(x)))
 
