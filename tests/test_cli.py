@@ -120,8 +120,9 @@ def test_report_sampled(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_report_promptly_and_leaves_no_scratch(tmp_path):
-    """SIGINT during a report of a float16 file: exit 130 with one line, within seconds, and nothing left in
-    the scratch directory (the converted copy is an unnamed file)."""
+    """SIGINT during a report: exit 130 with one line, within seconds, and nothing written to the scratch
+    directory. (At this size the float16 file is converted in memory; that a scratch map leaves nothing
+    behind after an interrupt is tested in tests/analysis/io/test_streaming.py.)"""
     import os
     import signal
     import time
