@@ -71,6 +71,15 @@ def _pick_key(keys: list[str], arrays: Callable[[str], Any], vectors, path: Path
 
 def _read_npy(path, *, vectors, metadata, weights, mmap) -> Loaded:
     _no_names(path, vectors, metadata, weights)
+    x = open_npy(path, mmap)
+    # float32 stays a read-only memory map of the file; other dtypes are converted block by block (into
+    # a scratch map on disk when large: a float16 file never becomes a full float32 copy in RAM)
+    return Loaded(_converted(x, path) if mmap else x)
+
+
+def open_npy(path, mmap: bool = True) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped read-only (or read, with ``mmap=False``), as stored:
+    refused when it is not a .npy file, holds Python objects, is truncated, or is not numeric."""
     with open(path, "rb") as fh:
         magic = fh.read(6)
     if magic != b"\x93NUMPY":  # else np.load would try to unpickle it and blame allow_pickle
@@ -85,9 +94,7 @@ def _read_npy(path, *, vectors, metadata, weights, mmap) -> Loaded:
         raise _corrupt(path, ".npy", exc) from None
     if x.dtype.kind not in "fiu" and x.dtype.kind != "b":
         raise EmbeddingInputError(f"dtype {x.dtype} is not a numeric vector type")
-    # float32 stays a read-only memory map of the file; other dtypes are converted block by block (into
-    # a scratch map on disk when large: a float16 file never becomes a full float32 copy in RAM)
-    return Loaded(_converted(x, path) if mmap else x)
+    return x
 
 
 def _converted(x: np.ndarray, path) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._core import EmbeddingInputError, float32_matrix_from_blocks, iter_row_blocks
-from .formats import parquet_blocks, parquet_vector_column
+from .formats import open_npy, parquet_blocks, parquet_vector_column
 from .tables import Loaded, is_name_list, listing
 
 #: Extensions a shard may have (one kind per set).
@@ -74,13 +74,11 @@ def read_shards(paths: list[Path], *, vectors, metadata, weights) -> Loaded:
 
 
 def _npy_part(path: Path):
-    with open(path, "rb") as fh:
-        if fh.read(6) != b"\x93NUMPY":
-            raise EmbeddingInputError(f"shard {path} is not a .npy file")
     try:
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise EmbeddingInputError(f"shard {path}: could not read it as .npy: {exc}") from None
+        x = open_npy(path)
+    except EmbeddingInputError as exc:
+        msg = str(exc)  # a corrupt file's message names it already
+        raise EmbeddingInputError(msg if msg.startswith(str(path)) else f"shard {path}: {msg}") from None
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise EmbeddingInputError(f"shard {path} holds a {x.ndim}-D {x.dtype} array; shards must be 2-D numeric")
     return x.shape[0], x.shape[1], lambda: iter_row_blocks(x)

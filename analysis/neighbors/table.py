@@ -84,7 +84,7 @@ class Neighbors(Result):
 
 
 
-def refine_distances(corpus, queries, ids, metric: str, visit=None) -> np.ndarray:
+def refine_distances(corpus, queries, ids, metric: str, visit=None, *, norms=None) -> np.ndarray:
     """Distances of the listed pairs (``ids``: corpus rows per query row), from the vector difference.
 
     The score tiles give a distance as sqrt(2 - 2s) or sqrt(|q|^2 + |c|^2 - 2<q, c>), which loses
@@ -93,7 +93,9 @@ def refine_distances(corpus, queries, ids, metric: str, visit=None) -> np.ndarra
     recover. One numba pass reads each listed corpus row in place, with no gathered copies (the
     NumPy version that gathered (rows, k, d) blocks took 8 s on 100,000 x 32 neighbours x 384).
     Ids below 0 give NaN. ``visit``: an order of the query rows to compute them in (see
-    :func:`._distance_kernels.pair_distances`).
+    :func:`._distance_kernels.pair_distances`). ``norms``: the cosine row norms
+    (:func:`blocked_row_norms`) of the corpus and of the queries, ``(c_norms, q_norms)``, when the
+    caller has them already.
     """
     mode = {"cosine": 0, "euclidean": 1, "dot": 2}[metric]
     ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -101,7 +103,9 @@ def refine_distances(corpus, queries, ids, metric: str, visit=None) -> np.ndarra
     queries = np.asarray(queries, dtype=np.float32)
     # Under cosine each row is divided by its norm summed in one fixed order (row_norms), so
     # identical rows give identical unit vectors and a distance of exactly 0.
-    if mode == 0:
+    if mode == 0 and norms is not None:
+        c_norms, q_norms = (np.asarray(v, dtype=np.float32) for v in norms)
+    elif mode == 0:
         c_norms = blocked_row_norms(corpus)
         q_norms = c_norms if queries is corpus else blocked_row_norms(queries)
     else:
@@ -141,14 +145,10 @@ def distances_from_scores(corpus, ids, scores, metric: str, norms, *, block_rows
     dist = dist.astype(np.float32)
     dist[ids < 0] = np.nan
     rows = np.flatnonzero(near.any(axis=1))
-    c_norms = np.asarray(norms, dtype=np.float32) if metric == "cosine" else np.empty(0, np.float32)
     for start in range(0, len(rows), block_rows):
         r = rows[start:start + block_rows]
-        queries = np.ascontiguousarray(corpus[r], dtype=np.float32)
-        dist[r] = pair_distances(np.asarray(corpus, dtype=np.float32), queries,
-                                 np.ascontiguousarray(ids[r], dtype=np.int64), c_norms,
-                                 c_norms[r] if metric == "cosine" else c_norms, {"cosine": 0, "euclidean": 1}[metric],
-                                 np.empty(0, dtype=np.int64))
+        dist[r] = refine_distances(corpus, np.asarray(corpus[r], dtype=np.float32), ids[r], metric,
+                                   norms=(norms, np.asarray(norms)[r]))
     return dist
 
 
