@@ -133,7 +133,7 @@ def case_dashboard(path: str, k: int) -> dict:
     c = DashboardController(path, background=False)
     cards = c.cards()
     seconds = time.perf_counter() - t0
-    table = c.data.cached_neighbors(c.neighbor_table_width(), metric=c.metric, exact=c.exact)
+    table = c.shared_table()
     return {"seconds": seconds, "recall": None if table.exact else table.recall,
             "timings": {"first_overview": seconds}, "notes": [c.table_note()], "peak_rss_bytes": _peak_rss_bytes(),
             "values": {v.title: v.value for v in cards}, "exact": c.exact}

@@ -121,21 +121,24 @@ class DashboardController(TaskRunner):
         k = k or self.k
         return wide if wide.k == k else wide.head(k)
 
+    def shared_table(self, metric: str | None = None):
+        """The shared table under ``metric`` (default: the current one) if it is searched, else None."""
+        return self.data.cached_neighbors(self.neighbor_table_width(), metric=metric or self.metric, exact=self.exact)
+
     def table_set(self, metric: str | None = None) -> EmbeddingSet:
         """The set whose neighbour requests under ``metric`` read the shared table: the set itself when
         the table is exact, else a view answering them from the approximate table (whose ``exact`` flag
         and recall travel into every report built on it)."""
-        metric = metric or self.metric
         if self.exact:
             return self.data
-        table = self.data.cached_neighbors(self.neighbor_table_width(), metric=metric, exact=False)
+        table = self.shared_table(metric)
         if table is None:
             raise EmbeddingInputError("the shared neighbour table is not searched yet")
         return self.data if table.exact else self.data.with_neighbors(table)
 
     def table_note(self) -> str:
         """One line on the shared table under the current metric: exact, or approximate with its recall."""
-        table = self.data.cached_neighbors(self.neighbor_table_width(), metric=self.metric, exact=self.exact)
+        table = self.shared_table()
         if table is None:
             return ""
         if table.exact:
@@ -146,10 +149,9 @@ class DashboardController(TaskRunner):
 
     def _ensure_table(self, metric: str | None = None, low: int = 10, high: int = 45) -> None:
         """Search the shared table if it is not cached yet, the bar moving from ``low`` to ``high``."""
-        metric = metric or self.metric
-        width = self.neighbor_table_width()
-        if self.data.cached_neighbors(width, metric=metric, exact=self.exact) is not None:
+        if self.shared_table(metric) is not None:
             return
+        metric, width = metric or self.metric, self.neighbor_table_width()
         kind = "exact" if self.exact else "approximate (recall measured)"
         status = f"searching the {kind} {width}-NN table ({self.data.n:,} points, {metric})..."
         self.data.neighbors(width, metric=metric, exact=self.exact, progress=self.progress_between(low, high, status))

@@ -19,6 +19,7 @@ from .stats import (
     check_n_boot,
     median_ci,
     percentile_interval,
+    row_skewness,
     sample_rows,
     skewness,
     spearman,

@@ -87,12 +87,17 @@ def check_n_boot(n_boot) -> int:
 
 def skewness(x) -> float:
     """Population (moment) skewness E[(x - mean)^3] / std^3; 0 for a constant sample."""
-    x = np.asarray(x, dtype=np.float64)
-    centred = x - x.mean()
-    var = np.mean(centred ** 2)
-    if var <= 1e-24 * max(1.0, x.mean() ** 2):  # every value equal: no asymmetry to measure
-        return 0.0
-    return float(np.mean(centred ** 3) / var ** 1.5)
+    return float(row_skewness(np.asarray(x, dtype=np.float64)[None, :])[0])
+
+
+def row_skewness(r) -> np.ndarray:
+    """:func:`skewness` of each row of a 2-D array (bootstrap resamples, one per row)."""
+    r = np.asarray(r, dtype=np.float64)
+    mean = r.mean(axis=1)
+    centred = r - mean[:, None]
+    var = np.mean(centred ** 2, axis=1)
+    constant = var <= 1e-24 * np.maximum(1.0, mean ** 2)  # every value equal: no asymmetry to measure
+    return np.where(constant, 0.0, np.mean(centred ** 3, axis=1) / np.where(constant, 1.0, var) ** 1.5)
 
 
 @numba.njit(cache=True)

@@ -22,6 +22,7 @@ from .._core import (
     check_random_state,
     metric as _field,
     percentile_interval,
+    row_skewness,
     skewness,
 )
 from ..embeddings import EmbeddingSet, as_embedding_set
@@ -136,7 +137,7 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
     rng = check_random_state(random_state)
     shown = np.sort(rng.choice(antihubs, size=min(top, len(antihubs)), replace=False))
     n_boot, confidence = check_n_boot(bootstrap), check_confidence(confidence)
-    ci = None if n_boot == 0 else percentile_interval(bootstrap_values(n_k, _row_skewness, n_boot, rng), confidence)
+    ci = None if n_boot == 0 else percentile_interval(bootstrap_values(n_k, row_skewness, n_boot, rng), confidence)
 
     return HubnessReport(
         k=k, metric=metric, n=data.n,
@@ -150,10 +151,3 @@ def hubness_report(data, *, k: int = 10, metric: str = "cosine", top: int = 20, 
         k_occurrence=n_k, exact=table.exact, recall=table.recall, skewness_ci=ci,
     )
 
-
-def _row_skewness(r: np.ndarray) -> np.ndarray:
-    """:func:`skewness` of each row of a (resamples, n) matrix."""
-    centred = r - r.mean(axis=1, keepdims=True)
-    var = np.mean(centred ** 2, axis=1)
-    third = np.mean(centred ** 3, axis=1)
-    return np.where(var > 1e-24, third / np.maximum(var, 1e-300) ** 1.5, 0.0)

@@ -98,6 +98,7 @@ def _parquet_part(path: Path, vectors):
         n, d, _ = parquet_blocks(pf, col)
     except pa.ArrowException as exc:
         raise EmbeddingInputError(f"shard {path}: could not read it as Parquet: {exc}") from None
+    # reopened when its blocks are read, so that a thousand shards do not hold a thousand open files
     return (n, d, lambda: parquet_blocks(pq.ParquetFile(path), col)[2]), rest
 
 

@@ -156,6 +156,19 @@ class _Clock:
     def close(self):
         self._progress.close()
 
+    def rounded(self) -> dict[str, float]:
+        """Seconds per part, as a report stores them."""
+        return {name: round(sec, 4) for name, sec in self.timings.items()}
+
+
+def resolve_weighted(es, weighted: bool | None) -> bool:
+    """Whether a report adds the frequency-weighted isotropy: as asked, or (None) when the set has weights."""
+    if weighted is None:
+        return es.weights is not None
+    if weighted and es.weights is None:
+        raise EmbeddingInputError("weighted=True needs item weights: build the set with EmbeddingSet(..., weights=...)")
+    return bool(weighted)
+
 
 def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = True, sample: int | None = 2000,
                     weighted: bool | None = None, random_state=0, progress: bool | None = None,
@@ -243,10 +256,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     es = as_embedding_set(data)
     k = check_k(k, es.n - 1, context="neighbours (self excluded)")
     check_k(2 * k, es.n - 1, what="2k", context="neighbours (self excluded) for the expansion D_2k/D_k")
-    if weighted is None:
-        weighted = es.weights is not None
-    elif weighted and es.weights is None:
-        raise EmbeddingInputError("weighted=True needs item weights: build the set with EmbeddingSet(..., weights=...)")
+    weighted = resolve_weighted(es, weighted)
     if sample is not None:
         sample = check_k(sample, 10**12, what="sample", context="query points")
     if scale_levels is None:
@@ -334,7 +344,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     return GeometryReport(
         name=es.name, n=es.n, dim=es.dim, metric=metric, k=k, exact=bool(table.exact),
         recall=None if table.exact else table.recall, table_k=table.k,
-        timings={name: round(sec, 4) for name, sec in clock.timings.items()}, notes=tuple(notes),
+        timings=clock.rounded(), notes=tuple(notes),
         isotropy=iso, weighted_isotropy=w_iso, intrinsic_dimension=idim, hubness=hub, concentration=conc,
         similarity=sim, cosine_vs_dot=cvd, near_duplicates=dup, mode="full", basis=basis,
     )

@@ -44,7 +44,7 @@ from ..geometry import (
     similarity_from_kth,
 )
 from ..neighbors import cosine_and_dot_sample, exact_knn
-from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock
+from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock, resolve_weighted
 
 #: Default uniform subsample whose own graph gives hubness (its exact self-join takes seconds).
 DEFAULT_SUBSAMPLE = 100_000
@@ -101,10 +101,7 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
     subsample = min(es.n, check_k(subsample, 10**12, what="subsample", context="rows"))
     if subsample < 2 * k + 2:
         raise EmbeddingInputError(f"subsample ({subsample}) must be at least 2k + 2 = {2 * k + 2} rows")
-    if weighted is None:
-        weighted = es.weights is not None
-    elif weighted and es.weights is None:
-        raise EmbeddingInputError("weighted=True needs item weights: build the set with EmbeddingSet(..., weights=...)")
+    weighted = resolve_weighted(es, weighted)
     rng = check_random_state(random_state)
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(7)]  # one per random part, drawn in a fixed order
     distance = metric if metric != "dot" else "cosine"
@@ -167,7 +164,7 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
     return GeometryReport(
         name=es.name, n=n, dim=es.dim, metric=metric, k=k, exact=bool(graph.exact),
         recall=None if graph.exact else graph.recall, table_k=dist_t.k,
-        timings={name: round(sec, 4) for name, sec in clock.timings.items()}, notes=tuple(notes),
+        timings=clock.rounded(), notes=tuple(notes),
         isotropy=iso, weighted_isotropy=w_iso, intrinsic_dimension=idim, hubness=hub, concentration=conc,
         similarity=sim, cosine_vs_dot=cvd, near_duplicates=dup, mode="sampled", basis=basis,
     )
