@@ -8,6 +8,8 @@ in ``--data-dir`` (default ``benchmarks/.data``, git-ignored), generated block b
 float64 array is ever held, and runs each case in a child process of its own:
 
 * ``report``: ``geometry_report(load(path), exact=False)``, the full report on the approximate table;
+* ``bounded``: the same with ``memory_limit`` = 1 GiB (``BOUNDED_LIMIT``), where the approximate join
+  holds a block of points' candidate buffers at a time instead of every point's;
 * ``sampled``: ``sampled_report(load(path))``, streamed moments, 2,000 queries against all rows and a
   100,000-row subsample's graph, with the intervals' widths;
 * ``dashboard``: the dashboard's first Overview (``DashboardController(path).cards()``, headless, the
@@ -38,7 +40,11 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BLOCK_ROWS = 250_000
 #: --cases choices -> the case names in the results.
-CASE_NAMES = {"report": "report_approx", "sampled": "report_sampled", "dashboard": "dashboard_first_overview"}
+CASE_NAMES = {"report": "report_approx", "bounded": "report_approx_bounded", "sampled": "report_sampled",
+              "dashboard": "dashboard_first_overview"}
+#: memory_limit of the bounded case: the goal is peak RSS <= input + 1.5 GB, and the rest of the
+#: report (the sample search, isotropy, the statistics on the table) needs some room beside the join.
+BOUNDED_LIMIT = 2**30
 
 
 def write_anisotropic(path: Path, n: int, dim: int, seed: int = 0) -> None:
@@ -99,16 +105,22 @@ class AnonymousPeak:
         return max(self.peak, self.now())
 
 
-def case_report(path: str, k: int) -> dict:
+def case_report(path: str, k: int, memory_limit: int | None = None) -> dict:
     from embgeo.analysis import geometry_report, load
 
     es = load(path)
     t0 = time.perf_counter()
-    report = geometry_report(es, k=k, exact=False, progress=False)
+    report = geometry_report(es, k=k, exact=False, progress=False, memory_limit=memory_limit)
+    table = es.cached_neighbors(min(max(k, 32), es.n - 1), exact=False)  # the report's table
     return {"seconds": time.perf_counter() - t0, "recall": report.recall, "timings": report.timings,
-            "notes": list(report.notes), "peak_rss_bytes": _peak_rss_bytes(),
+            "notes": list(report.notes), "peak_rss_bytes": _peak_rss_bytes(), "memory_limit": memory_limit,
+            "backend": None if table is None else table.backend,
             "values": {"isoscore": report.isotropy.isoscore, "twonn": report.intrinsic_dimension.twonn,
                        "hubness_skewness": report.hubness.skewness}}
+
+
+def case_bounded(path: str, k: int) -> dict:
+    return case_report(path, k, memory_limit=BOUNDED_LIMIT)
 
 
 def case_sampled(path: str, k: int) -> dict:

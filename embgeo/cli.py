@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -86,6 +87,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _memory_size(text: str) -> int:
+    """A byte count: a number with an optional unit (``8GB``, ``1.5GiB``, ``800MB``, ``2000000000``)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else None
+    if unit not in _SIZE_UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 8GB, 1.5GiB or 800MB, got {text!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
 # --------------------------------------------------------------------------------------------- report
 
 
@@ -104,6 +118,9 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
                         "neighbour statistic (default: 2000)")
     p.add_argument("--subsample", type=_positive_int, default=None,
                    help="with --sampled: rows whose own graph gives hubness (default: 100000, at most n)")
+    p.add_argument("--memory-limit", type=_memory_size, default=None, metavar="SIZE",
+                   help="memory the neighbour search may hold, e.g. 2GB (default: half the available memory); "
+                        "a tight limit makes the approximate join work a block of points at a time")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     p.add_argument("--html", metavar="OUT", help="also write a standalone HTML page with charts to OUT")
 
@@ -115,6 +132,8 @@ def _run_report(args: argparse.Namespace) -> int:
 
     if args.subsample is not None and not args.sampled:
         raise UsageError("--subsample applies only with --sampled")
+    if args.memory_limit is not None and args.sampled:
+        raise UsageError("--memory-limit applies to the full report, not --sampled (whose memory does not grow with n)")
     data = load_embeddings(args.path)
     if args.sampled:
         extra = {} if args.subsample is None else {"subsample": args.subsample}
@@ -123,7 +142,7 @@ def _run_report(args: argparse.Namespace) -> int:
                                 progress=sys.stderr.isatty(), **extra)
     else:
         report = geometry_report(data, metric=args.metric, k=args.k, exact=not args.approximate,
-                                 sample=args.sample, progress=sys.stderr.isatty())
+                                 sample=args.sample, progress=sys.stderr.isatty(), memory_limit=args.memory_limit)
     print(repr(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

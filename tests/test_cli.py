@@ -53,6 +53,26 @@ def test_report_approximate_reports_recall(tmp_path):
     assert d["hubness"]["neighbors_recall"] == d["recall"]
 
 
+def test_memory_limit_reaches_the_join_and_bad_sizes_are_named(tmp_path, capsys, monkeypatch):
+    import embgeo.analysis.embeddings.embedding_set as embedding_set
+    from embgeo.analysis import approximate_knn
+
+    assert [cli._memory_size(t) for t in ("8GB", "1.5GiB", "800MB", "2000")] == [8 * 10**9, int(1.5 * 2**30),
+                                                                                 8 * 10**8, 2000]
+    for bad in ("lots", "-1GB", "0", "8 parsecs"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a size such as 8GB"):
+            cli._memory_size(bad)
+    path = tmp_path / "medium.npy"
+    np.save(path, make_anisotropic(1000, 24, random_state=1))
+    limits = []
+    monkeypatch.setattr(embedding_set, "approximate_knn", lambda *a, **kw: limits.append(kw["memory_limit"])
+                        or approximate_knn(*a, **kw))
+    assert cli.main(["report", str(path), "--k", "5", "--sample", "100", "--approximate", "--memory-limit", "2GB"]) == 0
+    assert limits == [2 * 10**9]
+    assert cli.main(["report", str(path), "--sampled", "--memory-limit", "2GB"]) == 2
+    assert "--memory-limit applies to the full report" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, message", [
     (b"this is not an array", "magic"),
     (None, "no such file"),

@@ -7,7 +7,7 @@ cancellation), memory (the memory budget) and scratch (float32 matrices in unnam
 Other layers import these names from ``embgeo.analysis._core``, never from its modules.
 """
 
-from .memory import available_memory, gib, resolve_memory_limit
+from .memory import available_memory, size_text, resolve_memory_limit
 from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments
 from .progress import Cancelled, Progress, sub_progress
 from .results import Result, format_value, hidden, metric, stylesheet

@@ -40,6 +40,9 @@ def resolve_memory_limit(memory_limit) -> int:
     return int(memory_limit)
 
 
-def gib(nbytes: float) -> str:
-    """Bytes as a short GiB figure for messages ("1.4 GiB")."""
+def size_text(nbytes: float) -> str:
+    """Bytes as a short figure for messages: "1.4 GiB", or "12.5 MiB" below 1 GiB (where a GiB figure
+    would read 0.0)."""
+    if nbytes < 2**30:
+        return f"{nbytes / 2**20:.1f} MiB"
     return f"{nbytes / 2**30:.1f} GiB"

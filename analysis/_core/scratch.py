@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .memory import gib
+from .memory import size_text
 from .validation import EmbeddingInputError
 
 #: Converted matrices up to this size stay in memory; larger ones go to a scratch map.
@@ -89,8 +89,8 @@ def scratch_matrix(n: int, d: int, blocks: Iterable[tuple[int, np.ndarray]], *,
                                   "set EMBGEO_SCRATCH to a writable directory") from None
     if need + DISK_MARGIN_BYTES > free:
         raise EmbeddingInputError(
-            f"{what}: {n:,} x {d} as float32 needs {gib(need)} of scratch disk in {directory}, which has "
-            f"{gib(free)} free; set EMBGEO_SCRATCH to a directory on a larger disk, or convert the data to "
+            f"{what}: {n:,} x {d} as float32 needs {size_text(need)} of scratch disk in {directory}, which has "
+            f"{size_text(free)} free; set EMBGEO_SCRATCH to a directory on a larger disk, or convert the data to "
             "one float32 .npy file (which is read in place, with no copy)")
     with tempfile.TemporaryFile(dir=directory) as fh:  # no name anywhere: nothing to clean up, ever
         fh.truncate(need)

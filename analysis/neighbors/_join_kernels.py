@@ -1,5 +1,6 @@
-"""Kernels of the approximate IVF self-join (:mod:`.approximate`): candidate buffers, the join tile,
-the probe bookkeeping and the exact re-ranking (numba).
+"""Kernels of the approximate IVF self-join (:mod:`.approximate`): candidate buffers, the join tiles
+(symmetric, :func:`join_tile`, and rows only, :func:`join_rows`), the probe bookkeeping and the exact
+re-ranking (numba).
 
 The approximate join (:mod:`.approximate`) keeps more candidates per point (4k, e.g. 128) and feeds each
 point from many tiles whose rows are scattered points. A point admits several hundred candidates
@@ -192,6 +193,55 @@ def join_tile(pts, sq, rows, b0, b1, own, pos_list, probe_bits, buf_s, buf_i, co
 
 
 @numba.njit(parallel=True, cache=True)
+def join_rows(pts, sq, rows, b0, b1, offset, buf_s, buf_i, count, thr, scratch_q, scratch_t, step_rows, workers):
+    """Score ``rows`` (positions) against the members ``b0:b1`` of one list and offer every cell to its
+    row only: the blocked join's tile (:func:`.approximate._blocked_join`), where only the rows'
+    buffers are held (row position t owns buffer ``t - offset``). A row's own cell is skipped.
+
+    The same worker layout as :func:`join_tile` (a share of the rows each, ``step_rows`` at a time,
+    a single-threaded sgemm into a cache-sized tile), without its column side, so the rows of one call
+    must be distinct (no two workers write one buffer).
+    """
+    n_rows = rows.shape[0]
+    m = b1 - b0
+    dim = pts.shape[1]
+    members = pts[b0:b1]
+    euclid = sq.shape[0] > 0
+    max_m = scratch_t.shape[0] // (workers * step_rows)
+    share = -(-n_rows // workers)
+    for w in numba.prange(workers):
+        sel = np.empty(buf_s.shape[1], dtype=np.int32)  # selection scratch, one per worker and call
+        for r0 in range(w * share, min(n_rows, (w + 1) * share), step_rows):
+            r1 = min(n_rows, (w + 1) * share, r0 + step_rows)
+            qb = scratch_q[w * step_rows * dim:(w * step_rows + r1 - r0) * dim].reshape((r1 - r0, dim))
+            for i in range(r1 - r0):
+                qb[i] = pts[rows[r0 + i]]
+            base = w * step_rows * max_m
+            tile = scratch_t[base:base + (r1 - r0) * m].reshape((r1 - r0, m))
+            np.dot(qb, members.T, tile)
+            for i in range(r1 - r0):
+                t = rows[r0 + i]
+                u = t - offset
+                if euclid:
+                    for j in range(m):
+                        tile[i, j] = 2 * tile[i, j] - sq[t] - sq[b0 + j]
+                if b0 <= t < b1:
+                    tile[i, t - b0] = -np.inf
+                threshold = thr[u]
+                for j0 in range(0, m, 32):
+                    j1 = min(m, j0 + 32)
+                    hit = False  # a branch-free pass first: it vectorises, and most blocks miss
+                    for j in range(j0, j1):
+                        hit |= tile[i, j] > threshold
+                    if not hit:
+                        continue
+                    for j in range(j0, j1):
+                        v = tile[i, j]
+                        if v > threshold:
+                            threshold = _admit_buffered(buf_s, buf_i, count, thr, u, v, b0 + j, sel)
+
+
+@numba.njit(parallel=True, cache=True)
 def compact_all(buf_s, buf_i, count, thr, keep, n_chunks):
     """Cut every buffer to its ``keep`` best (the end of the join)."""
     n = buf_s.shape[0]
@@ -207,7 +257,8 @@ def group_queries(probes, pos_list, n_lists):
     """Outside queries of every list, bucketed by the rank at which they probe it.
 
     ``probes[t]`` are position t's lists, nearest first (its own list ``pos_list[t]`` normally at
-    rank 0). A probe of list L at rank r by a point outside L goes to bucket ``g * n_lists + L``
+    rank 0; ``pos_list[t] = -1`` keeps all of t's probes, as the blocked join, which has no
+    symmetric own-list tile, needs). A probe of list L at rank r by a point outside L goes to bucket ``g * n_lists + L``
     with ``g = floor(log2 max(r, 1))`` (ranks 0-1, 2-3, 4-7, ...), positions ascending within a
     bucket. Returns the bucket starts (``n_groups * n_lists + 1``) and the positions, from one
     counting sort (NumPy's repeat / mask / argsort chain took 0.3 s on 100,000 points x 25 probes).
@@ -303,16 +354,17 @@ def top_columns(scores, p):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n_chunks):
-    """The ``k`` best of each point's buffered candidates by exact score, in the caller's row order:
+def rerank_candidates(data, buf_i, count, rows, order, keep, k, inv_norms, sq_norms, n_chunks):
+    """The ``k`` best of each buffer's candidates by exact score, one output row per buffer:
     ``(ids, scores)``, best first (-1 and -inf where fewer than k exist; scores in float64).
 
-    The point at join position t is row ``order[t]``; its candidates are the positions
-    ``buf_i[t, :min(count[t], keep)]`` (rows ``order[...]``). ``data`` holds the raw rows (a memory map
+    Buffer t belongs to row ``rows[t]``; its candidates are the join positions
+    ``buf_i[t, :min(count[t], keep)]``, position p being row ``order[p]``. Callers re-rank a block of
+    buffers at a time (the output takes 16 k bytes a row). ``data`` holds the raw rows (a memory map
     is fine: no normalised copy is made). Scores are ``<a, b>``, or ``<a, b> / |b|`` when ``inv_norms``
     is non-empty (cosine: the query's own norm does not change its ranking), or ``2<a, b> - |b|^2``
-    when ``sq_norms`` is (euclidean). Positions are visited in join order (neighbouring rows share
-    candidates, which then stay in cache), in ``n_chunks`` chunks with their own scratch lists.
+    when ``sq_norms`` is (euclidean). Buffers are visited in order (in join order, neighbouring rows
+    share candidates, which then stay in cache), in ``n_chunks`` chunks with their own scratch lists.
     Candidates are scored eight at a time: one pass over row a feeds eight independent streams of
     candidate rows, so their cache misses overlap (1.56 -> 1.10 s for 100,000 x 128 candidates x
     384 here, against one candidate at a time).
@@ -331,7 +383,7 @@ def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n
         ids = np.empty(c + 8, dtype=np.int64)
         scores = np.empty(c + 8, dtype=np.float64)
         for t in range(chunk * step, min(n, (chunk + 1) * step)):
-            a = order[t]
+            a = rows[t]
             m = min(c, count[t])
             for j in range(m):
                 ids[j] = order[buf_i[t, j]]
@@ -366,6 +418,6 @@ def rerank_candidates(data, buf_i, count, order, keep, k, inv_norms, sq_norms, n
                 _sift_in(best_s, best_i, filled, score, ids[j])
                 filled = min(k, filled + 1)
             for j in range(filled):
-                out[a, j] = best_i[j]
-                out_s[a, j] = best_s[j]
+                out[t, j] = best_i[j]
+                out_s[t, j] = best_s[j]
     return out, out_s

@@ -15,6 +15,16 @@ neighbours of *every* point of the set. That self-join can keep what makes the e
    meets every point that probes *its* list: the candidate set of a is
    ``{b : a probes list(b)} | {b : b probes list(a)}``, each pair folded into each list once.
 
+**Memory.** That symmetric join holds a buffer of ``2 candidates`` slots for every point until the
+last list is scored (2 GB at 1,000,000 points and 128 candidates). Where that does not fit the memory
+limit, the **blocked** join (:func:`.ivf_join.blocked_join`) takes consecutive positions in list order a
+block at a time: the block's points probe their lists, every (list, queries) tile feeds the queries
+only, and the block is re-ranked and written to the result before the next one starts, so only the
+projection and the result grow with n. A pair then reaches only its query, whose candidate set is
+``{b : a probes list(b)}``: the tuning (which simulates the join it is tuning) probes about twice the
+lists for the same recall (1,000,000 x 384, k = 32, target 0.95: 128 of 1,000 lists against 64; the
+join took 218 s against 149 s, bench_scale.py's ``bounded`` case).
+
 ``n_probe`` is tuned on a sample of queries by *simulating* the join for them (their projected
 top candidates and which of those the probing would reach): the recall of the re-ranked result equals
 the share of the true neighbours among the chosen candidates, since a true neighbour that is a
@@ -47,12 +57,10 @@ from __future__ import annotations
 import math
 import time
 
-import numba
 import numpy as np
 
 from .._core import (
     EmbeddingInputError,
-    Progress,
     as_float32_matrix,
     check_finite,
     check_k,
@@ -60,37 +68,35 @@ from .._core import (
     check_no_zero_rows,
     blocked_row_norms,
     check_random_state,
-    gib,
+    size_text,
     prepare_rows,
     resolve_memory_limit,
     scan_moments,
 )
-from ._backend import numba_thread_pool
-from ._join_kernels import (
-    compact_all,
-    group_queries,
-    join_tile,
-    permute_rows,
-    probe_bitmap,
-    rerank_candidates,
-    top_columns,
-)
 from .exact import exact_knn
-from .ivf import centroid_scores, kmeans, sq_norms, tune_probe
+from .ivf import kmeans, tune_probe
+from .ivf_join import (
+    MIN_BLOCK_ROWS,
+    RERANK_ROWS,
+    Reranker,
+    block_rows_that_fit,
+    blocked_join,
+    candidates_that_fit,
+    join_bytes,
+    symmetric_join,
+)
 from .statistics import recall_at_k
-from .table import Neighbors, distances_from_scores, nearest_first
+from .table import Neighbors
 
 #: Leading principal directions scored in the candidate pass (doubled when the target needs it).
 DEFAULT_PROJECTION_DIM = 96
 #: Rows used to estimate the principal directions (a sample is plenty for a basis).
 BASIS_SAMPLE_ROWS = 32_768
-#: Rows of one call of the join kernel, and rows each worker multiplies and folds at a time (a
-#: tile of 256 x list size float32 stays in the worker's cache while its rows and columns are read).
-JOIN_TILE_ROWS = 4_096
-JOIN_STEP_ROWS = 256
 #: The tuning may double the candidates a point keeps (default 4 k) up to this many, the default
 #: report's 4 x 32 (so no more memory per point than that report takes).
 MAX_TUNED_CANDIDATES = 128
+#: Probed lists assumed when choosing the join before the tuning (1,000,000 x 384 tuned 64 of 1,000).
+TYPICAL_PROBE = 64
 
 
 def approximate_knn(
@@ -108,6 +114,7 @@ def approximate_knn(
     random_state=0,
     progress: bool | None = None,
     memory_limit: int | None = None,
+    join: str = "auto",
 ) -> Neighbors:
     """Approximate self-join k-NN (IVF join in a PCA subspace, exact re-ranking), recall measured.
 
@@ -146,12 +153,21 @@ def approximate_knn(
     memory_limit : int, optional
         Bytes the join's working arrays may take (the projection, the candidate buffers, the probe
         lists, the result; the input's own pages are not counted). Default: half the available
-        memory. Where the tuned setting would need more, fewer candidates are kept (the measured
-        recall says what that cost); where even k candidates a point would not fit, a clear error.
+        memory. The symmetric join holds a candidate buffer for every point; where that does not
+        fit (``join="auto"``), the blocked join holds them for one block of points at a time, at
+        about twice the work; where even that does not fit, a clear error naming what it needs.
+    join : {"auto", "symmetric", "blocked"}
+        How the pairs are scored (see :func:`join_bytes`). "symmetric": every point's buffer is
+        held while each list is scored against every point that probes it, and a pair feeds both
+        of its points. "blocked": blocks of points (in list order) are scored against the lists
+        they probe and re-ranked at once, a pair feeding its query only (more lists are probed
+        for the same recall), so memory grows with n only by the projection and the result.
+        "auto": symmetric where its buffers fit in ``memory_limit``, else blocked.
     progress : None, bool or callable
         A progress bar over the lists (None: for n above 50,000), or a callback
-        ``progress(lists_done, lists_total, description)`` called after each list of each pass; an
-        exception it raises (:class:`~embgeo.analysis.Cancelled`) stops the join.
+        ``progress(done, total, description)`` called as the join advances (lists of each pass, or
+        probed lists of each block); an exception it raises (:class:`~embgeo.analysis.Cancelled`)
+        stops the join.
 
     Returns
     -------
@@ -195,10 +211,13 @@ def approximate_knn(
     n_cand = _setting(candidates, "candidates", n - 1, default=min(n - 1, 4 * k))
     if n_cand < k:
         raise EmbeddingInputError(f"candidates ({n_cand}) must be at least k ({k})")
+    if join not in ("auto", "symmetric", "blocked"):
+        raise EmbeddingInputError(f"join must be 'auto', 'symmetric' or 'blocked', got {join!r}")
     rng = check_random_state(random_state)
     limit = resolve_memory_limit(memory_limit)
     # the least the join could need (one probed list, k candidates): refuse before minutes of work
-    _check_fits(limit, n, dim, n_lists, n_probe or 1, k, n_cand if candidates is not None else k)
+    least = "symmetric" if join == "symmetric" else "blocked"
+    _check_fits(least, limit, n, dim, n_lists, n_probe or 1, k, n_cand if candidates is not None else k)
 
     # No normalised copy of the corpus (1.5 GB at 1,000,000 x 384, and x may be a memory map): the
     # projection normalises block by block and the re-ranking divides by the row norms.
@@ -221,12 +240,17 @@ def approximate_knn(
     tune_truth, check_truth = truth[:m], truth[m:] if len(sample_rows) > m else truth
 
     max_cand = n_cand if candidates is not None else min(n - 1, max(n_cand, MAX_TUNED_CANDIDATES))
+    layout = join
+    if join == "auto":  # the symmetric join at the tuning's usual reach, or the blocked one
+        typical = join_bytes("symmetric", n, dim, n_lists, min(n_lists, TYPICAL_PROBE), k, max_cand)
+        layout = "symmetric" if typical <= limit else "blocked"
     while True:
         proj = _project(x, basis[:, :dim], centre, metric)
         centroids, lists = kmeans(proj, n_lists, rng)
         probe, floor = n_probe, -math.inf
         while n_probe is None:
-            probe, floor = tune_probe(proj, centroids, lists, tune_rows, tune_truth, metric, n_cand, target_recall)
+            probe, floor = tune_probe(proj, centroids, lists, tune_rows, tune_truth, metric, n_cand, target_recall,
+                                      symmetric=layout == "symmetric")
             # Needing more than half the lists means the candidates, not the lists, limit the recall:
             # true neighbours rank too deep in the projection to be among a point's n_cand. Doubling
             # them is cheaper than scanning every list (100,000 x 384, k = 10, target 0.97: 40
@@ -234,10 +258,14 @@ def approximate_knn(
             if (probe is None or probe > n_lists // 2) and n_cand < max_cand:
                 n_cand = min(max_cand, 2 * n_cand)
                 continue
-            fits = _candidates_that_fit(limit, n, dim, n_lists, n_lists if probe is None else probe, k)
-            if n_cand > fits and candidates is None and fits >= k:  # the budget, not the recall, decides
-                n_cand = max_cand = fits
-                continue
+            if layout == "symmetric":
+                fits = candidates_that_fit(limit, n, dim, n_lists, n_lists if probe is None else probe, k)
+                if fits < n_cand and join == "auto":
+                    layout = "blocked"  # its buffers are a block's, not every point's: tune for it
+                    continue
+                if n_cand > fits and candidates is None and fits >= k:  # the budget, not the recall, decides
+                    n_cand = max_cand = fits
+                    continue
             break
         if n_probe is None:
             if probe is None and not fixed_dim and dim < d:
@@ -245,26 +273,31 @@ def approximate_knn(
                 continue
             probe = n_lists if probe is None else probe
         break
+    if layout == "symmetric" and join == "auto" and join_bytes(layout, n, dim, n_lists, probe, k, n_cand) > limit:
+        layout = "blocked"  # only with a given n_probe: a tuned one was tuned for what fits
 
-    _check_fits(limit, n, dim, n_lists, probe, k, n_cand)
-    buf_i, count, visit = _ivf_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
-    del proj  # reordered in place by the join
+    _check_fits(layout, limit, n, dim, n_lists, probe, k, n_cand)
     norms = blocked_row_norms(x)
-    empty = np.empty(0, np.float32)
-    ids, scores = rerank_candidates(np.asarray(x), buf_i, count, visit, n_cand, k,
-                                    1.0 / norms if metric == "cosine" else empty,
-                                    norms * norms if metric == "euclidean" else empty, 8 * numba.get_num_threads())
-    del buf_i, count
-    # distances from the re-ranking's exact scores (recomputed from the difference only for near pairs)
-    dist = distances_from_scores(x, ids, scores, metric, norms)
-    del scores
+    ids = np.empty((n, k), dtype=np.int32)  # -1 where a point had fewer than k candidates
+    dist = np.empty((n, k), dtype=np.float32)
+    rerank = Reranker(x, metric, norms, n_cand, ids, dist)
+    if layout == "symmetric":
+        buf_i, count, order = symmetric_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
+        del proj, lists  # the projection was reordered in place by the join
+        for start in range(0, n, RERANK_ROWS):
+            block = slice(start, start + RERANK_ROWS)
+            rerank(order[block], buf_i[block], count[block], order)
+        del buf_i, count
+    else:
+        block_rows = block_rows_that_fit(limit, n, dim, n_lists, probe, k, n_cand)
+        blocked_join(proj, centroids, lists, probe, metric, n_cand, floor, block_rows, progress, rerank)
+        del proj, lists
     short = np.flatnonzero((ids < 0).any(axis=1))
     if len(short):  # a point whose probed lists held fewer than k others: search it exactly
         found = exact_knn(x, k=k, metric=metric, query_indices=short, validate=False, progress=False)
         ids[short], dist[short] = found.indices, found.distances
-    ids, dist = nearest_first(ids, dist)
     return Neighbors(indices=ids, distances=dist, metric=metric, exact=False,
-                     backend=f"ivf-join(dim={dim}, lists={n_lists}, probe={probe}, candidates={n_cand})",
+                     backend=f"ivf-join({layout}, dim={dim}, lists={n_lists}, probe={probe}, candidates={n_cand})",
                      recall=recall_at_k(ids[check_rows], check_truth), recall_sample=len(check_rows),
                      seconds=time.perf_counter() - t0)
 
@@ -278,33 +311,24 @@ def default_lists(n: int) -> int:
 
 
 def check_join_fits(n: int, d: int, k: int, *, memory_limit: int | None = None) -> None:
-    """Raise :class:`EmbeddingInputError` when even the smallest default join of ``n`` points (k
-    candidates, one probed list) would not fit in ``memory_limit``: a caller with work to do before the
-    join (the report's query sample) refuses at once instead of minutes later."""
-    _check_fits(resolve_memory_limit(memory_limit), n, min(d, DEFAULT_PROJECTION_DIM), default_lists(n), 1, k, k)
+    """Raise :class:`EmbeddingInputError` when even the smallest default join of ``n`` points (the
+    blocked join with k candidates and one probed list) would not fit in ``memory_limit``: a caller
+    with work to do before the join (the report's query sample) refuses at once instead of minutes
+    later."""
+    _check_fits("blocked", resolve_memory_limit(memory_limit), n, min(d, DEFAULT_PROJECTION_DIM), default_lists(n),
+                1, k, k)
 
 
-def join_bytes(n: int, dim: int, n_lists: int, n_probe: int, k: int, n_cand: int) -> int:
-    """Bytes the join and the re-ranking hold at their peak, besides the input: the projection (in list
-    order, in place), the candidate buffers (a float32 score and an int32 id per slot, twice the
-    candidates), the probed lists and their bitmap, the per-point bookkeeping, and the result."""
-    per_point = 4 * dim + 16 * n_cand + 4 * n_probe + 8 * -(-n_lists // 64) + 32 + 12 * k
-    return int(n) * per_point
-
-
-def _candidates_that_fit(limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int) -> int:
-    """The most candidates a point can keep within ``limit`` (0 when not even the rest fits)."""
-    rest = join_bytes(n, dim, n_lists, n_probe, k, 0)
-    return max(0, (limit - rest) // (16 * n))
-
-
-def _check_fits(limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int, n_cand: int) -> None:
-    need = join_bytes(n, dim, n_lists, n_probe, k, n_cand)
+def _check_fits(layout: str, limit: int, n: int, dim: int, n_lists: int, n_probe: int, k: int, n_cand: int) -> None:
+    need = join_bytes(layout, n, dim, n_lists, n_probe, k, n_cand)
     if need > limit:
+        held = ("a candidate buffer for every point" if layout == "symmetric" else
+                f"the {n:,} x {k} result and candidate buffers for {min(n, MIN_BLOCK_ROWS):,} points at a time")
         raise EmbeddingInputError(
-            f"the approximate join of {n:,} points needs about {gib(need)} ({dim}-d projection, {n_cand} "
-            f"candidates and {n_probe} probed list{'s' if n_probe != 1 else ''} a point, {k} neighbours), more than memory_limit = "
-            f"{gib(limit)}; pass a larger memory_limit, fewer candidates or a smaller k, or use the sampled report "
+            f"the approximate join of {n:,} points needs about {size_text(need)} ({dim}-d projection, {n_cand} "
+            f"candidates and {n_probe} probed list{'s' if n_probe != 1 else ''} a point, {k} neighbours, "
+            f"{held}), more than memory_limit = "
+            f"{size_text(limit)}; pass a larger memory_limit, fewer candidates or a smaller k, or use the sampled report "
             f"(sampled_report, embgeo report --sampled), whose memory does not grow with n")
 
 
@@ -359,72 +383,3 @@ def _project(x: np.ndarray, basis: np.ndarray, centre, metric: str) -> np.ndarra
         else:
             out[start:start + len(block)] = block
     return out
-
-
-def _ivf_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progress) -> tuple[np.ndarray, ...]:
-    """Each point's ``n_cand`` best candidates by projected score, as the join left them: ``(buf_i,
-    count, order)``, where the point at join position t is row ``order[t]`` and its candidates are the
-    positions ``buf_i[t, :count[t]]`` (unordered).
-
-    Points are reordered so that each list's members are contiguous (``proj`` itself is reordered in
-    place: the caller must not read it afterwards). For list B one tile scores
-    its members against each other (rows only: the square is symmetric) and one tile per block of
-    outside queries (points that probe B) scores them against B's members: the rows feed the
-    queries' buffers, the columns feed the members' buffers, except where the member itself probes the
-    query's list (that pair reaches the member as a row of that list's tile instead).
-    """
-    n, dim = proj.shape
-    n_lists = centroids.shape[0]
-    half_sq = 0.5 * sq_norms(centroids)
-    order = np.argsort(lists, kind="stable")
-    pos_list = lists[order].astype(np.int32)  # list of each reordered position
-    starts = np.searchsorted(pos_list, np.arange(n_lists + 1)).astype(np.int64)
-    permute_rows(proj, order)
-    pts = proj
-    sq = sq_norms(pts) if metric == "euclidean" else None
-
-    # each position's probed lists, nearest first (the first is its own list)
-    probes = np.empty((n, n_probe), dtype=np.int32)
-    for start in range(0, n, 16_384):
-        s = centroid_scores(pts[start:start + 16_384], centroids, half_sq)
-        probes[start:start + len(s)] = top_columns(s, n_probe)
-    # Queries of each list (positions that probe it from outside), grouped by the rank at which they
-    # probe it: rank 1, 2-3, 4-7, ... (group_queries). The join visits own lists first, then the groups in that order,
-    # so each point meets its likeliest neighbours first, its threshold rises early, and later
-    # tiles admit little.
-    q_start, q_pos = group_queries(probes, pos_list, n_lists)
-    n_groups = (len(q_start) - 1) // n_lists
-
-    buf_s = np.empty((n, 2 * n_cand), dtype=np.float32)  # slots past count[t] are never read
-    buf_i = np.empty((n, 2 * n_cand), dtype=np.int32)
-    count = np.zeros(n, dtype=np.int32)
-    thr = np.full(n, floor, dtype=np.float32)  # only scores above a point's threshold are admitted
-    workers = numba.get_num_threads()
-    max_members = max(1, int(np.diff(starts).max()))
-    scratch_q = np.empty(workers * JOIN_STEP_ROWS * dim, dtype=np.float32)
-    scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
-    col_s = np.empty((workers, max_members, 2 * n_cand), dtype=np.float32)
-    col_i = np.empty((workers, max_members, 2 * n_cand), dtype=np.int32)
-    col_count = np.zeros((workers, max_members), dtype=np.int32)
-    col_thr = np.empty((workers, max_members), dtype=np.float32)
-    sq_arg = np.empty(0, dtype=np.float32) if sq is None else sq
-    args = (pos_list, probe_bitmap(probes, n_lists), buf_s, buf_i, count, thr, scratch_q, scratch_t,
-            col_s, col_i, col_count, col_thr, JOIN_STEP_ROWS, workers)
-    bar = Progress(progress, (1 + n_groups) * n_lists, f"approximate {n_cand}-candidate join ({metric})",
-                   unit="list", auto=n > 50_000)
-    with numba_thread_pool(), bar:  # the products run in numba's workers, as the folds do
-        for lst in range(n_lists):
-            b0, b1 = int(starts[lst]), int(starts[lst + 1])
-            if b1 > b0:
-                join_tile(pts, sq_arg, np.arange(b0, b1, dtype=np.int64), b0, b1, True, *args)
-            bar.update()
-        for g in range(n_groups):
-            for lst in range(n_lists):
-                b0, b1 = int(starts[lst]), int(starts[lst + 1])
-                queries = q_pos[q_start[g * n_lists + lst]:q_start[g * n_lists + lst + 1]]
-                for r0 in range(0, len(queries) if b1 > b0 else 0, JOIN_TILE_ROWS):
-                    join_tile(pts, sq_arg, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, False, *args)
-                bar.update()
-    # back to the caller's row order and ids
-    compact_all(buf_s, buf_i, count, thr, n_cand, 8 * workers)
-    return buf_i, count, order

@@ -65,14 +65,17 @@ def _probe_ranks(points: np.ndarray, centroids: np.ndarray, which: np.ndarray) -
     return out
 
 
-def tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> tuple[int | None, float]:
+def tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target, *,
+               symmetric: bool = True) -> tuple[int | None, float]:
     """Smallest n_probe whose simulated recall on ``rows`` has a 95 % lower bound >= target (or
     None), and a floor for the join's thresholds.
 
     For each tuning query the ``SIMULATION_DEPTH * n_cand`` best projected candidates are ranked; a
     candidate b of query q is reached with n_probe = p when ``min(rank_q(list b), rank_b(list q)) < p``
-    (q probes b's list, or b probes q's). The join keeps the first ``n_cand`` reached ones, and the
-    share of q's true neighbours among them is q's recall after exact re-ranking.
+    (q probes b's list, or b probes q's) in the symmetric join, when ``rank_q(list b) < p`` in the
+    blocked one (``symmetric=False``), whose pairs feed their query only. The join keeps the first
+    ``n_cand`` reached ones, and the share of q's true neighbours among them is q's recall after
+    exact re-ranking.
 
     The floor is the ``THRESHOLD_FLOOR_QUANTILE`` quantile of the tuning queries' worst kept score:
     starting every point's threshold there spares the join the admissions a point makes before its
@@ -98,9 +101,10 @@ def tune_probe(proj, centroids, lists, rows, truth, metric, n_cand, target) -> t
     q_scores = centroid_scores(proj[rows], centroids, 0.5 * sq_norms(centroids))
     q_rank = np.empty_like(q_scores, dtype=np.int64)
     np.put_along_axis(q_rank, np.argsort(-q_scores, axis=1), np.arange(n_lists)[None, :], axis=1)
-    q_side = np.take_along_axis(q_rank, lists[top], axis=1)
-    b_side = _probe_ranks(proj[top.ravel()], centroids, np.repeat(lists[rows], depth)).reshape(m, depth)
-    reach = np.minimum(q_side, b_side)
+    reach = np.take_along_axis(q_rank, lists[top], axis=1)
+    if symmetric:
+        b_side = _probe_ranks(proj[top.ravel()], centroids, np.repeat(lists[rows], depth)).reshape(m, depth)
+        reach = np.minimum(reach, b_side)
     is_true = (top[:, :, None] == truth[:, None, :]).any(axis=2)
     k = truth.shape[1]
 

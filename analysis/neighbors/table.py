@@ -121,19 +121,23 @@ def refine_distances(corpus, queries, ids, metric: str, visit=None, *, norms=Non
 NEAR_DISTANCE = 0.05
 
 
-def distances_from_scores(corpus, ids, scores, metric: str, norms, *, block_rows: int = 65_536) -> np.ndarray:
+def distances_from_scores(corpus, ids, scores, metric: str, norms, *, rows=None,
+                          block_rows: int = 65_536) -> np.ndarray:
     """Distances of each row's listed corpus rows from their exact full-dimensional scores, recomputed
     from the vector difference (:func:`refine_distances`) only where the score loses precision.
 
     ``scores`` are the re-ranking's float64 scores ``<a, b> / |b|`` (cosine), ``2<a, b> - |b|^2``
-    (euclidean) or ``<a, b>`` (dot), for query row a (the table's own rows: a self-join) and listed
-    row b; ``norms`` the rows' float32 L2 norms (:func:`blocked_row_norms`). ``sqrt(2 - 2 cos)`` and
+    (euclidean) or ``<a, b>`` (dot), for query row a (a self-join: the corpus rows ``rows``, all of
+    them by default) and listed row b; ``norms`` the corpus rows' float32 L2 norms
+    (:func:`blocked_row_norms`). ``sqrt(2 - 2 cos)`` and
     ``sqrt(|a|^2 - score)`` cancel only for near pairs, so the rows holding a pair nearer than
     :data:`NEAR_DISTANCE` (relative to |a| for euclidean) are recomputed, in row blocks (recomputing
     every pair took 8 s on the 1,000,000-row report). Ids below 0 give NaN.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    norms64 = np.asarray(norms, dtype=np.float64)
+    norms = np.asarray(norms)
+    rows = np.arange(len(ids)) if rows is None else np.asarray(rows)
+    norms64 = norms[rows].astype(np.float64)
     if metric == "cosine":
         dist = np.sqrt(np.clip(2.0 - 2.0 * scores / norms64[:, None], 0.0, None))
         near = dist < NEAR_DISTANCE
@@ -144,11 +148,12 @@ def distances_from_scores(corpus, ids, scores, metric: str, norms, *, block_rows
         dist, near = -scores, np.zeros(scores.shape, dtype=bool)
     dist = dist.astype(np.float32)
     dist[ids < 0] = np.nan
-    rows = np.flatnonzero(near.any(axis=1))
-    for start in range(0, len(rows), block_rows):
-        r = rows[start:start + block_rows]
-        dist[r] = refine_distances(corpus, np.asarray(corpus[r], dtype=np.float32), ids[r], metric,
-                                   norms=(norms, np.asarray(norms)[r]))
+    redo = np.flatnonzero(near.any(axis=1))
+    for start in range(0, len(redo), block_rows):
+        r = redo[start:start + block_rows]
+        query_rows = rows[r]
+        dist[r] = refine_distances(corpus, np.asarray(corpus[query_rows], dtype=np.float32), ids[r], metric,
+                                   norms=(norms, norms[query_rows]))
     return dist
 
 

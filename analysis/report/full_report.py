@@ -172,7 +172,7 @@ def resolve_weighted(es, weighted: bool | None) -> bool:
 
 def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = True, sample: int | None = 2000,
                     weighted: bool | None = None, random_state=0, progress: bool | None = None,
-                    scale_levels: int | None = None) -> GeometryReport:
+                    scale_levels: int | None = None, memory_limit: int | None = None) -> GeometryReport:
     """Every geometry statistic of an embedding set, built on one shared k-NN search.
 
     The self-join neighbour table is searched once through :meth:`EmbeddingSet.neighbors`, with
@@ -223,6 +223,10 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         Levels of the TwoNN decimation curve; None runs the full curve (6 levels) up to
         20,000 points and only the full-set level above that (the subsample self-joins would cost
         about twice the main search).
+    memory_limit : int, optional
+        Bytes the neighbour search's working arrays may take (see :func:`approximate_knn`): the
+        approximate join holds a candidate buffer for every point where they fit, and a block of
+        points at a time where they do not. Default: half the available memory.
 
     Returns
     -------
@@ -272,7 +276,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     clock = _Clock(parts=9 + bool(weighted), progress=progress)
     notes: list[str] = []
     if not exact and es.cached_neighbors(table_k, metric=metric, exact=False) is None:
-        check_join_fits(es.n, es.dim, table_k)  # before the query sample's search, not after it
+        check_join_fits(es.n, es.dim, table_k, memory_limit=memory_limit)  # before the query sample's search, not after it
     try:
         shared, truth = None, None
         if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot
@@ -288,7 +292,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             if not exact:
                 truth = (shared_rows, shared[0 if metric == "cosine" else 1].indices)
         table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact,
-                                                            progress=clock.within(), sample_truth=truth))
+                                                            progress=clock.within(), sample_truth=truth,
+                                                            memory_limit=memory_limit))
         work = es if table.exact else es.with_neighbors(table)
         iso = clock.run("isotropy", lambda: isotropy_report(work, metric=metric))
         w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(work, metric=metric, weighted=True)) \

@@ -21,12 +21,15 @@ def _ok_rows(ids, n):
     assert all(len(set(row)) == len(row) for row in ids)  # no neighbour twice
 
 
+@pytest.mark.parametrize("join", ["symmetric", "blocked"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
-def test_every_list_at_full_dimension_is_the_exact_join(cloud, metric):
-    # Probing every list in the unprojected space scores every pair once (rows or columns of some
-    # tile), so the candidates are the exact top ones; candidates == k stresses the buffers.
+def test_every_list_at_full_dimension_is_the_exact_join(cloud, metric, join):
+    # Probing every list in the unprojected space scores every pair (rows or columns of some tile
+    # in the symmetric join, rows in the blocked one), so the candidates are the exact top ones;
+    # candidates == k stresses the buffers.
     n, d = cloud.shape
-    res = approximate_knn(cloud, k=12, metric=metric, n_lists=8, n_probe=8, projection_dim=d, candidates=12)
+    res = approximate_knn(cloud, k=12, metric=metric, n_lists=8, n_probe=8, projection_dim=d, candidates=12,
+                          join=join)
     truth = exact_knn(cloud, k=12, metric=metric)
     # Identical up to float rounding: euclidean scores in the centred basis may swap a near-tie.
     assert recall_at_k(res.indices, truth.indices) >= 0.9999
@@ -34,9 +37,11 @@ def test_every_list_at_full_dimension_is_the_exact_join(cloud, metric):
     assert res.recall >= 0.999 and not res.exact
 
 
+@pytest.mark.parametrize("join", ["symmetric", "blocked"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
-def test_tuned_join_reaches_its_target_and_reports_it(cloud, metric):
-    res = approximate_knn(cloud, k=10, metric=metric, target_recall=0.9, recall_sample=300)
+def test_tuned_join_reaches_its_target_and_reports_it(cloud, metric, join):
+    res = approximate_knn(cloud, k=10, metric=metric, target_recall=0.9, recall_sample=300, join=join)
+    assert join in res.backend
     _ok_rows(res.indices, len(cloud))
     full = recall_at_k(res.indices, exact_knn(cloud, k=10, metric=metric).indices)
     assert full >= 0.88
@@ -128,6 +133,8 @@ def test_bad_settings_raise_clear_errors(cloud):
         approximate_knn(cloud, k=10, target_recall=1.5)
     with pytest.raises(EmbeddingInputError, match="projection_dim"):
         approximate_knn(cloud, k=10, projection_dim=49)
+    with pytest.raises(EmbeddingInputError, match="join must be"):
+        approximate_knn(cloud, k=10, join="sideways")
     bad = cloud.copy()
     bad[7] = np.nan
     with pytest.raises(EmbeddingInputError, match="NaN or inf"):
@@ -215,8 +222,12 @@ def test_rerank_picks_the_exact_best_candidates(metric):
     count[where[1]] = 3  # row 1 has fewer than k candidates: the rest of its row stays -1
     norms = np.linalg.norm(x, axis=1)
     empty = np.empty(0, np.float32)
-    got, got_scores = rerank_candidates(x, buf_i, count, order, 20, 5, 1.0 / norms if metric == "cosine" else empty,
-                                        norms ** 2 if metric == "euclidean" else empty, 4)
+    # buffers in join order, one output row each: scattered back to rows to compare
+    by_buffer, by_buffer_scores = rerank_candidates(x, buf_i, count, order, order, 20, 5,
+                                                    1.0 / norms if metric == "cosine" else empty,
+                                                    norms ** 2 if metric == "euclidean" else empty, 4)
+    got, got_scores = np.empty_like(by_buffer), np.empty_like(by_buffer_scores)
+    got[order], got_scores[order] = by_buffer, by_buffer_scores
     cand = rows.copy()
     cand[1, 3:] = -1
     safe = np.maximum(cand, 0)

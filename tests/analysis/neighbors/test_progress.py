@@ -26,12 +26,28 @@ def test_exact_search_reports_every_tile(monkeypatch, self_join):
     assert "exact 5-NN" in calls[-1][2]
 
 
-def test_approximate_join_reports_every_list():
+@pytest.mark.parametrize("join", ["symmetric", "blocked"])
+def test_approximate_join_reports_its_progress(join, monkeypatch):
+    from embgeo.analysis.neighbors import ivf_join
+
+    monkeypatch.setattr(ivf_join, "JOIN_TILE_ROWS", 16)  # the blocked join reports every 16 tiles
     x = make_anisotropic(3000, 24, random_state=0)
     calls, report = _recorder()
-    approximate_knn(x, k=5, recall_sample=100, progress=report)
+    approximate_knn(x, k=5, recall_sample=100, progress=report, join=join)
     done = [c[0] for c in calls]
     assert done == sorted(done) and done[-1] == calls[-1][1] and len(done) > 20
+    assert join in calls[-1][2] or join == "symmetric"
+
+
+def test_cancelling_the_blocked_join_stops_it():
+    x = make_anisotropic(3000, 24, random_state=0)
+
+    def stop(done, total, description):
+        if done >= 1:
+            raise Cancelled("enough")
+
+    with pytest.raises(Cancelled):
+        approximate_knn(x, k=5, recall_sample=100, progress=stop, join="blocked")
 
 
 def test_a_callback_that_raises_stops_the_search_and_nothing_is_cached():
