@@ -213,7 +213,8 @@ def main(argv=None) -> int:
     m, mib = out["machine"], 2**20
     lines = [f"# The report at scale (d = {args.dim}, k = {args.k}, memory-mapped float32 input)", "",
              f"{m['date_utc']}; {m['cpu_model']}; {m['usable_cores']} usable cores; numpy {m['numpy']}, torch "
-             f"{m['torch']}, faiss {m['faiss']}. report: geometry_report(exact=False); sampled: sampled_report "
+             f"{m['torch']}, faiss {m['faiss']}. report: geometry_report(exact=False); bounded: the same with "
+             f"memory_limit = {BOUNDED_LIMIT / 2**30:.0f} GiB (the blocked join); sampled: sampled_report "
              "(2,000 queries, 100,000-row subsample); dashboard: the first Overview, headless.", "",
              "Peak RSS counts the mapped input's resident pages; peak anonymous memory (RssAnon) leaves them out.", "",
              "| case | n | input MiB | seconds | recall | peak RSS MiB | peak anonymous MiB | parts | run (UTC) |",
