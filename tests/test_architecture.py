@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = {
     "_core": 0,
     "neighbors": 1,
-    "embeddings": 2,
+    "embeddings": 2, "distributed": 2,
     "io": 3, "datasets": 3, "embed": 3, "transforms": 3,
     "geometry": 4, "index": 4,
     "report": 5,

@@ -2,7 +2,8 @@
 
 ``exact`` (blocked float32 products, the symmetric self-join), ``approximate`` (an IVF self-join in a
 PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning),
-``table`` (:class:`Neighbors` and the finishing steps both share) and ``statistics`` (overlap and
+``blocks`` (one pair of row blocks at a time and the merge of partial lists, for engines that never
+hold the whole corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share) and ``statistics`` (overlap and
 recall, k-occurrence, relative contrast, expansion, local ID). The numba kernels are split by their consumer: ``_fold_kernels`` (exact
 folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exact pair distances);
 ``_backend`` chooses NumPy, torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
@@ -11,6 +12,7 @@ folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exac
 from ._backend import numba_thread_pool, resolve_backend
 from ._fold_kernels import warm_up
 from .approximate import approximate_knn, check_join_fits
+from .blocks import block_pair_knn, merge_knn, scores_to_distances
 from .exact import cosine_and_dot_sample, exact_knn
 from .statistics import (
     duplicate_mask,

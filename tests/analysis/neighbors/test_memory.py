@@ -8,7 +8,7 @@ import pytest
 from embgeo.analysis import EmbeddingInputError, approximate_knn, exact_knn, recall_at_k
 from embgeo.analysis._core import available_memory, resolve_memory_limit
 from embgeo.analysis.datasets import make_anisotropic
-from embgeo.analysis.neighbors import approximate, exact, ivf_join
+from embgeo.analysis.neighbors import exact, ivf_join
 
 
 def test_the_default_limit_is_half_the_available_memory_and_bad_limits_are_refused():

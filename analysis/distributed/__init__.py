@@ -1,0 +1,16 @@
+"""Layer 2: the Dask engine: the moments and the exact neighbour table of a set too large for one
+process, as Dask graphs run by ``dask.distributed`` (which schedules, retries lost tasks and spills).
+
+``cluster`` connects to a scheduler or starts a ``LocalCluster`` (``connect``); ``arrays`` makes lazy
+row-chunked arrays (``from_npy``: workers read their chunks from the file; ``row_chunks``);
+``engine`` holds the algorithms: per-chunk mergeable moments combined by a tree reduction
+(``dask_moments``), and the self-join over chunk pairs i <= j, each pair one task whose tiles serve
+both chunks (:func:`embgeo.analysis.neighbors.block_pair_knn`), the partial lists of each chunk merged
+by a tree reduction (``dask_exact_knn``). The results are the single-machine objects (``Moments``,
+``Neighbors``). Dask is an optional extra (``pip install 'embgeo[dask]'``); imports only ``_core`` and
+``neighbors``.
+"""
+
+from .arrays import from_npy, is_dask_array, row_chunks
+from .cluster import connect, require_dask
+from .engine import dask_exact_knn, dask_moments

@@ -1,0 +1,65 @@
+"""Lazy row-chunked arrays for the Dask engine: chunks of whole rows (rows x full dimension), read by
+the workers themselves (an ``.npy`` file is memory-mapped on the worker; nothing passes through the
+client)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._core import EmbeddingInputError
+from .cluster import require_dask
+
+#: Rows of one chunk by default: 65,536 x 384 float32 is 100 MB, a task's worth of products.
+CHUNK_ROWS = 65_536
+
+
+def is_dask_array(x) -> bool:
+    """True for a ``dask.array.Array`` (checked by type name: no import of Dask where it is absent)."""
+    return type(x).__name__ == "Array" and type(x).__module__.startswith("dask.array")
+
+
+def _read_rows(path: str, start: int, stop: int) -> np.ndarray:
+    rows = np.load(path, mmap_mode="r", allow_pickle=False)[start:stop]
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+def from_npy(path, *, chunk_rows: int = CHUNK_ROWS):
+    """A float32 ``dask.array`` of a 2-D ``.npy`` file, ``chunk_rows`` whole rows a chunk, each chunk
+    read by the worker that needs it from its own memory map of the file (which every worker must
+    see at the same path: a shared or local disk)."""
+    require_dask()
+    import dask
+    import dask.array as da
+
+    path = os.path.abspath(os.fspath(path))
+    try:
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise EmbeddingInputError(f"{path}: not a readable .npy file ({exc})") from None
+    if header.ndim != 2 or not np.issubdtype(header.dtype, np.number):
+        raise EmbeddingInputError(f"{path}: expected a 2-D numeric array, got shape {header.shape} of {header.dtype}")
+    n, d = header.shape
+    chunk_rows = max(1, int(chunk_rows))
+    parts = [da.from_delayed(dask.delayed(_read_rows)(path, s, min(n, s + chunk_rows)),
+                             shape=(min(n, s + chunk_rows) - s, d), dtype=np.float32)
+             for s in range(0, n, chunk_rows)]
+    return da.concatenate(parts, axis=0)
+
+
+def row_chunks(x, *, chunk_rows: int = CHUNK_ROWS):
+    """``x`` (a dask array, or anything array-like) as a float32 dask array of whole-row chunks."""
+    require_dask()
+    import dask.array as da
+
+    if not is_dask_array(x):
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise EmbeddingInputError(f"expected a 2-D array of shape (n, d), got shape {x.shape}")
+        return da.from_array(x.astype(np.float32, copy=False), chunks=(chunk_rows, x.shape[1]))
+    if x.ndim != 2:
+        raise EmbeddingInputError(f"expected a 2-D array of shape (n, d), got shape {x.shape}")
+    if len(x.chunks[1]) != 1:  # every task needs whole rows
+        x = x.rechunk({1: -1})
+    return x.astype(np.float32)

@@ -1,0 +1,62 @@
+"""Connecting to a Dask cluster: a scheduler address, a ``distributed.Client``, or ``local:N`` for a
+``LocalCluster`` of N single-threaded worker processes started here (and closed with the context)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from .._core import EmbeddingInputError
+
+#: What to install when Dask is missing.
+DASK_EXTRA = "pip install 'embgeo[dask]'"
+
+
+def require_dask():
+    """Import and return ``(dask, distributed)``, or raise a clear error naming the extra."""
+    try:
+        import dask
+        import distributed
+    except ImportError as exc:
+        raise EmbeddingInputError(f"the Dask engine needs Dask and dask.distributed, which are not installed "
+                                  f"({exc.name} is missing); install the optional extra: {DASK_EXTRA}") from None
+    return dask, distributed
+
+
+@contextlib.contextmanager
+def connect(cluster):
+    """A ``distributed.Client`` for ``cluster``, closed on exit if this call started it.
+
+    Parameters
+    ----------
+    cluster : distributed.Client, str
+        A client (used as it is, not closed), a scheduler address (``tcp://host:8786``, ``host:8786``),
+        or ``"local:N"``: a ``LocalCluster`` of N worker processes with one thread each, started here
+        and shut down on exit.
+
+    Yields
+    ------
+    distributed.Client
+    """
+    _, distributed = require_dask()
+    if isinstance(cluster, distributed.Client):
+        yield cluster
+        return
+    if not isinstance(cluster, str) or not cluster.strip():
+        raise EmbeddingInputError(f"cluster must be a distributed.Client, a scheduler address or 'local:N', "
+                                  f"got {cluster!r}")
+    local = re.fullmatch(r"local:(\d+)", cluster.strip())
+    if local:
+        workers = int(local.group(1))
+        if not 1 <= workers <= 512:
+            raise EmbeddingInputError(f"local:N needs 1 <= N <= 512 workers, got {workers}")
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=":0") as lc, distributed.Client(lc) as client:
+            yield client
+        return
+    try:
+        client = distributed.Client(cluster, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise EmbeddingInputError(f"could not reach a Dask scheduler at {cluster!r}: {exc}") from None
+    with client:
+        yield client

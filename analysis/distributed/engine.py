@@ -1,0 +1,140 @@
+"""The Dask engine's algorithms: the same as on one machine, as Dask graphs.
+
+* Moments: each chunk's :class:`~embgeo.analysis._core.Moments` (``scan_moments``), merged pairwise up
+  a tree (``split_every`` at a time): mean, covariance, norms and everything built on them (IsoScore,
+  the spectrum, rogue dimensions) follow exactly, as the single pass's merge rules are exact.
+* The exact self-join: chunk pairs i <= j, one task each, whose tiles serve both chunks (the symmetric
+  half, as :func:`~embgeo.analysis.neighbors.exact_knn` does in one process; no task holds more than
+  two chunks and one 4096 x 4096 tile); each chunk's partial lists from its B pairs merged up a tree
+  (:func:`~embgeo.analysis.neighbors.merge_knn`).
+
+Dask runs the graph: a lost worker's tasks are run again from their inputs, so a result never
+depends on which worker computed what (the tests kill one mid-run).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._core import EmbeddingInputError, Moments, check_k, check_metric, scan_moments
+from ..neighbors import Neighbors, block_pair_knn, merge_knn
+from .arrays import CHUNK_ROWS, row_chunks
+from .cluster import require_dask
+
+#: Partial results merged by one task of a tree reduction.
+SPLIT_EVERY = 8
+
+
+def _tree(parts: list, combine, split_every: int):
+    """A delayed tree reduction of ``parts`` (delayed values) by ``combine(list) -> value``."""
+    import dask
+
+    parts = list(parts)
+    while len(parts) > 1:
+        parts = [dask.delayed(combine)(parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def _merge_moments(parts: list) -> Moments:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total.merge(part)
+    return total
+
+
+def _compute(value, client):
+    return value.compute() if client is None else client.compute(value).result()
+
+
+def dask_moments(x, *, normalize: bool = False, client=None, chunk_rows: int = CHUNK_ROWS,
+                 split_every: int = SPLIT_EVERY) -> Moments:
+    """Streamed moments of a (lazy) row-chunked array, computed on the cluster.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array-like of shape (n, d)
+        Chunks of whole rows (others are rechunked; an in-memory array is chunked by ``chunk_rows``).
+    normalize : bool
+        Moments of the unit rows (as :func:`~embgeo.analysis._core.scan_moments`).
+    client : distributed.Client, optional
+        Where to run; default: Dask's current scheduler (the active client, if any).
+
+    Returns
+    -------
+    Moments
+        Equal to ``scan_moments`` of the whole array up to float64 rounding of the merge order.
+    """
+    dask, _ = require_dask()
+    x = row_chunks(x, chunk_rows=chunk_rows)
+    parts = [dask.delayed(scan_moments)(block, normalize=normalize) for block in x.to_delayed().ravel()]
+    return _compute(_tree(parts, _merge_moments, split_every), client)
+
+
+def _pair(a, b, a0: int, b0: int, k: int, metric: str, same: bool):
+    """One chunk pair's partial lists, with global ids (-1 kept for missing entries)."""
+    ids_a, dist_a, ids_b, dist_b = block_pair_knn(a, b, k, metric=metric, same=same)
+    out_a = (np.where(ids_a < 0, -1, ids_a + b0), dist_a)
+    out_b = None if same else (np.where(ids_b < 0, -1, ids_b + a0), dist_b)
+    return out_a, out_b
+
+
+def _merge_lists(k: int):
+    def merge(parts):
+        return merge_knn(parts, k)
+    return merge
+
+
+def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk_rows: int = CHUNK_ROWS,
+                   split_every: int = SPLIT_EVERY) -> Neighbors:
+    """The exact k-NN self-join of a (lazy) row-chunked array, computed on the cluster.
+
+    Chunk pairs i <= j are one task each (the symmetric half: each tile serves both chunks' rows);
+    each chunk's lists from its pairs are merged by a tree reduction. Each point's own row is
+    excluded. Distances are read off the float32 tile scores (:func:`~embgeo.analysis.neighbors.
+    scores_to_distances`): within about 1e-6 of the single-machine table's (which recomputes them from
+    the vectors) away from near duplicates, so the ids agree but for near-ties.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array-like of shape (n, d)
+    k : int
+        Neighbours per point.
+    metric : {"cosine", "dot", "euclidean"}
+    client : distributed.Client, optional
+        Where to run; default: Dask's current scheduler.
+    chunk_rows : int
+        Rows per chunk when ``x`` is in memory (a dask array keeps its row chunks).
+
+    Returns
+    -------
+    Neighbors
+        ``exact=True``; ``backend`` names the engine and the number of chunks.
+    """
+    dask, _ = require_dask()
+    t0 = time.perf_counter()
+    metric = check_metric(metric)
+    x = row_chunks(x, chunk_rows=chunk_rows)
+    n = x.shape[0]
+    k = check_k(k, n - 1, context="neighbours in the corpus (self excluded)")
+    sizes = x.chunks[0]
+    if min(sizes) < 1:
+        raise EmbeddingInputError("the array has an empty row chunk; rechunk it")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    blocks = x.to_delayed().ravel()
+    partial = [[] for _ in blocks]
+    for i in range(len(blocks)):
+        for j in range(i, len(blocks)):
+            out_a, out_b = dask.delayed(_pair, nout=2)(blocks[i], blocks[j], int(starts[i]), int(starts[j]), k,
+                                                       metric, i == j)
+            partial[i].append(out_a)
+            if i != j:
+                partial[j].append(out_b)
+    merged = [_tree(parts, _merge_lists(k), split_every) for parts in partial]
+    lists = _compute(dask.delayed(list)(merged), client)
+    ids = np.concatenate([p[0] for p in lists])
+    dist = np.concatenate([p[1] for p in lists])
+    return Neighbors(indices=ids, distances=dist, metric=metric, exact=True,
+                     backend=f"dask(exact self-join, {len(blocks)} chunks, {len(blocks) * (len(blocks) + 1) // 2} pairs)",
+                     seconds=time.perf_counter() - t0)

@@ -1,0 +1,143 @@
+"""The Dask engine on a LocalCluster of two single-threaded worker processes: the same moments and the
+same exact table as one process, whatever the chunking, and the same result when a worker dies."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="the Dask engine is the optional extra embgeo[dask]")
+
+from embgeo.analysis import EmbeddingInputError, exact_knn  # noqa: E402
+from embgeo.analysis._core import scan_moments  # noqa: E402
+from embgeo.analysis.datasets import make_anisotropic  # noqa: E402
+from embgeo.analysis.distributed import (  # noqa: E402
+    connect,
+    dask_exact_knn,
+    dask_moments,
+    from_npy,
+    is_dask_array,
+    row_chunks,
+)
+from embgeo.analysis.neighbors import block_pair_knn, merge_knn  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with connect("local:2") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    return make_anisotropic(3000, 24, random_state=0)
+
+
+def _same_table(got, want, tol=1e-5):
+    """Ids identical except where two neighbours are tied within ``tol``; distances within ``tol``."""
+    np.testing.assert_allclose(got.distances, want.distances, rtol=0, atol=tol)
+    differ = got.indices != want.indices
+    assert np.all(np.abs(got.distances - want.distances)[differ] <= tol)
+    assert differ.mean() < 0.001
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_block_pairs_merged_are_the_exact_self_join(cloud, metric):
+    # the pieces without Dask: three blocks, every pair i <= j, each block's partial lists merged
+    k, cuts = 7, [0, 1000, 1700, 3000]
+    parts = {i: [] for i in range(3)}
+    for i in range(3):
+        for j in range(i, 3):
+            a, b = cloud[cuts[i]:cuts[i + 1]], cloud[cuts[j]:cuts[j + 1]]
+            ia, da, ib, db = block_pair_knn(a, b, k, metric=metric, same=i == j)
+            parts[i].append((np.where(ia < 0, -1, ia + cuts[j]), da))
+            if i != j:
+                parts[j].append((np.where(ib < 0, -1, ib + cuts[i]), db))
+    ids = np.concatenate([merge_knn(parts[i], k)[0] for i in range(3)])
+    dist = np.concatenate([merge_knn(parts[i], k)[1] for i in range(3)])
+    want = exact_knn(cloud, k=k, metric=metric)
+    _same_table(type(want)(indices=ids, distances=dist, metric=metric, exact=True), want)
+
+
+def test_a_small_block_pads_its_lists():
+    x = make_anisotropic(40, 8, random_state=1)
+    ids, dist, _, _ = block_pair_knn(x[:3], x[:3], 5, same=True)
+    assert (ids[:, 2:] == -1).all() and np.isinf(dist[:, 2:]).all() and (ids[:, :2] >= 0).all()
+    merged_ids, _ = merge_knn([(ids, dist), (ids[:, :1] + 100, dist[:, :1] + 1)], 3)
+    assert (merged_ids[:, 2] >= 100).all()  # the other part's entry comes before the padding
+
+
+def test_moments_equal_one_pass(client, cloud):
+    for normalize in (False, True):
+        got = dask_moments(cloud, normalize=normalize, client=client, chunk_rows=700)
+        want = scan_moments(cloud, normalize=normalize)
+        np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(got.covariance(), want.covariance(), rtol=1e-6, atol=1e-9)
+        assert got.count == want.count == 3000 and abs(got.mean_cosine() - want.mean_cosine()) < 1e-6
+        np.testing.assert_allclose(got.eigenvalues(), want.eigenvalues(), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_exact_table_equals_one_process(client, cloud, metric):
+    got = dask_exact_knn(cloud, k=10, metric=metric, client=client, chunk_rows=800)
+    assert got.exact and "4 chunks, 10 pairs" in got.backend
+    _same_table(got, exact_knn(cloud, k=10, metric=metric))
+
+
+def test_workers_read_their_own_chunks_of_a_file(client, cloud, tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, cloud)
+    lazy = from_npy(path, chunk_rows=1000)
+    assert is_dask_array(lazy) and lazy.chunks[0] == (1000, 1000, 1000) and not is_dask_array(cloud)
+    # the graph holds the path, not the data
+    assert sum(v.nbytes for v in lazy.dask.values() if isinstance(v, np.ndarray)) == 0
+    _same_table(dask_exact_knn(lazy, k=5, client=client), exact_knn(cloud, k=5))
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, cloud, tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, cloud)
+    want = dask_exact_knn(from_npy(path, chunk_rows=300), k=5, client=client)  # 55 pair tasks
+    killed, fired = threading.Event(), []
+
+    def kill_one_when_work_is_done():
+        # wait for the scheduler to hold some finished pair results, then kill the worker process
+        # holding them (its nanny starts a new one); the scheduler recomputes what was lost
+        while not killed.is_set():
+            if client.run_on_scheduler(lambda dask_scheduler: sum(ts.state == "memory" for ts in
+                                                                   dask_scheduler.tasks.values())) >= 10:
+                victim = sorted(client.scheduler_info()["workers"])[0]
+                fired.append(victim)
+                try:  # the worker dies inside the call: its reply never comes
+                    client.run(os._exit, 1, workers=[victim])
+                except Exception:  # noqa: BLE001  CommClosedError and kin, by design
+                    pass
+                killed.set()
+            else:
+                threading.Event().wait(0.05)
+
+    killer = threading.Thread(target=kill_one_when_work_is_done, daemon=True)
+    killer.start()
+    got = dask_exact_knn(from_npy(path, chunk_rows=300), k=5, client=client)
+    killed.set()
+    killer.join(timeout=10)
+    assert fired, "the run ended before a worker could be killed"
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_bad_input_is_named(client):
+    with pytest.raises(EmbeddingInputError, match="2-D"):
+        row_chunks(np.zeros(5))
+    with pytest.raises(EmbeddingInputError, match="k"):
+        dask_exact_knn(np.zeros((4, 3), np.float32) + 1, k=10, client=client)
+    with pytest.raises(EmbeddingInputError, match="local:N"):
+        with connect("local:0"):
+            pass
+    with pytest.raises(EmbeddingInputError, match="scheduler address or 'local:N'"):
+        with connect(42):
+            pass
