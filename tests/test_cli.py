@@ -161,3 +161,38 @@ def test_ctrl_c_stops_the_report_promptly_and_leaves_no_scratch(tmp_path):
     assert proc.returncode == 130 and err.strip().endswith("embgeo: interrupted"), err
     assert time.perf_counter() - sent < 20
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_report_on_a_local_dask_cluster_matches_the_report_here(tmp_path):
+    pytest.importorskip("distributed", reason="the Dask engine is the optional extra embgeo[dask]")
+    path = tmp_path / "medium.npy"
+    np.save(path, make_anisotropic(1200, 16, random_state=3))
+    here, there = tmp_path / "here.json", tmp_path / "there.json"
+    assert _embgeo("report", path, "--k", 5, "--sample", 100, "--json", here).returncode == 0
+    done = _embgeo("report", path, "--k", 5, "--sample", 100, "--json", there, "--dask", "local:2")
+    assert done.returncode == 0, done.stderr
+    a, b = json.loads(here.read_text()), json.loads(there.read_text())
+    assert any("Dask cluster of 2 workers" in note for note in b["notes"])
+    assert b["hubness"]["skewness"] == pytest.approx(a["hubness"]["skewness"], rel=1e-9)
+    assert b["isotropy"]["isoscore"] == pytest.approx(a["isotropy"]["isoscore"], rel=1e-6)
+    done = _embgeo("report", path, "--approximate", "--dask", "local:2")
+    assert done.returncode == 2 and "--dask runs the exact report" in done.stderr
+
+
+def test_without_dask_the_engine_names_the_extra(monkeypatch):
+    import builtins
+
+    from embgeo.analysis import EmbeddingInputError
+    from embgeo.analysis.distributed import require_dask
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name.split(".")[0] in ("dask", "distributed"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    with pytest.raises(EmbeddingInputError, match=r"pip install 'embgeo\[dask\]'"):
+        require_dask()

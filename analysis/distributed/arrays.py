@@ -48,6 +48,41 @@ def from_npy(path, *, chunk_rows: int = CHUNK_ROWS):
     return da.concatenate(parts, axis=0)
 
 
+def _read_map(path: str, offset: int, n: int, d: int, start: int, stop: int) -> np.ndarray:
+    rows = np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=(n, d))[start:stop]
+    return np.array(rows)
+
+
+def _file_map(x):
+    """``(path, byte offset)`` of a C-ordered float32 matrix that is (a view of) a named file's memory
+    map, else None."""
+    m = x
+    while m is not None and not isinstance(m, np.memmap):
+        m = getattr(m, "base", None)
+    if m is None or m.filename is None or x.dtype != np.float32 or not x.flags.c_contiguous:
+        return None
+    return m.filename, int(m.offset + x.__array_interface__["data"][0] - m.__array_interface__["data"][0])
+
+
+def cluster_rows(x, *, chunk_rows: int = CHUNK_ROWS):
+    """``x`` as the workers should read it: a dask array as it is (whole-row chunks); a float32 memory
+    map of a file as chunks each worker maps from the file itself (the same path must be visible to
+    the workers: a shared or local disk); anything else shipped in chunks from here."""
+    require_dask()
+    import dask
+    import dask.array as da
+
+    where = None if is_dask_array(x) else _file_map(x)
+    if where is None:
+        return row_chunks(x, chunk_rows=chunk_rows)
+    path, offset = where
+    n, d = x.shape
+    parts = [da.from_delayed(dask.delayed(_read_map)(path, offset, n, d, s, min(n, s + chunk_rows)),
+                             shape=(min(n, s + chunk_rows) - s, d), dtype=np.float32)
+             for s in range(0, n, chunk_rows)]
+    return da.concatenate(parts, axis=0)
+
+
 def row_chunks(x, *, chunk_rows: int = CHUNK_ROWS):
     """``x`` (a dask array, or anything array-like) as a float32 dask array of whole-row chunks."""
     require_dask()

@@ -19,7 +19,15 @@ import time
 import numpy as np
 
 from .._core import EmbeddingInputError, Moments, check_k, check_metric, scan_moments
-from ..neighbors import Neighbors, block_pair_knn, merge_knn
+from ..neighbors import (
+    Neighbors,
+    block_pair_knn,
+    finish_sample_lists,
+    merge_knn,
+    merge_sample_lists,
+    refine_near_rows,
+    sample_block_lists,
+)
 from .arrays import CHUNK_ROWS, row_chunks
 from .cluster import require_dask
 
@@ -93,8 +101,9 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
     Chunk pairs i <= j are one task each (the symmetric half: each tile serves both chunks' rows);
     each chunk's lists from its pairs are merged by a tree reduction. Each point's own row is
     excluded. Distances are read off the float32 tile scores (:func:`~embgeo.analysis.neighbors.
-    scores_to_distances`): within about 1e-6 of the single-machine table's (which recomputes them from
-    the vectors) away from near duplicates, so the ids agree but for near-ties.
+    scores_to_distances`), within about 1e-6 of the single-machine table's, and recomputed from the
+    vectors for the rows with a near neighbour (:func:`~embgeo.analysis.neighbors.refine_near_rows`),
+    so the ids agree but for near-ties.
 
     Parameters
     ----------
@@ -135,6 +144,44 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
     lists = _compute(dask.delayed(list)(merged), client)
     ids = np.concatenate([p[0] for p in lists])
     dist = np.concatenate([p[1] for p in lists])
+    # near pairs' distances from the vectors, as one process computes every distance (few rows: those
+    # with a near duplicate; only they and their neighbours are fetched)
+    norms = _compute((x * x).sum(axis=1) ** 0.5, client) if metric == "euclidean" else None
+    ids, dist = refine_near_rows(ids, dist, metric, lambda wanted: _rows(x, wanted, client), norms)
     return Neighbors(indices=ids, distances=dist, metric=metric, exact=True,
                      backend=f"dask(exact self-join, {len(blocks)} chunks, {len(blocks) * (len(blocks) + 1) // 2} pairs)",
                      seconds=time.perf_counter() - t0)
+
+
+def dask_cosine_and_dot_sample(x, query_rows, k_cos: int, k_dot: int, *, client=None,
+                               chunk_rows: int = CHUNK_ROWS, split_every: int = SPLIT_EVERY):
+    """The report's query sample on the cluster: exact cosine and dot neighbours of the rows
+    ``query_rows`` of ``x``, and their mean chord distance to all rows, as
+    :func:`~embgeo.analysis.neighbors.cosine_and_dot_sample` returns them.
+
+    The queries travel to every chunk (one copy per worker); each chunk's task folds them against its
+    rows; the partial lists are merged up a tree; the client then fetches only the rows the lists name
+    and recomputes their distances from the vectors (so they equal the single-machine tables').
+    """
+    dask, _ = require_dask()
+    x = row_chunks(x, chunk_rows=chunk_rows)
+    n = x.shape[0]
+    rows = np.asarray(query_rows, dtype=np.int64).ravel()
+    check_k(max(k_cos, k_dot), n - 1, context="neighbours in the corpus (self excluded)")
+    queries = _rows(x, rows, client)
+    shared_queries = dask.delayed(queries)  # one key: sent to each worker once, not once per task
+    starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
+    parts = [dask.delayed(sample_block_lists)(block, int(s), shared_queries, rows, k_cos, k_dot)
+             for block, s in zip(x.to_delayed().ravel(), starts)]
+    merged = _compute(_tree(parts, lambda p: merge_sample_lists(p, k_cos, k_dot), split_every), client)
+    needed = np.unique(np.concatenate([merged[1].ravel(), merged[3].ravel()]))
+    return finish_sample_lists(merged, queries, n, needed, _rows(x, needed, client))
+
+
+def _rows(x, rows: np.ndarray, client) -> np.ndarray:
+    """Rows of a dask array in the given order (fetched sorted, as a chunked read wants them)."""
+    order = np.argsort(rows, kind="stable")
+    fetched = _compute(x[rows[order]], client)
+    out = np.empty_like(fetched)
+    out[order] = fetched
+    return out

@@ -277,6 +277,20 @@ class EmbeddingSet:
             self._moments[key] = scan_moments(self.vectors, self.weights if weighted else None, normalize=key[0])
         return self._moments[key]
 
+    def attach_moments(self, moments: Moments, *, weighted: bool = False) -> None:
+        """Cache moments of this set computed elsewhere (the Dask engine's), read by :meth:`moments`.
+
+        They must be of all ``n`` rows and this dimension; ``moments.normalize`` says which kind.
+        """
+        if not isinstance(moments, Moments):
+            raise EmbeddingInputError(f"attach_moments takes Moments, got {type(moments).__name__}")
+        if moments.dim != self.dim or moments.count != self.n:
+            raise EmbeddingInputError(f"the moments are of {moments.count} rows of dimension {moments.dim}; "
+                                      f"this set has {self.n} rows of dimension {self.dim}")
+        if weighted and self.weights is None:
+            raise EmbeddingInputError("weighted moments attached to a set without weights")
+        self._moments[(bool(moments.normalize), bool(weighted))] = moments
+
     def clear_cache(self) -> None:
         self._neighbors.clear()
         self._moments.clear()

@@ -12,7 +12,15 @@ folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exac
 from ._backend import numba_thread_pool, resolve_backend
 from ._fold_kernels import warm_up
 from .approximate import approximate_knn, check_join_fits
-from .blocks import block_pair_knn, merge_knn, scores_to_distances
+from .blocks import (
+    block_pair_knn,
+    finish_sample_lists,
+    merge_knn,
+    merge_sample_lists,
+    refine_near_rows,
+    sample_block_lists,
+    scores_to_distances,
+)
 from .exact import cosine_and_dot_sample, exact_knn
 from .statistics import (
     duplicate_mask,

@@ -13,11 +13,14 @@ the same distances whichever tile they came from, so the merge is exact and orde
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 
 from .._core import as_float32_matrix, check_metric, prepare_rows
 from ._backend import Ops, fold_tile, host_folds, numba_thread_pool, resolve_backend
+from .exact import CORPUS_BLOCK_ROWS, SampleLists
+from .table import NEAR_DISTANCE, Neighbors, finish_table, refine_distances
 
 #: Side of the square score tiles a block pair is multiplied in (4096^2 float32 = 64 MB).
 TILE_ROWS = 4_096
@@ -113,3 +116,69 @@ def _sorted(ids: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     key_ids = np.where(ids < 0, np.iinfo(np.int64).max, ids)
     order = np.lexsort((key_ids, dist), axis=1)
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
+# ------------------------------------------------------------------ the report's query sample, a block at a time
+
+
+def sample_block_lists(block, block0: int, queries, rows, k_cos: int, k_dot: int):
+    """The cosine and dot lists of the query rows ``rows`` (vectors ``queries``) among one block of the
+    corpus (rows ``block0 : block0 + len(block)``), and their chord-distance sums over it: the partial
+    result :func:`merge_sample_lists` combines (see :func:`.exact.cosine_and_dot_sample`)."""
+    lists = SampleLists(np.asarray(queries, dtype=np.float32), rows, k_cos, k_dot)
+    with numba_thread_pool(lists.ops):
+        for start in range(0, len(block), CORPUS_BLOCK_ROWS):
+            lists.fold(np.asarray(block[start:start + CORPUS_BLOCK_ROWS], dtype=np.float32), block0 + start)
+    return lists.arrays()
+
+
+def merge_sample_lists(parts, k_cos: int, k_dot: int):
+    """Combine partial :func:`sample_block_lists` results (any grouping): best scores first, ties by id,
+    the distance sums added."""
+    cos_i, cos_neg = merge_knn([(p[1], -p[0]) for p in parts], k_cos)
+    dot_i, dot_neg = merge_knn([(p[3], -p[2]) for p in parts], k_dot)
+    return -cos_neg, cos_i, -dot_neg, dot_i, np.sum([p[4] for p in parts], axis=0)
+
+
+def finish_sample_lists(merged, queries, n: int, neighbour_ids, neighbour_rows) -> tuple[Neighbors, Neighbors]:
+    """The cosine and dot tables of merged sample lists, as :func:`.exact.cosine_and_dot_sample` returns
+    them: distances recomputed from the vectors (``neighbour_rows``, the corpus rows ``neighbour_ids``:
+    every row the lists name), sorted nearest first, the cosine table with each query's mean chord
+    distance to the ``n`` corpus rows."""
+    t0 = time.perf_counter()
+    _, cos_i, _, dot_i, dist_sum = merged
+    ids = np.asarray(neighbour_ids, dtype=np.int64)
+    local = np.ascontiguousarray(neighbour_rows, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    tables = []
+    for lists, metric, mean in ((cos_i, "cosine", dist_sum / (n - 1)), (dot_i, "dot", None)):
+        pos = np.searchsorted(ids, lists)  # every listed row is in ids (sorted, unique)
+        table = finish_table(local, queries, pos, metric, "dask", t0, mean)
+        tables.append(Neighbors(indices=ids[table.indices], distances=table.distances, metric=metric, exact=True,
+                                backend="dask", seconds=table.seconds, mean_distance=table.mean_distance))
+    return tables[0], tables[1]
+
+
+def refine_near_rows(ids: np.ndarray, dist: np.ndarray, metric: str, fetch_rows, norms=None,
+                     *, block_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute from the vectors the distances of the rows whose nearest neighbour is near (where a
+    distance read off a float32 score loses its precision; :data:`.table.NEAR_DISTANCE`, relative to
+    the row's norm ``norms`` for euclidean), and re-sort those rows.
+
+    ``fetch_rows(sorted_row_ids) -> vectors`` reads corpus rows (the Dask engine fetches them from the
+    cluster): only the near rows and their neighbours are read. Dot distances are scores: unchanged.
+    """
+    if metric == "dot":
+        return ids, dist
+    limit = NEAR_DISTANCE * (np.asarray(norms, dtype=np.float64) if metric == "euclidean" else 1.0)
+    near = np.flatnonzero(dist[:, 0] < limit)
+    ids, dist = ids.copy(), dist.copy()
+    for start in range(0, len(near), block_rows):
+        rows = near[start:start + block_rows]
+        wanted = np.unique(np.concatenate([rows, ids[rows].ravel()]))
+        wanted = wanted[wanted >= 0]
+        local = np.ascontiguousarray(fetch_rows(wanted), dtype=np.float32)
+        pos = np.searchsorted(wanted, ids[rows])
+        new = refine_distances(local, local[np.searchsorted(wanted, rows)], np.where(ids[rows] < 0, -1, pos), metric)
+        ids[rows], dist[rows] = _sorted(ids[rows], np.where(ids[rows] < 0, np.inf, new).astype(np.float32))
+    return ids, dist

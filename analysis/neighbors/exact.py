@@ -209,31 +209,51 @@ def cosine_and_dot_sample(corpus, query_indices, k_cos: int, k_dot: int) -> tupl
     t0 = time.perf_counter()
     corpus = as_float32_matrix(corpus, name="corpus")
     rows = np.asarray(query_indices, dtype=np.int64).ravel()
-    n, m = corpus.shape[0], len(rows)
+    n = corpus.shape[0]
     check_k(max(k_cos, k_dot), n - 1, context="neighbours in the corpus (self excluded)")
     queries = corpus[rows]
-    q_norm = blocked_row_norms(queries)
-    q_unit = queries / q_norm[:, None]
-    ops = Ops("numpy")
-    c_rows = min(n, CORPUS_BLOCK_ROWS)
-    q_rows = max(64, min(m, TILE_BYTES // (4 * c_rows)))
-    cos_s, cos_i = np.full((m, k_cos), -np.inf, np.float32), np.full((m, k_cos), -1)
-    dot_s, dot_i = np.full((m, k_dot), -np.inf, np.float32), np.full((m, k_dot), -1)
-    cos_kth, dot_kth = np.full(m, -np.inf, np.float32), np.full(m, -np.inf, np.float32)
-    dist_sum = np.zeros(m)
-    with numba_thread_pool(ops):
-        for c_start in range(0, n, c_rows):
-            block = corpus[c_start:c_start + c_rows]
-            c_norm = blocked_row_norms(block)
-            cb = block / c_norm[:, None]
-            for q_start in range(0, m, q_rows):
-                s = ops.matmul_t(q_unit[q_start:q_start + q_rows], cb)
-                ops.mask_self(s, rows[q_start:q_start + q_rows], c_start)
-                fold_cosine_and_dot(s, q_norm[q_start:q_start + q_rows], c_norm, cos_s, cos_i, cos_kth,
-                                    dot_s, dot_i, dot_kth, dist_sum, q_start, c_start)
+    lists = SampleLists(queries, rows, k_cos, k_dot)
+    with numba_thread_pool(lists.ops):
+        for c_start in range(0, n, CORPUS_BLOCK_ROWS):
+            lists.fold(corpus[c_start:c_start + CORPUS_BLOCK_ROWS], c_start)
+    cos_s, cos_i, dot_s, dot_i, dist_sum = lists.arrays()
     cos_t = finish_table(corpus, queries, cos_i, "cosine", "numpy", t0, dist_sum / (n - 1))
     dot_t = finish_table(corpus, queries, dot_i, "dot", "numpy", t0, None)
     return cos_t, dot_t
+
+
+class SampleLists:
+    """The running cosine and dot lists of some corpus rows (the queries) and their chord-distance sums,
+    folded one corpus block at a time (:func:`cosine_and_dot_sample`; the Dask engine folds each chunk
+    into lists of its own and merges them, :func:`.blocks.merge_sample_lists`)."""
+
+    def __init__(self, queries, rows, k_cos: int, k_dot: int):
+        self.rows = np.asarray(rows, dtype=np.int64)
+        m = len(self.rows)
+        self.q_norm = blocked_row_norms(queries)
+        self.q_unit = np.asarray(queries, dtype=np.float32) / self.q_norm[:, None]
+        self.ops = Ops("numpy")
+        self.cos_s, self.cos_i = np.full((m, k_cos), -np.inf, np.float32), np.full((m, k_cos), -1)
+        self.dot_s, self.dot_i = np.full((m, k_dot), -np.inf, np.float32), np.full((m, k_dot), -1)
+        self.cos_kth, self.dot_kth = np.full(m, -np.inf, np.float32), np.full(m, -np.inf, np.float32)
+        self.dist_sum = np.zeros(m)
+
+    def fold(self, block, c_start: int) -> None:
+        """Fold the corpus rows ``c_start : c_start + len(block)`` (raw vectors) into the lists. Run it
+        inside :func:`numba_thread_pool` (the tiles' products are numba's)."""
+        m = len(self.rows)
+        q_rows = max(64, min(m, TILE_BYTES // (4 * max(1, min(len(block), CORPUS_BLOCK_ROWS)))))
+        c_norm = blocked_row_norms(block)
+        cb = np.asarray(block, dtype=np.float32) / c_norm[:, None]
+        for q_start in range(0, m, q_rows):
+            s = self.ops.matmul_t(self.q_unit[q_start:q_start + q_rows], cb)
+            self.ops.mask_self(s, self.rows[q_start:q_start + q_rows], c_start)
+            fold_cosine_and_dot(s, self.q_norm[q_start:q_start + q_rows], c_norm, self.cos_s, self.cos_i,
+                                self.cos_kth, self.dot_s, self.dot_i, self.dot_kth, self.dist_sum, q_start, c_start)
+
+    def arrays(self):
+        """``(cos_scores, cos_ids, dot_scores, dot_ids, chord_distance_sums)``."""
+        return self.cos_s, self.cos_i, self.dot_s, self.dot_i, self.dist_sum
 
 
 def _symmetric_self_join(corpus, k, metric, ops, mean_distance, progress):

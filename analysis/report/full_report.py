@@ -51,6 +51,7 @@ from ..geometry import (
     similarity_distribution,
 )
 from ..neighbors import check_join_fits, cosine_and_dot_sample
+from .on_cluster import ClusterParts
 from .verdicts import Verdict, verdicts
 
 #: Largest neighbour rank of the GRIDE scale curve read off the shared table.
@@ -172,7 +173,8 @@ def resolve_weighted(es, weighted: bool | None) -> bool:
 
 def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = True, sample: int | None = 2000,
                     weighted: bool | None = None, random_state=0, progress: bool | None = None,
-                    scale_levels: int | None = None, memory_limit: int | None = None) -> GeometryReport:
+                    scale_levels: int | None = None, memory_limit: int | None = None,
+                    cluster=None) -> GeometryReport:
     """Every geometry statistic of an embedding set, built on one shared k-NN search.
 
     The self-join neighbour table is searched once through :meth:`EmbeddingSet.neighbors`, with
@@ -227,6 +229,13 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         Bytes the neighbour search's working arrays may take (see :func:`approximate_knn`): the
         approximate join holds a candidate buffer for every point where they fit, and a block of
         points at a time where they do not. Default: half the available memory.
+    cluster : distributed.Client or str, optional
+        Run the heavy parts on a Dask cluster (the optional extra ``embgeo[dask]``): the moments, the
+        exact neighbour table and the query sample's search (:mod:`embgeo.analysis.distributed`),
+        over row chunks that the workers read themselves when the set is a memory-mapped file. A
+        client, a scheduler address, or ``"local:N"`` (a LocalCluster of N worker processes, started
+        and stopped here). Every statistic is then computed from those results as on one machine,
+        so the report is the same. The approximate table does not run on a cluster yet (a clear error).
 
     Returns
     -------
@@ -275,8 +284,11 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     distance = metric if metric != "dot" else "cosine"
     clock = _Clock(parts=9 + bool(weighted), progress=progress)
     notes: list[str] = []
-    if not exact and es.cached_neighbors(table_k, metric=metric, exact=False) is None:
+    if not exact and es.cached_neighbors(table_k, metric=metric, exact=False) is None and cluster is None:
         check_join_fits(es.n, es.dim, table_k, memory_limit=memory_limit)  # before the query sample's search, not after it
+    on_cluster = ClusterParts(cluster, es, exact=exact)  # a no-op without a cluster
+    if on_cluster:
+        notes.append(on_cluster.note)
     try:
         shared, truth = None, None
         if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot
@@ -288,14 +300,15 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             # is tuned and measured against (no second exact search of a recall sample)
             k_cos = max(2 * k, table_k if not exact and metric == "cosine" else 0)
             k_dot = max(k, table_k if not exact and metric == "dot" else 0)
-            shared = clock.run("sample_search", lambda: cosine_and_dot_sample(es.vectors, shared_rows, k_cos, k_dot))
+            search = on_cluster.cosine_and_dot_sample if on_cluster else cosine_and_dot_sample
+            shared = clock.run("sample_search", lambda: search(es.vectors, shared_rows, k_cos, k_dot))
             if not exact:
                 truth = (shared_rows, shared[0 if metric == "cosine" else 1].indices)
-        table = clock.run("neighbors", lambda: es.neighbors(table_k, metric=metric, exact=exact,
-                                                            progress=clock.within(), sample_truth=truth,
-                                                            memory_limit=memory_limit))
+        # on a cluster the table and the moments are computed there and cached on the set first
+        table = clock.run("neighbors", lambda: on_cluster.attach_table(table_k, metric) or es.neighbors(
+            table_k, metric=metric, exact=exact, progress=clock.within(), sample_truth=truth, memory_limit=memory_limit))
         work = es if table.exact else es.with_neighbors(table)
-        iso = clock.run("isotropy", lambda: isotropy_report(work, metric=metric))
+        iso = clock.run("isotropy", lambda: on_cluster.attach_moments() or isotropy_report(work, metric=metric))
         w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(work, metric=metric, weighted=True)) \
             if weighted else None
 
@@ -331,6 +344,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=cvd_seed))
     finally:
         clock.close()
+        on_cluster.close()
     graph = (f"the exact {metric} k-NN graph of all {es.n:,} rows" if table.exact else
              f"the approximate {metric} k-NN graph of all {es.n:,} rows (recall@{table.k} {table.recall:.3f})")
     queries = f"{len(shared_rows) if shared is not None else min(sample or es.n, es.n):,} random queries searched " \

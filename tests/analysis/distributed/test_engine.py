@@ -141,3 +141,60 @@ def test_bad_input_is_named(client):
     with pytest.raises(EmbeddingInputError, match="scheduler address or 'local:N'"):
         with connect(42):
             pass
+
+
+def test_the_query_sample_search_equals_one_process(client, cloud):
+    from embgeo.analysis.distributed import dask_cosine_and_dot_sample
+    from embgeo.analysis.neighbors import cosine_and_dot_sample
+
+    rows = np.random.default_rng(2).choice(len(cloud), 150, replace=False)
+    got = dask_cosine_and_dot_sample(cloud, rows, 12, 6, client=client, chunk_rows=700)
+    want = cosine_and_dot_sample(cloud, rows, 12, 6)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.indices, w.indices)
+        np.testing.assert_allclose(g.distances, w.distances, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[0].mean_distance, want[0].mean_distance, rtol=1e-6)
+
+
+def test_near_duplicates_get_their_distances_from_the_vectors(client):
+    # twins at distance ~1e-4: read off a float32 cosine score their chord would be off by ~3e-4
+    rng = np.random.default_rng(5)
+    base = make_anisotropic(1500, 16, random_state=5)
+    x = np.concatenate([base, base[:300] + rng.normal(scale=1e-4, size=(300, 16)).astype(np.float32)])
+    for metric in ("cosine", "euclidean"):
+        got = dask_exact_knn(x, k=6, metric=metric, client=client, chunk_rows=500)
+        want = exact_knn(x, k=6, metric=metric)
+        np.testing.assert_allclose(got.distances[:, 0], want.distances[:, 0], rtol=1e-4, atol=2e-6)
+        _same_table(got, want)
+
+
+def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path):
+    from embgeo.analysis import geometry_report, load
+
+    x = make_anisotropic(2500, 24, random_state=7)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    es = load(path)  # a memory map: the workers read their chunks from the file
+    here = geometry_report(x, k=8, sample=300).to_dict()
+    there = geometry_report(es, k=8, sample=300, cluster=client).to_dict()
+
+    def numbers(d, prefix=""):
+        for key, value in d.items():
+            if key in ("timings", "seconds", "backend", "source", "name"):
+                continue
+            if isinstance(value, dict):
+                yield from numbers(value, f"{prefix}{key}.")
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                yield f"{prefix}{key}", float(value)
+
+    a, b = dict(numbers(here)), dict(numbers(there))
+    assert a.keys() == b.keys() and len(a) > 40
+    # The partition isotropy minimises Z(c) over eigenvectors; near-degenerate eigenvalues let those
+    # turn with the moments' last-digit rounding (merged in another order), so it agrees to ~1e-5.
+    # The table's distances are read off float32 scores (within ~1e-6 of the vectors' differences), so
+    # the statistics built on them (TwoNN, MLE, contrast) agree to ~1e-6 as well.
+    loose = {"isotropy.partition_isotropy"}
+    for key in a:
+        assert b[key] == pytest.approx(a[key], rel=1e-4 if key in loose else 1e-5, abs=1e-7), key
+    with pytest.raises(EmbeddingInputError, match="approximate table does not run on a Dask cluster"):
+        geometry_report(es, k=8, exact=False, cluster=client)

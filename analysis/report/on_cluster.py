@@ -1,0 +1,48 @@
+"""The report's heavy parts on a Dask cluster (``geometry_report(cluster=...)``): the query sample's
+search, the exact neighbour table and the moments run there (:mod:`embgeo.analysis.distributed`) and
+are cached on the set, so every statistic is then computed from them exactly as on one machine."""
+
+from __future__ import annotations
+
+import contextlib
+
+from .._core import EmbeddingInputError
+from ..distributed import cluster_rows, connect, dask_cosine_and_dot_sample, dask_exact_knn, dask_moments
+
+
+class ClusterParts:
+    """A connection to ``cluster`` (None: no cluster, and every method does nothing; false in a test)
+    and the set's rows as the workers read them. :meth:`close` ends a connection this object opened."""
+
+    def __init__(self, cluster, es, *, exact: bool):
+        self.es, self.client, self._stack = es, None, contextlib.ExitStack()
+        if cluster is None:
+            return
+        if not exact:
+            raise EmbeddingInputError("the approximate table does not run on a Dask cluster yet: run the exact "
+                                      "table there (exact=True, no --approximate), or the approximate report on "
+                                      "one machine")
+        self.client = self._stack.enter_context(connect(cluster))
+        self.rows = cluster_rows(es.vectors)
+        workers = len(self.client.scheduler_info().get("workers", {}))
+        self.note = (f"the moments, the exact table and the query sample's search ran on a Dask cluster of "
+                     f"{workers} worker{'s' if workers != 1 else ''} at {self.client.scheduler.address} "
+                     f"(diagnostics: {self.client.dashboard_link}), in {self.rows.numblocks[0]} row chunks")
+
+    def __bool__(self) -> bool:
+        return self.client is not None
+
+    def cosine_and_dot_sample(self, _vectors, rows, k_cos: int, k_dot: int):
+        return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client)
+
+    def attach_table(self, k: int, metric: str) -> None:
+        if self and self.es.cached_neighbors(k, metric=metric, exact=True) is None:
+            self.es.attach_neighbors(dask_exact_knn(self.rows, k, metric=metric, client=self.client))
+
+    def attach_moments(self) -> None:
+        if self:
+            for normalize in (False, True):
+                self.es.attach_moments(dask_moments(self.rows, normalize=normalize, client=self.client))
+
+    def close(self) -> None:
+        self._stack.close()
