@@ -12,5 +12,5 @@ by a tree reduction (``dask_exact_knn``). The results are the single-machine obj
 """
 
 from .arrays import cluster_rows, from_npy, is_dask_array, row_chunks
-from .cluster import connect, require_dask
+from .cluster import connect, local_cluster, require_dask
 from .engine import dask_cosine_and_dot_sample, dask_exact_knn, dask_moments

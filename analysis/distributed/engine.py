@@ -28,7 +28,7 @@ from ..neighbors import (
     refine_near_rows,
     sample_block_lists,
 )
-from .arrays import CHUNK_ROWS, row_chunks
+from .arrays import row_chunks
 from .cluster import require_dask
 
 #: Partial results merged by one task of a tree reduction.
@@ -56,7 +56,7 @@ def _compute(value, client):
     return value.compute() if client is None else client.compute(value).result()
 
 
-def dask_moments(x, *, normalize: bool = False, client=None, chunk_rows: int = CHUNK_ROWS,
+def dask_moments(x, *, normalize: bool = False, client=None, chunk_rows: int | None = None,
                  split_every: int = SPLIT_EVERY) -> Moments:
     """Streamed moments of a (lazy) row-chunked array, computed on the cluster.
 
@@ -94,8 +94,8 @@ def _merge_lists(k: int):
     return merge
 
 
-def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk_rows: int = CHUNK_ROWS,
-                   split_every: int = SPLIT_EVERY) -> Neighbors:
+def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk_rows: int | None = None,
+                   split_every: int = SPLIT_EVERY, fetch_rows=None) -> Neighbors:
     """The exact k-NN self-join of a (lazy) row-chunked array, computed on the cluster.
 
     Chunk pairs i <= j are one task each (the symmetric half: each tile serves both chunks' rows);
@@ -114,7 +114,11 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
     client : distributed.Client, optional
         Where to run; default: Dask's current scheduler.
     chunk_rows : int
-        Rows per chunk when ``x`` is in memory (a dask array keeps its row chunks).
+        Rows per chunk when ``x`` is in memory (a dask array keeps its row chunks); default
+        :func:`~embgeo.analysis.distributed.arrays.default_chunk_rows`.
+    fetch_rows : callable, optional
+        ``fetch_rows(sorted_ids) -> vectors`` reads a few rows where the client can (a local memory
+        map of the same file); default: from the cluster (which reads every chunk once to find them).
 
     Returns
     -------
@@ -147,14 +151,15 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
     # near pairs' distances from the vectors, as one process computes every distance (few rows: those
     # with a near duplicate; only they and their neighbours are fetched)
     norms = _compute((x * x).sum(axis=1) ** 0.5, client) if metric == "euclidean" else None
-    ids, dist = refine_near_rows(ids, dist, metric, lambda wanted: _rows(x, wanted, client), norms)
+    fetch = fetch_rows or (lambda wanted: _rows(x, wanted, client))
+    ids, dist = refine_near_rows(ids, dist, metric, fetch, norms)
     return Neighbors(indices=ids, distances=dist, metric=metric, exact=True,
                      backend=f"dask(exact self-join, {len(blocks)} chunks, {len(blocks) * (len(blocks) + 1) // 2} pairs)",
                      seconds=time.perf_counter() - t0)
 
 
 def dask_cosine_and_dot_sample(x, query_rows, k_cos: int, k_dot: int, *, client=None,
-                               chunk_rows: int = CHUNK_ROWS, split_every: int = SPLIT_EVERY):
+                               chunk_rows: int | None = None, split_every: int = SPLIT_EVERY, fetch_rows=None):
     """The report's query sample on the cluster: exact cosine and dot neighbours of the rows
     ``query_rows`` of ``x``, and their mean chord distance to all rows, as
     :func:`~embgeo.analysis.neighbors.cosine_and_dot_sample` returns them.
@@ -162,26 +167,26 @@ def dask_cosine_and_dot_sample(x, query_rows, k_cos: int, k_dot: int, *, client=
     The queries travel to every chunk (one copy per worker); each chunk's task folds them against its
     rows; the partial lists are merged up a tree; the client then fetches only the rows the lists name
     and recomputes their distances from the vectors (so they equal the single-machine tables').
+    ``fetch_rows`` as for :func:`dask_exact_knn`.
     """
     dask, _ = require_dask()
     x = row_chunks(x, chunk_rows=chunk_rows)
     n = x.shape[0]
     rows = np.asarray(query_rows, dtype=np.int64).ravel()
     check_k(max(k_cos, k_dot), n - 1, context="neighbours in the corpus (self excluded)")
-    queries = _rows(x, rows, client)
+    fetch = fetch_rows or (lambda wanted: _rows(x, wanted, client))
+    order = np.argsort(rows, kind="stable")
+    queries = np.empty((len(rows), x.shape[1]), dtype=np.float32)
+    queries[order] = fetch(rows[order])
     shared_queries = dask.delayed(queries)  # one key: sent to each worker once, not once per task
     starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
     parts = [dask.delayed(sample_block_lists)(block, int(s), shared_queries, rows, k_cos, k_dot)
              for block, s in zip(x.to_delayed().ravel(), starts)]
     merged = _compute(_tree(parts, lambda p: merge_sample_lists(p, k_cos, k_dot), split_every), client)
     needed = np.unique(np.concatenate([merged[1].ravel(), merged[3].ravel()]))
-    return finish_sample_lists(merged, queries, n, needed, _rows(x, needed, client))
+    return finish_sample_lists(merged, queries, n, needed, fetch(needed))
 
 
 def _rows(x, rows: np.ndarray, client) -> np.ndarray:
-    """Rows of a dask array in the given order (fetched sorted, as a chunked read wants them)."""
-    order = np.argsort(rows, kind="stable")
-    fetched = _compute(x[rows[order]], client)
-    out = np.empty_like(fetched)
-    out[order] = fetched
-    return out
+    """Rows of a dask array (``rows`` sorted), computed on the cluster."""
+    return np.asarray(_compute(x[rows], client), dtype=np.float32)

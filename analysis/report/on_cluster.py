@@ -32,12 +32,17 @@ class ClusterParts:
     def __bool__(self) -> bool:
         return self.client is not None
 
+    def _fetch(self, rows):
+        """A few rows read here, from the set's own array (a memory map reads just those pages)."""
+        return self.es.vectors[rows]
+
     def cosine_and_dot_sample(self, _vectors, rows, k_cos: int, k_dot: int):
-        return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client)
+        return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client, fetch_rows=self._fetch)
 
     def attach_table(self, k: int, metric: str) -> None:
         if self and self.es.cached_neighbors(k, metric=metric, exact=True) is None:
-            self.es.attach_neighbors(dask_exact_knn(self.rows, k, metric=metric, client=self.client))
+            self.es.attach_neighbors(dask_exact_knn(self.rows, k, metric=metric, client=self.client,
+                                                    fetch_rows=self._fetch))
 
     def attach_moments(self) -> None:
         if self:

@@ -130,6 +130,12 @@ def test_a_worker_killed_mid_run_changes_nothing(client, cloud, tmp_path):
     client.wait_for_workers(2, timeout=60)
 
 
+def test_small_sets_are_cut_into_whole_tiles():
+    from embgeo.analysis.distributed.arrays import default_chunk_rows
+
+    assert [default_chunk_rows(n) for n in (10, 5000, 100_000, 10**7)] == [4096, 4096, 28_672, 65_536]
+
+
 def test_bad_input_is_named(client):
     with pytest.raises(EmbeddingInputError, match="2-D"):
         row_chunks(np.zeros(5))
@@ -168,8 +174,11 @@ def test_near_duplicates_get_their_distances_from_the_vectors(client):
         _same_table(got, want)
 
 
-def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path):
+def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path, monkeypatch):
     from embgeo.analysis import geometry_report, load
+    from embgeo.analysis.distributed import arrays
+
+    monkeypatch.setattr(arrays, "TILE_ROWS", 256)  # chunks of 768 rows: 4 chunks, 10 pair tasks
 
     x = make_anisotropic(2500, 24, random_state=7)
     path = tmp_path / "x.npy"
@@ -187,6 +196,7 @@ def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path):
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 yield f"{prefix}{key}", float(value)
 
+    assert any("in 4 row chunks" in note for note in there["notes"])
     a, b = dict(numbers(here)), dict(numbers(there))
     assert a.keys() == b.keys() and len(a) > 40
     # The partition isotropy minimises Z(c) over eigenvectors; near-degenerate eigenvalues let those

@@ -1,0 +1,146 @@
+"""The exact report on a Dask LocalCluster against the single-process report, on the same file, in one run.
+
+    python benchmarks/bench_dask.py [--n 200000] [--workers 2] [--dim 384]
+
+For each n it writes (once, then reuses) the ``make_anisotropic`` rows of ``bench_scale.py`` to a float32
+``.npy`` in ``benchmarks/.data``, then runs ``geometry_report(load(path))`` in this process and
+``geometry_report(load(path), cluster=client)`` on a ``LocalCluster(n_workers=--workers,
+threads_per_worker=1, processes=True)`` with one-threaded kernels (the workers map the file
+themselves). It records both wall
+times and each part's, their ratio (the issue's goal: at most 1.3 x), the largest relative difference
+between the two reports' numbers, and, from Dask's task stream, each kind of task's count, mean
+compute seconds and bytes of its results (the inputs of the scaling model in ``benchmarks/README.md``).
+Results go to ``benchmarks/results/dask_d{dim}.{json,md}`` with the machine and the date (sizes not run
+this time are kept from the previous file).
+
+The single-process report uses both cores in one process (numba and BLAS threads); the cluster's two
+workers have one thread each, so the ratio is the engine's overhead (scheduling, pickling partial
+lists, the tree merges, one task per chunk pair) on the same hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_scale import write_anisotropic  # noqa: E402
+from machine import machine_info  # noqa: E402
+
+RESULTS = HERE / "results"
+
+
+def _numbers(d: dict, prefix: str = ""):
+    for key, value in d.items():
+        if key in ("timings", "seconds", "backend", "source", "name", "notes"):
+            continue
+        if isinstance(value, dict):
+            yield from _numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", float(value)
+
+
+def _largest_difference(a: dict, b: dict) -> tuple[str, float]:
+    worst, where = 0.0, ""
+    na, nb = dict(_numbers(a)), dict(_numbers(b))
+    for key in na.keys() & nb.keys():
+        scale = max(abs(na[key]), abs(nb[key]), 1e-12)
+        rel = abs(na[key] - nb[key]) / scale
+        if rel > worst:
+            worst, where = rel, key
+    return where, worst
+
+
+def _task_costs(stream: list[dict]) -> dict:
+    """Per task prefix (the function's name): count, mean compute seconds, mean result bytes."""
+    from dask.utils import key_split
+
+    costs = defaultdict(lambda: {"count": 0, "compute_s": 0.0, "bytes": 0})
+    for task in stream:
+        prefix = key_split(task["key"])
+        c = costs[prefix]
+        c["count"] += 1
+        c["compute_s"] += sum(s["stop"] - s["start"] for s in task.get("startstops", ()) if s["action"] == "compute")
+        c["bytes"] += task.get("nbytes", 0) or 0
+    return {p: {"count": c["count"], "mean_compute_s": c["compute_s"] / c["count"],
+                "mean_result_bytes": c["bytes"] / c["count"]} for p, c in sorted(costs.items())}
+
+
+def run(n: int, dim: int, workers: int, k: int) -> dict:
+    import distributed
+
+    from embgeo.analysis import geometry_report, load
+    from embgeo.analysis.distributed import local_cluster
+    from embgeo.analysis.distributed.arrays import default_chunk_rows
+
+    path = HERE / ".data" / f"anisotropic_n{n}_d{dim}_s0.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_anisotropic(path, n, dim, 0)
+    t0 = time.perf_counter()
+    here = geometry_report(load(path), k=k, progress=False)
+    t_here = time.perf_counter() - t0
+    with local_cluster(workers) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(workers)
+        with distributed.get_task_stream(client) as stream:
+            t0 = time.perf_counter()
+            there = geometry_report(load(path), k=k, progress=False, cluster=client)
+            t_there = time.perf_counter() - t0
+        costs = _task_costs(stream.data)
+    where, worst = _largest_difference(here.to_dict(), there.to_dict())
+    return {"n": n, "dim": dim, "workers": workers, "chunk_rows": default_chunk_rows(n), "k": k,
+            "single_process_s": t_here, "cluster_s": t_there, "ratio": t_there / t_here,
+            "single_process_parts": here.timings, "cluster_parts": there.timings,
+            "largest_relative_difference": worst, "largest_difference_in": where, "tasks": costs,
+            "date_utc": machine_info()["date_utc"]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, nargs="+", default=[200_000])
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    stem = args.out / f"dask_d{args.dim}"
+    previous = json.loads(stem.with_suffix(".json").read_text()).get("results", []) \
+        if stem.with_suffix(".json").exists() else []
+    rows = []
+    for n in args.n:
+        print(f"[{time.strftime('%H:%M:%S')}] {n:,} x {args.dim} ...", file=sys.stderr, flush=True)
+        rows.append(run(n, args.dim, args.workers, args.k))
+        print("    " + json.dumps({k: v for k, v in rows[-1].items() if k != "tasks"}), file=sys.stderr, flush=True)
+    done = {(r["n"], r["workers"], r["chunk_rows"]) for r in rows}
+    rows = sorted(rows + [r for r in previous if (r["n"], r["workers"], r["chunk_rows"]) not in done],
+                  key=lambda r: (r["n"], r["workers"]))
+    out = {"dim": args.dim, "machine": machine_info("numpy", "torch", "dask", "distributed"), "results": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    m = out["machine"]
+    lines = [f"# The exact report on a Dask LocalCluster against one process (d = {args.dim})", "",
+             f"{m['date_utc']}; {m['cpu_model']}; {m['usable_cores']} usable cores; numpy {m['numpy']}, "
+             f"dask {m['dask']}, distributed {m['distributed']}. One process: geometry_report(load(path)); "
+             "cluster: the same with cluster=LocalCluster(workers, 1 thread each, processes), the workers "
+             "mapping the file.", "",
+             "| n | workers | chunk rows | one process s | cluster s | ratio | largest rel. difference | "
+             "pair tasks: count, mean s | run (UTC) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pair = r["tasks"].get("pair", {"count": 0, "mean_compute_s": 0.0})  # key_split drops the "_"
+        lines.append(f"| {r['n']:,} | {r['workers']} | {r['chunk_rows']:,} | {r['single_process_s']:.1f} | "
+                     f"{r['cluster_s']:.1f} | {r['ratio']:.2f} | {r['largest_relative_difference']:.1e} "
+                     f"({r['largest_difference_in']}) | {pair['count']}, {pair['mean_compute_s']:.2f} | "
+                     f"{r['date_utc'][:16]} |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
