@@ -114,6 +114,28 @@ def _probes_list(bits, t, lst):
     return (bits[t, lst >> 6] >> np.uint64(lst & 63)) & np.uint64(1) != 0
 
 
+@numba.njit(inline="always", cache=True)
+def _score_rows(pts, sq, rows, r0, r1, b0, members, scratch_q, scratch_t, w, step_rows, max_m):
+    """Worker w's tile of scores: rows ``rows[r0:r1]`` gathered into its scratch and multiplied by the
+    list's members with a single-threaded sgemm (``np.dot`` inside numba), into a tile small enough
+    to stay in its cache; under euclidean (``sq`` non-empty) ``-(|a|^2 + |b|^2 - 2<a, b>)``, which is
+    symmetric in a and b like the inner product."""
+    dim = pts.shape[1]
+    m = members.shape[0]
+    qb = scratch_q[w * step_rows * dim:(w * step_rows + r1 - r0) * dim].reshape((r1 - r0, dim))
+    for i in range(r1 - r0):
+        qb[i] = pts[rows[r0 + i]]
+    base = w * step_rows * max_m
+    tile = scratch_t[base:base + (r1 - r0) * m].reshape((r1 - r0, m))
+    np.dot(qb, members.T, tile)
+    if sq.shape[0] > 0:
+        for i in range(r1 - r0):
+            t = rows[r0 + i]
+            for j in range(m):
+                tile[i, j] = 2 * tile[i, j] - sq[t] - sq[b0 + j]
+    return tile
+
+
 @numba.njit(parallel=True, cache=True)
 def join_tile(pts, sq, rows, b0, b1, own, pos_list, probe_bits, buf_s, buf_i, count, thr, scratch_q, scratch_t,
                col_s, col_i, col_count, col_thr, step_rows, workers):
@@ -132,9 +154,7 @@ def join_tile(pts, sq, rows, b0, b1, own, pos_list, probe_bits, buf_s, buf_i, co
     """
     n_rows = rows.shape[0]
     m = b1 - b0
-    dim = pts.shape[1]
     members = pts[b0:b1]
-    euclid = sq.shape[0] > 0
     max_m = scratch_t.shape[0] // (workers * step_rows)
     share = -(-n_rows // workers)
     for w in numba.prange(workers):
@@ -145,17 +165,9 @@ def join_tile(pts, sq, rows, b0, b1, own, pos_list, probe_bits, buf_s, buf_i, co
             own_thr[c] = thr[b0 + c]
         for r0 in range(w * share, min(n_rows, (w + 1) * share), step_rows):
             r1 = min(n_rows, (w + 1) * share, r0 + step_rows)
-            qb = scratch_q[w * step_rows * dim:(w * step_rows + r1 - r0) * dim].reshape((r1 - r0, dim))
-            for i in range(r1 - r0):
-                qb[i] = pts[rows[r0 + i]]
-            base = w * step_rows * max_m
-            tile = scratch_t[base:base + (r1 - r0) * m].reshape((r1 - r0, m))
-            np.dot(qb, members.T, tile)
+            tile = _score_rows(pts, sq, rows, r0, r1, b0, members, scratch_q, scratch_t, w, step_rows, max_m)
             for i in range(r1 - r0):
                 t = rows[r0 + i]
-                if euclid:  # -(|a|^2 + |b|^2 - 2<a, b>): symmetric in a and b
-                    for j in range(m):
-                        tile[i, j] = 2 * tile[i, j] - sq[t] - sq[b0 + j]
                 threshold = thr[t]
                 if own:
                     tile[i, r0 + i] = -np.inf
@@ -204,27 +216,17 @@ def join_rows(pts, sq, rows, b0, b1, offset, buf_s, buf_i, count, thr, scratch_q
     """
     n_rows = rows.shape[0]
     m = b1 - b0
-    dim = pts.shape[1]
     members = pts[b0:b1]
-    euclid = sq.shape[0] > 0
     max_m = scratch_t.shape[0] // (workers * step_rows)
     share = -(-n_rows // workers)
     for w in numba.prange(workers):
         sel = np.empty(buf_s.shape[1], dtype=np.int32)  # selection scratch, one per worker and call
         for r0 in range(w * share, min(n_rows, (w + 1) * share), step_rows):
             r1 = min(n_rows, (w + 1) * share, r0 + step_rows)
-            qb = scratch_q[w * step_rows * dim:(w * step_rows + r1 - r0) * dim].reshape((r1 - r0, dim))
-            for i in range(r1 - r0):
-                qb[i] = pts[rows[r0 + i]]
-            base = w * step_rows * max_m
-            tile = scratch_t[base:base + (r1 - r0) * m].reshape((r1 - r0, m))
-            np.dot(qb, members.T, tile)
+            tile = _score_rows(pts, sq, rows, r0, r1, b0, members, scratch_q, scratch_t, w, step_rows, max_m)
             for i in range(r1 - r0):
                 t = rows[r0 + i]
                 u = t - offset
-                if euclid:
-                    for j in range(m):
-                        tile[i, j] = 2 * tile[i, j] - sq[t] - sq[b0 + j]
                 if b0 <= t < b1:
                     tile[i, t - b0] = -np.inf
                 threshold = thr[u]
