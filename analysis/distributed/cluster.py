@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 
 from .._core import EmbeddingInputError
@@ -65,8 +66,17 @@ def connect(cluster):
         workers = int(local.group(1))
         if not 1 <= workers <= 512:
             raise EmbeddingInputError(f"local:N needs 1 <= N <= 512 workers, got {workers}")
-        with local_cluster(workers) as lc, distributed.Client(lc) as client:
-            yield client
+        # distributed's nannies write their workers' settings (OMP_NUM_THREADS=1, PYTHONHASHSEED, ...)
+        # into this process's own environment before spawning them, and leave them there: every
+        # process started here afterwards (a subprocess, a notebook's shell) would inherit them. They
+        # are the workers' business, so the caller's environment is put back.
+        saved = dict(os.environ)
+        try:
+            with local_cluster(workers) as lc, distributed.Client(lc) as client:
+                _restore_environment(saved)
+                yield client
+        finally:
+            _restore_environment(saved)
         return
     try:
         client = distributed.Client(cluster, timeout="10s")
@@ -74,3 +84,9 @@ def connect(cluster):
         raise EmbeddingInputError(f"could not reach a Dask scheduler at {cluster!r}: {exc}") from None
     with client:
         yield client
+
+
+def _restore_environment(saved: dict) -> None:
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)

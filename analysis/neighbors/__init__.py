@@ -1,12 +1,14 @@
 """Layer 1: the shared neighbour engine and the statistics read off its tables.
 
 ``exact`` (blocked float32 products, the symmetric self-join), ``approximate`` (an IVF self-join in a
-PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning),
-``blocks`` (one pair of row blocks at a time and the merge of partial lists, for engines that never
-hold the whole corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share) and ``statistics`` (overlap and
-recall, k-occurrence, relative contrast, expansion, local ID). The numba kernels are split by their consumer: ``_fold_kernels`` (exact
-folds), ``_join_kernels`` (the approximate join) and ``_distance_kernels`` (exact pair distances);
-``_backend`` chooses NumPy, torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
+PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning,
+``ivf_join`` its two joins, symmetric and blocked, and what each holds in memory), ``blocks`` (one
+pair of row blocks at a time and the merge of partial lists, for engines that never hold the whole
+corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share) and
+``statistics`` (overlap and recall, k-occurrence, relative contrast, expansion, local ID). The numba
+kernels are split by their consumer: ``_fold_kernels`` (exact folds), ``_join_kernels`` (the
+approximate joins) and ``_distance_kernels`` (exact pair distances); ``_backend`` chooses NumPy,
+torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
 """
 
 from ._backend import numba_thread_pool, resolve_backend

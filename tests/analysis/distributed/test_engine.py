@@ -136,6 +136,16 @@ def test_small_sets_are_cut_into_whole_tiles():
     assert [default_chunk_rows(n) for n in (10, 5000, 100_000, 10**7)] == [4096, 4096, 28_672, 65_536]
 
 
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    # distributed's nannies set OMP_NUM_THREADS=1 and more in the parent's environment; a subprocess
+    # started after the cluster must not inherit them
+    before = dict(os.environ)
+    with connect("local:1") as one:
+        assert dict(os.environ) == before
+        assert one.run(lambda: os.environ.get("OMP_NUM_THREADS")) == {w: "1" for w in one.scheduler_info()["workers"]}
+    assert dict(os.environ) == before
+
+
 def test_bad_input_is_named(client):
     with pytest.raises(EmbeddingInputError, match="2-D"):
         row_chunks(np.zeros(5))
