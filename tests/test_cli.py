@@ -151,8 +151,11 @@ def test_ctrl_c_stops_the_report_promptly_and_leaves_no_scratch(tmp_path):
     scratch.mkdir()
     np.save(path, make_anisotropic(250_000, 96, random_state=0).astype(np.float16))  # ~20 s of exact search
     env = {**os.environ, "EMBGEO_SCRATCH": str(scratch)}
+    # SIGINT as a terminal's Ctrl-C finds it: a run started in the background (a CI runner's `cmd &`)
+    # inherits SIGINT ignored, which Python keeps, and the signal would never arrive
     proc = subprocess.Popen([sys.executable, "-m", "embgeo", "report", str(path), "--k", "10"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)  # past start-up and loading, into the neighbour search
     assert proc.poll() is None, proc.communicate()
     sent = time.perf_counter()
