@@ -205,7 +205,7 @@ def blocked_join(proj, centroids, lists, n_probe, metric, n_cand, floor, block_r
                 lst = bucket % n_lists
                 b0, b1 = int(starts[lst]), int(starts[lst + 1])
                 queries = q_pos[q_start[bucket]:q_start[bucket + 1]]
-                for r0 in range(0, len(queries), JOIN_TILE_ROWS):
+                for r0 in range(0, len(queries) if b1 > b0 else 0, JOIN_TILE_ROWS):  # an empty list: nothing
                     join_rows(pts, sq, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, p0, buf_s, buf_i, count, thr,
                               scratch_q, scratch_t, JOIN_STEP_ROWS, workers)
                 pending += len(queries)
