@@ -19,8 +19,8 @@ import numpy as np
 
 from .._core import as_float32_matrix, check_metric, prepare_rows
 from ._backend import Ops, fold_tile, host_folds, numba_thread_pool, resolve_backend
-from .exact import CORPUS_BLOCK_ROWS, SampleLists
-from .table import NEAR_DISTANCE, Neighbors, finish_table, refine_distances
+from .exact import SampleLists
+from .table import Neighbors, finish_table, near_pairs, nearest_first, refine_distances
 
 #: Side of the square score tiles a block pair is multiplied in (4096^2 float32 = 64 MB).
 TILE_ROWS = 4_096
@@ -79,26 +79,20 @@ def block_pair_knn(a, b, k: int, *, metric: str = "cosine", same: bool = False,
     out = []
     for side in ("a",) if same else ("a", "b"):
         scores, ids = ops.get(best[side][0]), ops.get(best[side][1]).astype(np.int64)
-        out += list(_sorted(ids, scores_to_distances(scores, metric)))
+        out += list(nearest_first(ids, scores_to_distances(scores, metric)))
     return (*out, None, None) if same else tuple(out)
 
 
 def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
     """Distances of the engine's symmetric float32 tile scores: ``sqrt(2 - 2 cos)`` (cosine, unit rows),
-    ``sqrt(|x - y|^2)`` from ``-|x - y|^2`` (euclidean), ``-<x, y>`` (dot); -inf scores give inf.
+    ``sqrt(|x - y|^2)`` from ``-|x - y|^2`` (euclidean), as the exact engine's tiles convert them
+    (``Ops.to_distances_``), and ``-<x, y>`` (dot); -inf scores (missing entries) give inf.
 
     Read off float32 scores, a distance d errs by about 6e-8 / d (cosine): 1e-6 at d = 0.06, more for
     near-duplicate pairs, whose order is still right (the scores are).
     """
-    s = np.asarray(scores, dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        if metric == "cosine":
-            d = np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, None))
-        elif metric == "euclidean":
-            d = np.sqrt(np.clip(-s, 0.0, None))
-        else:
-            d = -s
-    return np.where(np.isneginf(s), np.inf, d).astype(np.float32)
+    s = np.array(scores, dtype=np.float32)  # a copy: converted in place
+    return -s if metric == "dot" else Ops("numpy").to_distances_(s, metric)
 
 
 def merge_knn(parts, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,15 +101,8 @@ def merge_knn(parts, k: int) -> tuple[np.ndarray, np.ndarray]:
     ``(ids, dist)`` of shape (m, k), nearest first, ties by id: the same whatever the grouping."""
     ids = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts], axis=1)
     dist = np.concatenate([np.asarray(p[1], dtype=np.float32) for p in parts], axis=1)
-    ids, dist = _sorted(ids, dist)
+    ids, dist = nearest_first(ids, dist)  # missing entries are at inf: last
     return ids[:, :k], dist[:, :k]
-
-
-def _sorted(ids: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row by distance, then id; missing entries (-1) last."""
-    key_ids = np.where(ids < 0, np.iinfo(np.int64).max, ids)
-    order = np.lexsort((key_ids, dist), axis=1)
-    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(dist, order, axis=1)
 
 
 # ------------------------------------------------------------------ the report's query sample, a block at a time
@@ -126,9 +113,7 @@ def sample_block_lists(block, block0: int, queries, rows, k_cos: int, k_dot: int
     corpus (rows ``block0 : block0 + len(block)``), and their chord-distance sums over it: the partial
     result :func:`merge_sample_lists` combines (see :func:`.exact.cosine_and_dot_sample`)."""
     lists = SampleLists(np.asarray(queries, dtype=np.float32), rows, k_cos, k_dot)
-    with numba_thread_pool(lists.ops):
-        for start in range(0, len(block), CORPUS_BLOCK_ROWS):
-            lists.fold(np.asarray(block[start:start + CORPUS_BLOCK_ROWS], dtype=np.float32), block0 + start)
+    lists.fold_all(block, block0)
     return lists.arrays()
 
 
@@ -162,16 +147,13 @@ def finish_sample_lists(merged, queries, n: int, neighbour_ids, neighbour_rows) 
 def refine_near_rows(ids: np.ndarray, dist: np.ndarray, metric: str, fetch_rows, norms=None,
                      *, block_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Recompute from the vectors the distances of the rows whose nearest neighbour is near (where a
-    distance read off a float32 score loses its precision; :data:`.table.NEAR_DISTANCE`, relative to
-    the row's norm ``norms`` for euclidean), and re-sort those rows.
+    distance read off a float32 score loses its precision: :func:`.table.near_pairs`, relative to the
+    row's norm ``norms`` for euclidean), and re-sort those rows.
 
     ``fetch_rows(sorted_row_ids) -> vectors`` reads corpus rows (the Dask engine fetches them from the
     cluster): only the near rows and their neighbours are read. Dot distances are scores: unchanged.
     """
-    if metric == "dot":
-        return ids, dist
-    limit = NEAR_DISTANCE * (np.asarray(norms, dtype=np.float64) if metric == "euclidean" else 1.0)
-    near = np.flatnonzero(dist[:, 0] < limit)
+    near = np.flatnonzero(near_pairs(dist, metric, norms).any(axis=1))
     ids, dist = ids.copy(), dist.copy()
     for start in range(0, len(near), block_rows):
         rows = near[start:start + block_rows]
@@ -180,5 +162,5 @@ def refine_near_rows(ids: np.ndarray, dist: np.ndarray, metric: str, fetch_rows,
         local = np.ascontiguousarray(fetch_rows(wanted), dtype=np.float32)
         pos = np.searchsorted(wanted, ids[rows])
         new = refine_distances(local, local[np.searchsorted(wanted, rows)], np.where(ids[rows] < 0, -1, pos), metric)
-        ids[rows], dist[rows] = _sorted(ids[rows], np.where(ids[rows] < 0, np.inf, new).astype(np.float32))
+        ids[rows], dist[rows] = nearest_first(ids[rows], np.where(ids[rows] < 0, np.inf, new).astype(np.float32))
     return ids, dist

@@ -213,9 +213,7 @@ def cosine_and_dot_sample(corpus, query_indices, k_cos: int, k_dot: int) -> tupl
     check_k(max(k_cos, k_dot), n - 1, context="neighbours in the corpus (self excluded)")
     queries = corpus[rows]
     lists = SampleLists(queries, rows, k_cos, k_dot)
-    with numba_thread_pool(lists.ops):
-        for c_start in range(0, n, CORPUS_BLOCK_ROWS):
-            lists.fold(corpus[c_start:c_start + CORPUS_BLOCK_ROWS], c_start)
+    lists.fold_all(corpus, 0)
     cos_s, cos_i, dot_s, dot_i, dist_sum = lists.arrays()
     cos_t = finish_table(corpus, queries, cos_i, "cosine", "numpy", t0, dist_sum / (n - 1))
     dot_t = finish_table(corpus, queries, dot_i, "dot", "numpy", t0, None)
@@ -237,6 +235,13 @@ class SampleLists:
         self.dot_s, self.dot_i = np.full((m, k_dot), -np.inf, np.float32), np.full((m, k_dot), -1)
         self.cos_kth, self.dot_kth = np.full(m, -np.inf, np.float32), np.full(m, -np.inf, np.float32)
         self.dist_sum = np.zeros(m)
+
+    def fold_all(self, rows, start: int) -> None:
+        """Fold the corpus rows ``start : start + len(rows)`` (raw vectors; a memory map is read a block
+        at a time) into the lists, :data:`CORPUS_BLOCK_ROWS` at a time."""
+        with numba_thread_pool(self.ops):  # the tiles' products are numba's
+            for c_start in range(0, len(rows), CORPUS_BLOCK_ROWS):
+                self.fold(rows[c_start:c_start + CORPUS_BLOCK_ROWS], start + c_start)
 
     def fold(self, block, c_start: int) -> None:
         """Fold the corpus rows ``c_start : c_start + len(block)`` (raw vectors) into the lists. Run it

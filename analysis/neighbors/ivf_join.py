@@ -42,7 +42,7 @@ JOIN_STEP_ROWS = 256
 RERANK_ROWS = 65_536
 BLOCK_ROWS = 65_536
 MIN_BLOCK_ROWS = 4_096
-#: Points whose centroid scores the blocked join holds at a time while it picks their probed lists.
+#: Points whose centroid scores a join holds at a time while it picks their probed lists.
 PROBE_SLICE_ROWS = 4_096
 
 
@@ -103,21 +103,11 @@ def symmetric_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progr
     queries' buffers, the columns feed the members' buffers, except where the member itself probes the
     query's list (that pair reaches the member as a row of that list's tile instead).
     """
-    n, dim = proj.shape
+    n = proj.shape[0]
     n_lists = centroids.shape[0]
-    half_sq = 0.5 * sq_norms(centroids)
-    order = np.argsort(lists, kind="stable")
+    pts, order, starts, sq, scratch_q, scratch_t = _in_list_order(proj, lists, n_lists, metric)
     pos_list = lists[order].astype(np.int32)  # list of each reordered position
-    starts = np.searchsorted(pos_list, np.arange(n_lists + 1)).astype(np.int64)
-    permute_rows(proj, order)
-    pts = proj
-    sq = sq_norms(pts) if metric == "euclidean" else None
-
-    # each position's probed lists, nearest first (the first is its own list)
-    probes = np.empty((n, n_probe), dtype=np.int32)
-    for start in range(0, n, 16_384):
-        s = centroid_scores(pts[start:start + 16_384], centroids, half_sq)
-        probes[start:start + len(s)] = top_columns(s, n_probe)
+    probes = _probed_lists(pts, centroids, n_probe)  # nearest first (the first is its own list)
     # Queries of each list (positions that probe it from outside), grouped by the rank at which they
     # probe it: rank 1, 2-3, 4-7, ... (group_queries). The join visits own lists first, then the groups in that order,
     # so each point meets its likeliest neighbours first, its threshold rises early, and later
@@ -131,13 +121,10 @@ def symmetric_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progr
     thr = np.full(n, floor, dtype=np.float32)  # only scores above a point's threshold are admitted
     workers = numba.get_num_threads()
     max_members = max(1, int(np.diff(starts).max()))
-    scratch_q = np.empty(workers * JOIN_STEP_ROWS * dim, dtype=np.float32)
-    scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
     col_s = np.empty((workers, max_members, 2 * n_cand), dtype=np.float32)
     col_i = np.empty((workers, max_members, 2 * n_cand), dtype=np.int32)
     col_count = np.zeros((workers, max_members), dtype=np.int32)
     col_thr = np.empty((workers, max_members), dtype=np.float32)
-    sq_arg = np.empty(0, dtype=np.float32) if sq is None else sq
     args = (pos_list, probe_bitmap(probes, n_lists), buf_s, buf_i, count, thr, scratch_q, scratch_t,
             col_s, col_i, col_count, col_thr, JOIN_STEP_ROWS, workers)
     bar = Progress(progress, (1 + n_groups) * n_lists, f"approximate {n_cand}-candidate join ({metric})",
@@ -146,14 +133,14 @@ def symmetric_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progr
         for lst in range(n_lists):
             b0, b1 = int(starts[lst]), int(starts[lst + 1])
             if b1 > b0:
-                join_tile(pts, sq_arg, np.arange(b0, b1, dtype=np.int64), b0, b1, True, *args)
+                join_tile(pts, sq, np.arange(b0, b1, dtype=np.int64), b0, b1, True, *args)
             bar.update()
         for g in range(n_groups):
             for lst in range(n_lists):
                 b0, b1 = int(starts[lst]), int(starts[lst + 1])
                 queries = q_pos[q_start[g * n_lists + lst]:q_start[g * n_lists + lst + 1]]
                 for r0 in range(0, len(queries) if b1 > b0 else 0, JOIN_TILE_ROWS):
-                    join_tile(pts, sq_arg, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, False, *args)
+                    join_tile(pts, sq, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, False, *args)
                 bar.update()
     # back to the caller's row order and ids
     compact_all(buf_s, buf_i, count, thr, n_cand, 8 * workers)
@@ -171,28 +158,17 @@ def blocked_join(proj, centroids, lists, n_probe, metric, n_cand, floor, block_r
     ``finish(rows, buf_i, count, order)`` and its buffers are dropped: only the projection and the
     caller's result grow with n.
     """
-    n, dim = proj.shape
+    n = proj.shape[0]
     n_lists = centroids.shape[0]
-    half_sq = 0.5 * sq_norms(centroids)
-    order = np.argsort(lists, kind="stable")
-    starts = np.searchsorted(lists[order], np.arange(n_lists + 1)).astype(np.int64)
-    permute_rows(proj, order)
-    pts = proj
-    sq = sq_norms(pts) if metric == "euclidean" else np.empty(0, dtype=np.float32)
+    pts, order, starts, sq, scratch_q, scratch_t = _in_list_order(proj, lists, n_lists, metric)
     workers = numba.get_num_threads()
-    max_members = max(1, int(np.diff(starts).max()))
-    scratch_q = np.empty(workers * JOIN_STEP_ROWS * dim, dtype=np.float32)
-    scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
     bar = Progress(progress, n * n_probe, f"approximate {n_cand}-candidate join ({metric}, blocked)",
                    unit="probe", auto=n > 50_000)
     with numba_thread_pool(), bar:
         for p0 in range(0, n, block_rows):
             p1 = min(n, p0 + block_rows)
             size = p1 - p0
-            probes = np.empty((size, n_probe), dtype=np.int32)
-            for s0 in range(0, size, PROBE_SLICE_ROWS):
-                s1 = min(size, s0 + PROBE_SLICE_ROWS)
-                probes[s0:s1] = top_columns(centroid_scores(pts[p0 + s0:p0 + s1], centroids, half_sq), n_probe)
+            probes = _probed_lists(pts[p0:p1], centroids, n_probe)
             q_start, q_pos = group_queries(probes, np.full(size, -1, dtype=np.int32), n_lists)
             del probes
             q_pos += p0  # block positions to join positions
@@ -236,3 +212,30 @@ class Reranker:
         dist = distances_from_scores(self.x, got, scores, self.metric, self.norms, rows=rows)
         got, dist = nearest_first(got, dist)
         self.ids[rows], self.dist[rows] = got, dist
+
+
+def _in_list_order(proj, lists, n_lists: int, metric: str):
+    """What both joins start from: the points reordered so that each list's members are contiguous
+    (``proj`` itself, in place: ``pts``), ``order`` (position t is row ``order[t]``), each list's
+    first position (``starts``, n_lists + 1 of them), the squared norms under euclidean (else empty)
+    and the workers' scratch for the rows they gather and the tiles they score."""
+    order = np.argsort(lists, kind="stable")
+    starts = np.searchsorted(lists[order], np.arange(n_lists + 1)).astype(np.int64)
+    permute_rows(proj, order)
+    sq = sq_norms(proj) if metric == "euclidean" else np.empty(0, dtype=np.float32)
+    workers = numba.get_num_threads()
+    max_members = max(1, int(np.diff(starts).max()))
+    scratch_q = np.empty(workers * JOIN_STEP_ROWS * proj.shape[1], dtype=np.float32)
+    scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
+    return proj, order, starts, sq, scratch_q, scratch_t
+
+
+def _probed_lists(points, centroids, n_probe: int) -> np.ndarray:
+    """Each point's ``n_probe`` nearest lists, nearest first (int32), from the centroid scores of
+    :data:`PROBE_SLICE_ROWS` points at a time."""
+    half_sq = 0.5 * sq_norms(centroids)
+    probes = np.empty((points.shape[0], n_probe), dtype=np.int32)
+    for start in range(0, points.shape[0], PROBE_SLICE_ROWS):
+        stop = start + PROBE_SLICE_ROWS
+        probes[start:stop] = top_columns(centroid_scores(points[start:stop], centroids, half_sq), n_probe)
+    return probes

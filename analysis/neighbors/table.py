@@ -121,6 +121,17 @@ def refine_distances(corpus, queries, ids, metric: str, visit=None, *, norms=Non
 NEAR_DISTANCE = 0.05
 
 
+def near_pairs(dist: np.ndarray, metric: str, query_norms=None) -> np.ndarray:
+    """Where a distance read off a score has lost its precision: below :data:`NEAR_DISTANCE` (cosine),
+    below that share of the query's norm ``query_norms`` (euclidean); never for dot, whose distance
+    is the score itself. A boolean array of ``dist``'s shape."""
+    if metric == "cosine":
+        return dist < NEAR_DISTANCE
+    if metric == "euclidean":
+        return dist < NEAR_DISTANCE * np.asarray(query_norms, dtype=np.float64)[:, None]
+    return np.zeros(np.shape(dist), dtype=bool)
+
+
 def distances_from_scores(corpus, ids, scores, metric: str, norms, *, rows=None,
                           block_rows: int = 65_536) -> np.ndarray:
     """Distances of each row's listed corpus rows from their exact full-dimensional scores, recomputed
@@ -140,12 +151,11 @@ def distances_from_scores(corpus, ids, scores, metric: str, norms, *, rows=None,
     norms64 = norms[rows].astype(np.float64)
     if metric == "cosine":
         dist = np.sqrt(np.clip(2.0 - 2.0 * scores / norms64[:, None], 0.0, None))
-        near = dist < NEAR_DISTANCE
     elif metric == "euclidean":
         dist = np.sqrt(np.clip(norms64[:, None] ** 2 - scores, 0.0, None))
-        near = dist < NEAR_DISTANCE * norms64[:, None]
     else:  # the dot "distance" -<a, b> is the score itself: nothing cancels
-        dist, near = -scores, np.zeros(scores.shape, dtype=bool)
+        dist = -scores
+    near = near_pairs(dist, metric, norms64)
     dist = dist.astype(np.float32)
     dist[ids < 0] = np.nan
     redo = np.flatnonzero(near.any(axis=1))
