@@ -34,54 +34,40 @@ def is_dask_array(x) -> bool:
     return type(x).__name__ == "Array" and type(x).__module__.startswith("dask.array")
 
 
-def _read_rows(path: str, start: int, stop: int) -> np.ndarray:
-    rows = np.load(path, mmap_mode="r", allow_pickle=False)[start:stop]
-    return np.ascontiguousarray(rows, dtype=np.float32)
-
-
 def from_npy(path, *, chunk_rows: int | None = None):
     """A float32 ``dask.array`` of a 2-D ``.npy`` file, ``chunk_rows`` whole rows a chunk, each chunk
     read by the worker that needs it from its own memory map of the file (which every worker must
-    see at the same path: a shared or local disk)."""
-    require_dask()
-    import dask
-    import dask.array as da
-
+    see at the same path: a shared or local disk); other numeric dtypes are converted per chunk."""
     path = os.path.abspath(os.fspath(path))
     try:
-        header = np.load(path, mmap_mode="r", allow_pickle=False)
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise EmbeddingInputError(f"{path}: not a readable .npy file ({exc})") from None
-    if header.ndim != 2 or not np.issubdtype(header.dtype, np.number):
-        raise EmbeddingInputError(f"{path}: expected a 2-D numeric array, got shape {header.shape} of {header.dtype}")
-    n, d = header.shape
-    chunk_rows = default_chunk_rows(n) if chunk_rows is None else max(1, int(chunk_rows))
-    parts = [da.from_delayed(dask.delayed(_read_rows)(path, s, min(n, s + chunk_rows)),
-                             shape=(min(n, s + chunk_rows) - s, d), dtype=np.float32)
-             for s in range(0, n, chunk_rows)]
-    return da.concatenate(parts, axis=0)
+    if mapped.ndim != 2 or not np.issubdtype(mapped.dtype, np.number):
+        raise EmbeddingInputError(f"{path}: expected a 2-D numeric array, got shape {mapped.shape} of {mapped.dtype}")
+    return cluster_rows(mapped, chunk_rows=chunk_rows)
 
 
-def _read_map(path: str, offset: int, n: int, d: int, start: int, stop: int) -> np.ndarray:
-    rows = np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=(n, d))[start:stop]
-    return np.array(rows)
+def _read_map(path: str, offset: int, dtype: str, n: int, d: int, start: int, stop: int) -> np.ndarray:
+    rows = np.memmap(path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=(n, d))[start:stop]
+    return np.array(rows, dtype=np.float32)
 
 
 def _file_map(x):
-    """``(path, byte offset)`` of a C-ordered float32 matrix that is (a view of) a named file's memory
+    """``(path, byte offset)`` of a C-ordered numeric matrix that is (a view of) a named file's memory
     map, else None."""
     m = x
     while m is not None and not isinstance(m, np.memmap):
         m = getattr(m, "base", None)
-    if m is None or m.filename is None or x.dtype != np.float32 or not x.flags.c_contiguous:
+    if m is None or m.filename is None or x.ndim != 2 or x.dtype.kind not in "fiu" or not x.flags.c_contiguous:
         return None
     return m.filename, int(m.offset + x.__array_interface__["data"][0] - m.__array_interface__["data"][0])
 
 
 def cluster_rows(x, *, chunk_rows: int | None = None):
-    """``x`` as the workers should read it: a dask array as it is (whole-row chunks); a float32 memory
-    map of a file as chunks each worker maps from the file itself (the same path must be visible to
-    the workers: a shared or local disk); anything else shipped in chunks from here."""
+    """``x`` as the workers should read it: a dask array as it is (whole-row chunks); a memory map of a
+    file as float32 chunks each worker maps (and converts) from the file itself, the same path being
+    visible to the workers (a shared or local disk); anything else shipped in chunks from here."""
     require_dask()
     import dask
     import dask.array as da
@@ -92,7 +78,7 @@ def cluster_rows(x, *, chunk_rows: int | None = None):
     path, offset = where
     n, d = x.shape
     chunk_rows = default_chunk_rows(n) if chunk_rows is None else max(1, int(chunk_rows))
-    parts = [da.from_delayed(dask.delayed(_read_map)(path, offset, n, d, s, min(n, s + chunk_rows)),
+    parts = [da.from_delayed(dask.delayed(_read_map)(path, offset, x.dtype.str, n, d, s, min(n, s + chunk_rows)),
                              shape=(min(n, s + chunk_rows) - s, d), dtype=np.float32)
              for s in range(0, n, chunk_rows)]
     return da.concatenate(parts, axis=0)

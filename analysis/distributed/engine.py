@@ -56,28 +56,33 @@ def _compute(value, client):
     return value.compute() if client is None else client.compute(value).result()
 
 
-def dask_moments(x, *, normalize: bool = False, client=None, chunk_rows: int | None = None,
-                 split_every: int = SPLIT_EVERY) -> Moments:
+def dask_moments(x, *, normalize: bool | tuple = False, client=None, chunk_rows: int | None = None,
+                 split_every: int = SPLIT_EVERY):
     """Streamed moments of a (lazy) row-chunked array, computed on the cluster.
 
     Parameters
     ----------
     x : dask.array.Array or array-like of shape (n, d)
         Chunks of whole rows (others are rechunked; an in-memory array is chunked by ``chunk_rows``).
-    normalize : bool
-        Moments of the unit rows (as :func:`~embgeo.analysis._core.scan_moments`).
+    normalize : bool or tuple of bool
+        Moments of the unit rows (as :func:`~embgeo.analysis._core.scan_moments`); a tuple asks for
+        several kinds from one graph, each chunk read once for all of them.
     client : distributed.Client, optional
         Where to run; default: Dask's current scheduler (the active client, if any).
 
     Returns
     -------
-    Moments
+    Moments, or a tuple of them (one per entry of ``normalize``)
         Equal to ``scan_moments`` of the whole array up to float64 rounding of the merge order.
     """
     dask, _ = require_dask()
     x = row_chunks(x, chunk_rows=chunk_rows)
-    parts = [dask.delayed(scan_moments)(block, normalize=normalize) for block in x.to_delayed().ravel()]
-    return _compute(_tree(parts, _merge_moments, split_every), client)
+    kinds = (normalize,) if isinstance(normalize, bool) else tuple(bool(v) for v in normalize)
+    blocks = x.to_delayed().ravel()
+    trees = [_tree([dask.delayed(scan_moments)(block, normalize=kind) for block in blocks], _merge_moments,
+                   split_every) for kind in kinds]
+    out = _compute(dask.delayed(tuple)(trees), client)
+    return out[0] if isinstance(normalize, bool) else out
 
 
 def _pair(a, b, a0: int, b0: int, k: int, metric: str, same: bool):

@@ -46,8 +46,8 @@ class ClusterParts:
 
     def attach_moments(self) -> None:
         if self:
-            for normalize in (False, True):
-                self.es.attach_moments(dask_moments(self.rows, normalize=normalize, client=self.client))
+            for moments in dask_moments(self.rows, normalize=(False, True), client=self.client):  # one read
+                self.es.attach_moments(moments)
 
     def close(self) -> None:
         self._stack.close()

@@ -71,8 +71,11 @@ def test_a_small_block_pads_its_lists():
 
 
 def test_moments_equal_one_pass(client, cloud):
-    for normalize in (False, True):
-        got = dask_moments(cloud, normalize=normalize, client=client, chunk_rows=700)
+    both = dask_moments(cloud, normalize=(False, True), client=client, chunk_rows=700)  # one graph
+    for normalize, got in zip((False, True), both):
+        assert got.normalize == normalize
+        np.testing.assert_array_equal(got.mean, dask_moments(cloud, normalize=normalize, client=client,
+                                                             chunk_rows=700).mean)
         want = scan_moments(cloud, normalize=normalize)
         np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(got.covariance(), want.covariance(), rtol=1e-6, atol=1e-9)
@@ -95,6 +98,10 @@ def test_workers_read_their_own_chunks_of_a_file(client, cloud, tmp_path):
     # the graph holds the path, not the data
     assert sum(v.nbytes for v in lazy.dask.values() if isinstance(v, np.ndarray)) == 0
     _same_table(dask_exact_knn(lazy, k=5, client=client), exact_knn(cloud, k=5))
+    # another dtype is converted by each worker as it reads its chunk
+    half = tmp_path / "half.npy"
+    np.save(half, cloud.astype(np.float16))
+    np.testing.assert_array_equal(from_npy(half, chunk_rows=1000).compute(), cloud.astype(np.float16).astype(np.float32))
 
 
 def test_a_worker_killed_mid_run_changes_nothing(client, cloud, tmp_path):
