@@ -22,9 +22,13 @@ class ClusterParts:
             raise EmbeddingInputError("the approximate table does not run on a Dask cluster yet: run the exact "
                                       "table there (exact=True, no --approximate), or the approximate report on "
                                       "one machine")
-        self.client = self._stack.enter_context(connect(cluster))
-        self.rows = cluster_rows(es.vectors)
-        workers = len(self.client.scheduler_info().get("workers", {}))
+        try:
+            self.client = self._stack.enter_context(connect(cluster))
+            self.rows = cluster_rows(es.vectors)
+            workers = len(self.client.scheduler_info().get("workers", {}))
+        except BaseException:  # a LocalCluster started here must not outlive a failure to use it
+            self._stack.close()
+            raise
         self.note = (f"the moments, the exact table and the query sample's search ran on a Dask cluster of "
                      f"{workers} worker{'s' if workers != 1 else ''} at {self.client.scheduler.address} "
                      f"(diagnostics: {self.client.dashboard_link}), in {self.rows.numblocks[0]} row chunks")
