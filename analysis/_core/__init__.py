@@ -32,6 +32,7 @@ from .validation import (
     check_distance_metric,
     check_finite,
     check_k,
+    check_magnitudes,
     check_metric,
     check_no_zero_rows,
     check_random_state,
@@ -39,7 +40,10 @@ from .validation import (
     check_weights,
     find_nonfinite_rows,
     find_zero_rows,
+    float32_block,
     iter_row_blocks,
+    magnitude_limits,
     nonfinite_error,
+    row_peaks,
     validate_estimator_input,
 )

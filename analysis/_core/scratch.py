@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .memory import size_text
-from .validation import EmbeddingInputError
+from .validation import EmbeddingInputError, float32_block
 
 #: Converted matrices up to this size stay in memory; larger ones go to a scratch map.
 IN_MEMORY_BYTES = 512 * 2**20
@@ -108,7 +108,7 @@ def scratch_matrix(n: int, d: int, blocks: Iterable[tuple[int, np.ndarray]], *,
 def _fill(out: np.ndarray, blocks, n: int, what: str) -> None:
     filled = 0
     for start, block in blocks:
-        out[start:start + len(block)] = block
+        out[start:start + len(block)] = float32_block(block, start, what)
         filled += len(block)
     if filled != n:
         raise EmbeddingInputError(f"{what}: expected {n:,} rows, the data held {filled:,} (truncated?)")

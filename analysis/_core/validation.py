@@ -97,9 +97,50 @@ def as_float32_matrix(x, *, name: str = "vectors") -> np.ndarray:
     if x.dtype == np.float32:
         view = x.view()
     else:
-        view = x.astype(np.float32)
+        view = np.empty(x.shape, dtype=np.float32)
+        for start, block in iter_row_blocks(x):
+            view[start:start + len(block)] = float32_block(block, start, name)
     view.flags.writeable = False
     return view
+
+
+#: float32's largest finite value and smallest normal one: embgeo computes in float32.
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def float32_block(block: np.ndarray, start: int = 0, name: str = "vectors") -> np.ndarray:
+    """``block`` (rows ``start``, ``start + 1``, ... of ``name``) as float32 (a new array unless it is one).
+
+    A float64 (or wider) value that float32 cannot hold is refused rather than turned into inf (which
+    the NaN check would then misreport) or into 0 (an "all-zero row" that is not one in the file):
+    the error names the first rows and the largest or smallest magnitude, and says to rescale.
+    """
+    if block.dtype.kind != "f" or block.dtype.itemsize <= 4:
+        return block if block.dtype == np.float32 else block.astype(np.float32)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out = block.astype(np.float32)
+        magnitude = np.abs(block)
+        finite = np.isfinite(block)
+        over = (finite & (magnitude > _F32_MAX)).any(axis=1)
+        lost = block.any(axis=1) & ~out.any(axis=1) & finite.all(axis=1)
+    if over.any():
+        rows = start + np.flatnonzero(over)
+        top = float(np.max(magnitude[over][finite[over]]))
+        raise EmbeddingInputError(
+            f"{name}: rows {_first(rows)} hold values beyond float32's range (|value| up to {top:.3g}, the "
+            f"limit is {_F32_MAX:.3g}); embgeo computes in float32, so rescale "
+            "the vectors first (divide by a constant: cosine does not change)"
+        )
+    if lost.any():
+        rows = start + np.flatnonzero(lost)
+        top = float(np.max(magnitude[lost]))
+        raise EmbeddingInputError(
+            f"{name}: rows {_first(rows)} are non-zero but every value is below float32's smallest number "
+            f"(largest |value| {top:.3g}), so in float32 they would be all-zero "
+            "vectors; rescale the vectors first (multiply by a constant: cosine does not change)"
+        )
+    return out
 
 
 def iter_row_blocks(x: np.ndarray, block_rows: int = SCAN_BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
@@ -120,6 +161,58 @@ def find_zero_rows(x: np.ndarray) -> np.ndarray:
     return np.concatenate(zero) if zero else np.empty(0, dtype=np.int64)
 
 
+def magnitude_limits(dim: int) -> tuple[float, float]:
+    """``(smallest, largest)`` row magnitude (largest ``|value|`` of a row) the float32 kernels handle.
+
+    Norms and products sum ``dim`` squares in float32: a row whose largest value exceeds
+    ``sqrt(max / (4 dim))`` can overflow them to inf, and one whose largest value is below
+    ``sqrt(tiny / eps)`` has squares in float32's subnormal range, where they lose their digits.
+    """
+    eps = float(np.finfo(np.float32).eps)
+    return float(np.sqrt(_F32_TINY / eps)), float(np.sqrt(_F32_MAX / (4.0 * dim)))
+
+
+def row_peaks(x: np.ndarray) -> np.ndarray:
+    """The largest ``|value|`` of each row, read block by block (NaN or inf where a row holds one).
+
+    One pass gives both checks a set needs: a row is finite exactly when its peak is, and the peaks
+    are what :func:`check_magnitudes` compares with :func:`magnitude_limits`.
+    """
+    peaks = np.empty(x.shape[0], dtype=np.float64)
+    for start, block in iter_row_blocks(x):
+        with np.errstate(invalid="ignore"):
+            peaks[start:start + len(block)] = np.abs(block).max(axis=1)
+    return peaks
+
+
+def check_magnitudes(x: np.ndarray, name: str = "vectors", *, peaks: np.ndarray | None = None) -> None:
+    """Raise when a non-zero row of ``x`` is too large or too small for float32 norms and products.
+
+    Without this, a search at magnitudes of 1e19 (or 1e-25) returns wrong neighbours silently: the
+    squared norms overflow (or vanish) in float32. ``peaks`` (from :func:`row_peaks`) saves a pass
+    over the rows when the caller has them. The message gives the magnitude found, the range that
+    works at this dimension, and the constant to rescale by.
+    """
+    low, high = magnitude_limits(x.shape[1])
+    peaks = row_peaks(x) if peaks is None else peaks
+    with np.errstate(invalid="ignore"):
+        big, small = peaks > high, (peaks > 0) & (peaks < low)
+    if big.any():
+        rows, top = np.flatnonzero(big), float(peaks[big].max())
+        raise EmbeddingInputError(
+            f"{name}: {len(rows)} of {x.shape[0]} rows have values up to {top:.3g} in magnitude (first rows "
+            f"{_first(rows)}); in {x.shape[1]} dimensions float32 norms and products overflow above "
+            f"{high:.3g}. Rescale the vectors (divide by {top:.0e}; cosine does not change)"
+        )
+    if small.any():
+        rows, bottom = np.flatnonzero(small), float(peaks[small].min())
+        raise EmbeddingInputError(
+            f"{name}: {len(rows)} of {x.shape[0]} rows have no value above {low:.3g} in magnitude (smallest "
+            f"row maximum {bottom:.3g}; first rows {_first(rows)}): their squares fall below float32's "
+            f"precision. Rescale the vectors (multiply by {1 / bottom:.0e}; cosine does not change)"
+        )
+
+
 def nonfinite_error(rows: np.ndarray, n: int, name: str = "vectors") -> EmbeddingInputError:
     return EmbeddingInputError(
         f"{name}: {len(rows)} of {n} rows contain NaN or inf values (first rows {_first(rows)}); "
@@ -128,10 +221,13 @@ def nonfinite_error(rows: np.ndarray, n: int, name: str = "vectors") -> Embeddin
 
 
 def check_finite(x: np.ndarray, name: str = "vectors") -> None:
-    """Raise if any row of ``x`` holds NaN or inf."""
-    rows = find_nonfinite_rows(x)
+    """Raise if any row of ``x`` holds NaN or inf, or values float32 norms cannot square (one pass;
+    see :func:`check_magnitudes`)."""
+    peaks = row_peaks(x)
+    rows = np.flatnonzero(~np.isfinite(peaks))
     if len(rows):
         raise nonfinite_error(rows, x.shape[0], name)
+    check_magnitudes(x, name, peaks=peaks)
 
 
 def check_no_zero_rows(x: np.ndarray, metric: str, name: str = "vectors") -> None:

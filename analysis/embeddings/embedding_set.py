@@ -14,13 +14,14 @@ from .._core import (
     blocked_row_norms,
     check_k,
     check_metric,
+    check_magnitudes,
     check_weights,
-    find_nonfinite_rows,
     float32_matrix_from_blocks,
     is_file_map,
     is_scratch_map,
     iter_row_blocks,
     nonfinite_error,
+    row_peaks,
     scan_moments,
 )
 from ..neighbors import Neighbors, approximate_knn, exact_knn
@@ -96,7 +97,8 @@ class EmbeddingSet:
             weights = np.asarray(weights, dtype=np.float64).ravel().copy()
             check_weights(weights, x.shape[0])
         if validate:
-            bad = find_nonfinite_rows(x)
+            peaks = row_peaks(x)  # one pass for both checks: a row is finite exactly when its peak is
+            bad = np.flatnonzero(~np.isfinite(peaks))
             if len(bad):
                 if on_invalid == "raise":
                     raise nonfinite_error(bad, x.shape[0])
@@ -108,6 +110,8 @@ class EmbeddingSet:
                 self.dropped_rows = bad
                 if weights is not None:
                     check_weights(weights, x.shape[0])
+                peaks = peaks[keep]
+            check_magnitudes(x, peaks=peaks)
         self.vectors = x
         self.metadata = metadata
         self.weights = weights
