@@ -60,7 +60,7 @@ class CompareView:
         e = html.escape
         self.comparison = comparison
         self.compare_rows = comparison.table()
-        warnings = "".join(f"<div class='embgeo-warning'>{e(n)}</div>" for n in notes)
+        warnings = "".join(f"<div class='embgeo-warning'>{e(n)}</div>" for n in (*notes, *comparison.notes))
         lines = [f"<p><b>A</b>: {e(comparison.name_a)}; <b>B</b>: {e(comparison.name_b)} ({comparison.metric}, "
                  f"k = {comparison.k}).</p>"]
         if comparison.neighborhood_preservation is not None:

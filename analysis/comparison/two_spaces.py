@@ -62,6 +62,7 @@ class Comparison(Result):
     retrieval: dict | None = _field(
         "recall@k and nDCG@10 of exact retrieval against the relevance judgements, in A and in B.",
         "Thakur et al., BEIR 2021; Jarvelin & Kekalainen, ACM TOIS 2002")
+    notes: tuple = _field("What was left out of the comparison, and why.", default=())
     # The two full reports, kept for further analysis; their scalars are already in ``rows``.
     report_a: GeometryReport = hidden()
     report_b: GeometryReport = hidden()
@@ -92,6 +93,7 @@ class Comparison(Result):
         if self.neighborhood_preservation is not None:
             head.append(f"  neighbourhood preservation @{self.k}: {self.neighborhood_preservation:.4f}"
                         "  # share of each item's k-NN kept from A to B")
+        head += [f"  note: {note}" for note in self.notes]
         rows = self.table()
         width = max([len(r["metric"]) for r in rows] + [12])
         head.append(f"  {'metric':<{width}} {'A':>12} {'B':>12} {'change':>12}")
@@ -107,6 +109,7 @@ class Comparison(Result):
                 f"<p><b>Neighbourhood preservation @{self.k}</b>: {self.neighborhood_preservation:.4f} "
                 "<span class='embgeo-meaning'>share of each item's k nearest neighbours kept from A to B "
                 "<span class=embgeo-ref>(Venna &amp; Kaski, 2001)</span></span></p>")
+        parts += [f"<p class='embgeo-note'>{esc(note)}</p>" for note in self.notes]
         cells = []
         for r in self.table():
             cls = "" if not r["change"] else " style='font-weight:bold'"
@@ -313,6 +316,10 @@ def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance
     rep_b = geometry_report(eb, metric=metric, k=k, sample=sample, random_state=random_state)
     # Both reports cached the k-NN tables on the sets, so preservation and the vote reuse them.
     preservation = neighborhood_preservation(ea, eb, k=k, metric=metric) if same_items else None
+    notes = () if same_items else (
+        f"A holds {ea.n:,} items and B {eb.n:,}: neighbourhood preservation, the k-NN label accuracy and "
+        "retrieval need the same items in both spaces, so they are left out; the geometry rows compare "
+        "the two sets as wholes",)
 
     accuracy = None
     label_values = _labels(labels, ea, eb)
@@ -328,4 +335,4 @@ def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance
         raise EmbeddingInputError("queries were given without relevance judgements")
     return Comparison(name_a=name_a, name_b=name_b, metric=metric, k=k, rows=side_by_side(rep_a, rep_b),
                       neighborhood_preservation=preservation, knn_accuracy=accuracy, retrieval=retrieval,
-                      report_a=rep_a, report_b=rep_b)
+                      notes=notes, report_a=rep_a, report_b=rep_b)

@@ -123,6 +123,9 @@ def test_query_rows_exclude_themselves():
 def test_different_item_counts():
     c = compare(_anisotropic(200), _anisotropic(150, seed=2), k=K, sample=50)
     assert c.neighborhood_preservation is None and c.row("n")["change"] == -50
+    # ... and says so, where a reader looks: the repr, the HTML page and to_dict (issue 15, defect 5)
+    assert len(c.notes) == 1 and "neighbourhood preservation" in c.notes[0] and "200" in c.notes[0]
+    assert c.notes[0] in repr(c) and "left out" in c._repr_html_() and c.to_dict()["notes"] == list(c.notes)
     with pytest.raises(EmbeddingInputError, match="same items"):
         compare(_anisotropic(200), _anisotropic(150), k=K, labels=np.zeros(200))
 
