@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import UsageError, _positive_int, add_input_argument, add_metric_argument, load_embeddings, subcommand
+from .cli import _positive_int, add_input_argument, add_metric_argument, load_embeddings, subcommand
 
 #: Search settings of the quick default sweep (the library default sweeps 5 and 7 values).
 QUICK_SWEEP = {"hnsw": {"efSearch": (16, 64, 256)}, "ivf": {"nprobe": (1, 8, 64)},
@@ -57,14 +57,15 @@ def _configure_index_stats(p: argparse.ArgumentParser) -> None:
 @subcommand("index-stats", help="recall/QPS of faiss indexes, query difficulty and reachability",
             configure=_configure_index_stats)
 def _run_index_stats(args: argparse.Namespace) -> int:
-    from embgeo.analysis import index_report
+    from embgeo.analysis import EmbeddingInputError, index_report
 
     data = load_embeddings(args.path)
     queries = args.queries
     if queries is not None and queries != "benchmark":
         queries = load_embeddings(queries).vectors
         if queries.shape[1] != data.dim:
-            raise UsageError(f"{args.queries}: queries have dimension {queries.shape[1]}, PATH has {data.dim}")
+            raise EmbeddingInputError(  # bad data, not a bad command line
+                f"{args.queries}: queries have dimension {queries.shape[1]}, PATH has {data.dim}")
     params = None if args.thorough else {kind: dict(QUICK_SWEEP[kind]) for kind in args.indexes
                                          if kind in QUICK_SWEEP}
     report = index_report(data, queries=queries, k=args.k, metric=args.metric, indexes=args.indexes,

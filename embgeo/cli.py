@@ -6,8 +6,16 @@ the parser from the registry. Adding ``transform``, ``compare`` or ``index-stats
 decorated function (in this module, or in a module listed in ``_COMMAND_MODULES``), with no change to
 the parser code.
 
-Bad input (a missing or unreadable file, invalid vectors, a bad option value) prints one line,
-``embgeo: error: ...``, on stderr and exits with status 2; no traceback.
+Exit statuses (no traceback for any of them; each prints one line, ``embgeo: ...``, on stderr):
+
+* 0: done;
+* 2 (:data:`EXIT_BAD_INPUT`): the data cannot be analysed as given: a missing or unreadable file,
+  invalid vectors, a value that does not fit the data (``--k`` larger than the set allows);
+* 64 (:data:`EXIT_USAGE`, ``EX_USAGE`` of sysexits.h): the command line itself is wrong: an unknown
+  option, a bad option value, options that do not combine;
+* 70 (:data:`EXIT_INTERNAL`, ``EX_SOFTWARE``): a bug in embgeo; the line asks for a report, and
+  ``EMBGEO_TRACEBACK=1`` shows the traceback;
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +34,8 @@ from typing import Callable
 _COMMAND_MODULES: tuple[str, ...] = ("embgeo._commands_transform", "embgeo._commands_index")
 #: Prefix of the bundled samples: ``sample:words``, ``sample:sentences``.
 SAMPLE_PREFIX = "sample:"
+#: Exit statuses; see the module docstring.
+EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 64, 70, 130
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,16 @@ def subcommand(name: str, *, help: str, configure: Callable[[argparse.ArgumentPa
 
 
 class UsageError(Exception):
-    """A problem with what the user asked for; shown as one line, exit status 2."""
+    """A command line that cannot be run as written; shown as one line, exit status :data:`EXIT_USAGE`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting with :data:`EXIT_USAGE` for a bad command line (its own default is 2, which
+    here means bad data)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def load_embeddings(path: str):
@@ -164,37 +185,51 @@ def _run_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     for module in _COMMAND_MODULES:
         importlib.import_module(module)
-    parser = argparse.ArgumentParser(prog="embgeo", description="Embedding-geometry diagnostics.")
+    parser = _Parser(prog="embgeo", description="Embedding-geometry diagnostics.")
     from embgeo import __version__
 
     parser.add_argument("--version", action="version", version=f"embgeo {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for cmd in _COMMANDS.values():
         cmd.configure(subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``embgeo`` command; returns the exit status (argparse exits 2 on bad usage itself)."""
+    """Run the ``embgeo`` command; returns the exit status (see the module docstring).
+
+    A bad command line exits from argparse with :data:`EXIT_USAGE` (``SystemExit``, as argparse does).
+    """
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         from embgeo.analysis import EmbeddingInputError
     except KeyboardInterrupt:  # Ctrl-C while the command modules import
         print("embgeo: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
     try:
         return _COMMANDS[args.command].run(args)
-    except (EmbeddingInputError, UsageError, OSError) as exc:  # OSError: unreadable input, unwritable output
+    except UsageError as exc:
+        print(f"embgeo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (EmbeddingInputError, OSError) as exc:  # OSError: unreadable input, unwritable output
         message = str(exc)
         if isinstance(exc, OSError) and exc.filename is not None:
             message = f"{exc.filename}: {exc.strerror or message}"
         print(f"embgeo: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("embgeo: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not bad input: one line that says so (the traceback on request)
+        if os.environ.get("EMBGEO_TRACEBACK"):
+            traceback.print_exc()
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"embgeo: internal error: {type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:"
+              f"{where.lineno}); this is a bug in embgeo, please report it with the command that caused it "
+              "(EMBGEO_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

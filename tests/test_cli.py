@@ -69,7 +69,7 @@ def test_memory_limit_reaches_the_join_and_bad_sizes_are_named(tmp_path, capsys,
                         or approximate_knn(*a, **kw))
     assert cli.main(["report", str(path), "--k", "5", "--sample", "100", "--approximate", "--memory-limit", "2GB"]) == 0
     assert limits == [2 * 10**9]
-    assert cli.main(["report", str(path), "--sampled", "--memory-limit", "2GB"]) == 2
+    assert cli.main(["report", str(path), "--sampled", "--memory-limit", "2GB"]) == cli.EXIT_USAGE
     assert "--memory-limit applies to the full report" in capsys.readouterr().err
 
 
@@ -96,7 +96,7 @@ def test_errors_in_process(small_npy, tmp_path, capsys):
     assert "2k=600" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         cli.main(["report", str(small_npy), "--metric", "manhattan"])
-    assert exc.value.code == 2
+    assert exc.value.code == cli.EXIT_USAGE  # a bad command line, not bad data
     assert cli.main(["report", str(small_npy), "--k", "3", "--sample", "50",
                      "--json", str(tmp_path / "missing-dir" / "r.json")]) == 2
     assert "missing-dir" in capsys.readouterr().err
@@ -135,7 +135,7 @@ def test_report_sampled(tmp_path):
     assert d["mode"] == "sampled" and d["hubness"]["n"] == 600 and d["intrinsic_dimension"]["sample_size"] == 200
     assert "subsample of 600 rows" in d["basis"]["hubness"]
     done = _embgeo("report", path, "--subsample", 600)
-    assert done.returncode == 2 and done.stderr.strip() == "embgeo: error: --subsample applies only with --sampled"
+    assert done.returncode == cli.EXIT_USAGE and done.stderr.strip() == "embgeo: error: --subsample applies only with --sampled"
 
 
 @pytest.mark.slow
@@ -179,7 +179,7 @@ def test_report_on_a_local_dask_cluster_matches_the_report_here(tmp_path, capsys
     assert any("Dask cluster of 2 workers" in note for note in b["notes"])
     assert b["hubness"]["skewness"] == pytest.approx(a["hubness"]["skewness"], rel=1e-9)
     assert b["isotropy"]["isoscore"] == pytest.approx(a["isotropy"]["isoscore"], rel=1e-6)
-    assert cli.main(["report", str(path), "--approximate", "--dask", "local:2"]) == 2  # refused before starting one
+    assert cli.main(["report", str(path), "--approximate", "--dask", "local:2"]) == cli.EXIT_USAGE  # refused before starting one
     assert "--dask runs the exact report" in capsys.readouterr().err
 
 
@@ -199,3 +199,19 @@ def test_without_dask_the_engine_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(EmbeddingInputError, match=r"pip install 'embgeo\[dask\]'"):
         require_dask()
+
+
+def test_a_bug_is_one_line_with_status_70_and_the_traceback_on_request(small_npy, monkeypatch, capsys):
+    """An exception that is not bad input is embgeo's fault: one line saying so (exit 70, EX_SOFTWARE),
+    never a traceback unless EMBGEO_TRACEBACK asks for it."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("the kernel fell over")
+
+    monkeypatch.setattr("embgeo.analysis.geometry_report", broken)
+    assert cli.main(["report", str(small_npy)]) == cli.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: the kernel fell over" in err
+    assert "Traceback" not in err and "please report" in err
+    monkeypatch.setenv("EMBGEO_TRACEBACK", "1")
+    assert cli.main(["report", str(small_npy)]) == cli.EXIT_INTERNAL
+    assert "Traceback" in capsys.readouterr().err

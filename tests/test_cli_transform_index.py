@@ -58,32 +58,33 @@ def test_transform_to_npy_keeps_only_vectors(words_npz, tmp_path, capsys):
     assert x.shape == (200, 16) and x.dtype == np.float32
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["transform", "{npz}", "{tmp}/o.txt", "--method", "zca"], "output must end in .npy or .npz"),
-    (["transform", "{npy}", "{tmp}/o.npy", "--method", "zipfian"], "needs item weights"),
-    (["transform", "{npz}", "{tmp}/o.npy", "--method", "center", "--k", "3"], "--k applies to"),
-    (["transform", "{tmp}/missing.npy", "{tmp}/o.npy", "--method", "l2"], "missing.npy"),
-    (["compare", "{npz}", "{npz}", "--labels", "nope"], "no metadata column 'nope'"),
-    (["compare", "{npz}", "{npy}", "--labels", "topic"], "A has 200 and B 50"),
-    (["index-stats", "{npz}", "--queries", "{tmp}/q.npy"], "queries have dimension 3"),
+@pytest.mark.parametrize("argv, message, status", [
+    (["transform", "{npz}", "{tmp}/o.txt", "--method", "zca"], "output must end in .npy or .npz", 64),
+    (["transform", "{npy}", "{tmp}/o.npy", "--method", "zipfian"], "needs item weights", 2),
+    (["transform", "{npz}", "{tmp}/o.npy", "--method", "center", "--k", "3"], "--k applies to", 64),
+    (["transform", "{tmp}/missing.npy", "{tmp}/o.npy", "--method", "l2"], "missing.npy", 2),
+    (["compare", "{npz}", "{npz}", "--labels", "nope"], "no metadata column 'nope'", 2),
+    (["compare", "{npz}", "{npy}", "--labels", "topic"], "A has 200 and B 50", 2),
+    (["index-stats", "{npz}", "--queries", "{tmp}/q.npy"], "queries have dimension 3", 2),
 ])
-def test_errors_are_one_line_with_status_2(words_npz, tmp_path, capsys, argv, message):
+def test_errors_are_one_line_with_status_2_for_data_and_64_for_usage(words_npz, tmp_path, capsys, argv, message,
+                                                                      status):
     npy = tmp_path / "plain.npy"
     np.save(npy, np.load(words_npz)["vectors"][:50])
     np.save(tmp_path / "q.npy", np.ones((5, 3), dtype=np.float32))
     argv = [a.format(npz=words_npz, npy=npy, tmp=tmp_path) for a in argv]
-    assert main(argv) == 2
+    assert main(argv) == status
     err = capsys.readouterr().err.strip()
     assert err.startswith("embgeo: error:") and message in err and "\n" not in err
 
 
-def test_bad_option_values_exit_2(words_npz, capsys):
+def test_bad_option_values_exit_64(words_npz, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["index-stats", str(words_npz), "--indexes", "hnsw,annoy"])
-    assert exc.value.code == 2 and "hnsw,annoy" in capsys.readouterr().err
+    assert exc.value.code == 64 and "hnsw,annoy" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["transform", str(words_npz), "o.npy", "--method", "zca", "--eps", "-1"])
-    assert exc.value.code == 2
+    assert exc.value.code == 64
 
 
 def test_index_stats_json_keys(tmp_path, capsys):
