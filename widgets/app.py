@@ -54,9 +54,16 @@ def load_upload(filename: str, content: bytes) -> EmbeddingSet:
         try:
             return io.load(path, name=filename, mmap=False)
         except EmbeddingInputError as exc:
-            raise EmbeddingInputError(f"{filename}: {exc}".replace(path, filename)) from None
+            raise EmbeddingInputError(_named(str(exc), path, filename)) from None
         except Exception as exc:  # a corrupt file: say so plainly
-            raise EmbeddingInputError(f"{filename} could not be read as {suffix}: {exc}") from None
+            raise EmbeddingInputError(_named(f"could not be read as {suffix}: {exc}", path, filename)) from None
+
+
+def _named(message: str, path: str, filename: str) -> str:
+    """``message`` about the upload's temporary ``path``, naming the user's ``filename`` once: the
+    loaders name the file themselves, and prefixing it again read "words.npy: words.npy: ..."."""
+    message = message.replace(path, filename)
+    return message if filename in message else f"{filename}: {message}"
 
 
 class DashboardApp(W.VBox):

@@ -152,6 +152,8 @@ def test_app_rejects_bad_uploads_with_a_message(tmp_path):
     assert "unsupported file type .txt" in app.message.value
     app.open_upload("broken.npy", b"not a numpy file")
     assert "broken.npy" in app.message.value and "Traceback" not in app.message.value
+    assert app.message.value.count("broken.npy") == 1  # named once, not "broken.npy: broken.npy: ..."
+    assert "upload.npy" not in app.message.value and "/tmp" not in app.message.value  # no server paths
     app.open_upload("big.csv", b"0" * (MAX_UPLOAD_BYTES + 1))
     assert "limit is 50 MB" in app.message.value
 
