@@ -265,18 +265,50 @@ def check_k(k: int, n_available: int, *, what: str = "k", context: str = "neighb
 
 
 def check_weights(weights, n: int) -> np.ndarray:
-    """Return per-item weights as a float64 vector normalised to sum 1, or raise."""
-    w = np.asarray(weights, dtype=np.float64).ravel()
+    """Return per-item weights as a float64 vector normalised to sum 1, or raise.
+
+    ``weights`` must hold exactly one finite, non-negative number per row: shape ``(n,)`` or ``(n, 1)``
+    (any other shape, e.g. ``(n / 2, 2)``, is refused rather than flattened), a numeric dtype (text,
+    even numeric text, and complex numbers are refused), and at least one positive entry. The total
+    is taken after dividing by the largest weight, so weights near the float64 maximum (whose plain
+    sum overflows to inf) and subnormal ones normalise correctly. The caller's array is not modified.
+    """
+    try:
+        w = np.asarray(weights)
+    except ValueError:  # nested sequences of different lengths
+        raise EmbeddingInputError(
+            f"weights are not one number per row (ragged sequences); give an array of shape ({n},)") from None
+    if w.dtype == object:
+        if any(isinstance(v, (str, bytes)) for v in w.flat):
+            raise EmbeddingInputError(
+                "weights hold text, not numbers; give one number per row (e.g. word frequencies)")
+        try:
+            w = w.astype(np.float64)
+        except (TypeError, ValueError):
+            raise EmbeddingInputError(
+                "weights hold values that are not numbers (None, NA or objects); give one finite "
+                "number per row") from None
+    if w.dtype.kind not in "biuf":
+        raise EmbeddingInputError(
+            f"weights have dtype {w.dtype}: they are not numbers; give one finite non-negative "
+            "number per row (e.g. word frequencies)")
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1:
+        raise EmbeddingInputError(
+            f"weights have shape {w.shape}; give exactly one number per row: shape ({n},) or ({n}, 1)")
+    w = w.astype(np.float64)  # a new array: the caller's is never written
     if w.shape[0] != n:
         raise EmbeddingInputError(f"weights have {w.shape[0]} entries but there are {n} vectors")
     if not np.isfinite(w).all():
         raise EmbeddingInputError(f"weights contain NaN or inf at rows {_first(np.flatnonzero(~np.isfinite(w)))}")
     if (w < 0).any():
         raise EmbeddingInputError(f"weights must be non-negative; negative at rows {_first(np.flatnonzero(w < 0))}")
-    total = w.sum()
-    if total <= 0:
-        raise EmbeddingInputError("weights sum to zero")
-    return w / total
+    peak = w.max() if n else 0.0
+    if peak <= 0:
+        raise EmbeddingInputError("weights sum to zero; at least one row needs a positive weight")
+    w /= peak  # scaled to at most 1 first, so the sum below cannot overflow
+    return w / w.sum()
 
 
 def check_random_state(seed) -> np.random.Generator:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from .._core import (
     check_k,
     check_metric,
     check_magnitudes,
+    check_same_dim,
     check_weights,
     float32_matrix_from_blocks,
     is_file_map,
@@ -53,15 +54,18 @@ class EmbeddingSet:
     metadata : pandas.DataFrame, optional
         One row per vector (labels, texts, ids). A column named ``text`` is used for hover text and
         neighbour lists.
-    weights : array-like of shape (n,), optional
-        Non-negative item weights or frequencies (for example word frequencies). Stored as given;
-        :attr:`probabilities` normalises them to sum 1.
+    weights : array-like of shape (n,) or (n, 1), optional
+        Non-negative item weights or frequencies (for example word frequencies): exactly one finite
+        number per vector (any other shape is refused, never flattened). Stored as given (float64);
+        :attr:`probabilities` normalises them to sum 1 without overflow.
     name : str
         Shown in reports and dashboards.
     source : str, optional
         Where the vectors came from (a path).
     benchmark : ANNBenchmark, optional
-        Queries and ground-truth neighbours that came with the corpus.
+        Queries and ground-truth neighbours that came with the corpus, checked against it (integer row
+        ids in range, one row per query); with ``on_invalid="drop"`` the ids are renumbered to the kept
+        rows, and refused if they name a dropped one.
     on_invalid : {"raise", "drop"}
         What to do with rows holding NaN or inf: raise a clear error (default), or leave them out;
         the dropped row numbers are kept in :attr:`dropped_rows`.
@@ -94,8 +98,10 @@ class EmbeddingSet:
                 )
             metadata = metadata.reset_index(drop=True)
         if weights is not None:
-            weights = np.asarray(weights, dtype=np.float64).ravel().copy()
-            check_weights(weights, x.shape[0])
+            check_weights(weights, x.shape[0])  # one finite non-negative number per row, or raise
+            weights = np.asarray(weights, dtype=np.float64).reshape(-1).copy()  # (n,) or (n, 1): safe now
+        if benchmark is not None:
+            check_benchmark(benchmark, x)
         if validate:
             peaks = row_peaks(x)  # one pass for both checks: a row is finite exactly when its peak is
             bad = np.flatnonzero(~np.isfinite(peaks))
@@ -107,6 +113,7 @@ class EmbeddingSet:
                 x = float32_matrix_from_blocks(len(keep), x.shape[1], _kept_blocks(x, keep), what="vectors")
                 metadata = None if metadata is None else metadata.iloc[keep].reset_index(drop=True)
                 weights = None if weights is None else weights[keep]
+                benchmark = _renumbered(benchmark, keep, bad)
                 self.dropped_rows = bad
                 if weights is not None:
                     check_weights(weights, x.shape[0])
@@ -145,7 +152,8 @@ class EmbeddingSet:
     @property
     def probabilities(self) -> np.ndarray | None:
         """Weights normalised to sum 1 (the p of Zipfian statistics), or None."""
-        return None if self.weights is None else self.weights / self.weights.sum()
+        # check_weights scales before summing: a plain sum of weights near 1e308 overflows to inf
+        return None if self.weights is None else check_weights(self.weights, self.n)
 
     @property
     def texts(self) -> list[str] | None:
@@ -278,7 +286,10 @@ class EmbeddingSet:
                 "EmbeddingSet(vectors, weights=...)")
         key = (bool(normalize), bool(weighted))
         if key not in self._moments:
-            self._moments[key] = scan_moments(self.vectors, self.weights if weighted else None, normalize=key[0])
+            # the probabilities, not the raw weights: the moments are scale-free, and weights near 1e308
+            # would overflow their sums
+            self._moments[key] = scan_moments(self.vectors, self.probabilities if weighted else None,
+                                              normalize=key[0])
         return self._moments[key]
 
     def attach_moments(self, moments: Moments, *, weighted: bool = False) -> None:
@@ -332,6 +343,73 @@ def _kept_blocks(x: np.ndarray, keep: np.ndarray):
         if len(local):
             yield done, block[local]
             done += len(local)
+
+
+def _rows(ids: np.ndarray, noun: str = "row") -> str:
+    """``row 5`` for one, ``rows [3, 7, ...]`` for several."""
+    shown = ", ".join(str(int(i)) for i in ids[:5])
+    return f"{noun} {shown}" if len(ids) == 1 else f"{noun}s [{shown}{', ...' if len(ids) > 5 else ''}]"
+
+
+def check_benchmark(b: ANNBenchmark, x: np.ndarray) -> None:
+    """Refuse ground truth that cannot be of the corpus ``x``, before anything is scored against it.
+
+    ``neighbors`` must be integer row numbers of ``x`` (0 to n - 1), one row per query: shape (m, k);
+    ``distances``, when given, finite numbers of the same shape. A 1-D table, a float table, a negative
+    or an out-of-range id would otherwise crash the ground truth or score every index at recall 0.
+    """
+    n, q = x.shape[0], np.asarray(b.queries)
+    if q.ndim != 2:
+        raise EmbeddingInputError(f"benchmark queries (the 'test' dataset) have shape {q.shape}; they must be "
+                                  "a 2-D array of shape (n_queries, dim)")
+    check_same_dim(x, q)
+    m, nb = q.shape[0], b.neighbors
+    where = "benchmark ground truth (the 'neighbors' dataset of an ann-benchmarks file)"
+    if nb is not None:
+        nb = np.asarray(nb)
+        if nb.ndim != 2 or nb.shape[0] != m or nb.shape[1] == 0:
+            raise EmbeddingInputError(f"{where} has shape {nb.shape}; it must hold one row of true neighbour ids "
+                                      f"per query, shape ({m}, k) for the {m} queries")
+        if nb.dtype.kind not in "iu":
+            raise EmbeddingInputError(f"{where} has dtype {nb.dtype}; ground-truth ids must be integers (row "
+                                      "numbers of the corpus, 'train'): store them as int32")
+        negative = np.flatnonzero((nb < 0).any(axis=1))
+        if len(negative):
+            raise EmbeddingInputError(f"{where} holds negative ids (at {_rows(negative, 'query')}); ids must be "
+                                      f"row numbers 0..{n - 1} of the corpus ('train')")
+        if nb.size and nb.max() >= n:
+            raise EmbeddingInputError(f"{where} holds ids up to {int(nb.max())}, but the corpus has {n} rows "
+                                      f"(ids 0..{n - 1}); the ground truth must be of this file's 'train' set")
+    d = b.distances
+    if d is not None:
+        d = np.asarray(d)
+        want = f"{nb.shape}, the shape of the neighbours" if nb is not None else f"({m}, k)"
+        if d.ndim != 2 or d.shape[0] != m or (nb is not None and d.shape != nb.shape):
+            raise EmbeddingInputError(f"benchmark distances (the 'distances' dataset) have shape {d.shape}; they "
+                                      f"must have shape {want}")
+        if d.dtype.kind not in "iuf":
+            raise EmbeddingInputError(f"benchmark distances (the 'distances' dataset) have dtype {d.dtype}; they "
+                                      "must be numbers")
+        bad = np.flatnonzero(~np.isfinite(d).all(axis=1))
+        if len(bad):
+            raise EmbeddingInputError(f"benchmark distances (the 'distances' dataset) hold NaN or inf (at "
+                                      f"{_rows(bad, 'query')}); every true neighbour's distance must be finite")
+
+
+def _renumbered(b: ANNBenchmark | None, keep: np.ndarray, dropped: np.ndarray) -> ANNBenchmark | None:
+    """The benchmark of the rows kept after dropping ``dropped``: its ground-truth ids renumbered to the
+    kept rows' new positions. Raises when an id names a dropped row: the file's recall could no longer be
+    scored against the ground truth it stores."""
+    if b is None or b.neighbors is None:
+        return b
+    nb = np.asarray(b.neighbors)
+    hit = np.unique(nb[np.isin(nb, dropped)])
+    if len(hit):
+        raise EmbeddingInputError(
+            f"the benchmark ground truth ('neighbors') names {_rows(hit)} as true neighbours, but they hold "
+            "NaN/inf and on_invalid='drop' dropped them, so recall against it could not be scored; fix those "
+            "rows at the source")
+    return replace(b, neighbors=np.searchsorted(keep, nb).astype(nb.dtype))
 
 
 def as_embedding_set(data, *, name: str | None = None) -> EmbeddingSet:

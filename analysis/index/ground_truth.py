@@ -143,7 +143,7 @@ def ground_truth(data, *, queries=None, k: int = 10, metric: str | None = None, 
     bench = split.benchmark
     if bench is not None and bench.neighbors is not None:
         file_nb = np.asarray(bench.neighbors)
-        if file_nb.shape[0] != split.queries.shape[0] or file_nb.shape[1] < k:
+        if file_nb.ndim != 2 or file_nb.shape[0] != split.queries.shape[0] or file_nb.shape[1] < k:
             raise EmbeddingInputError(
                 f"benchmark neighbors have shape {file_nb.shape}; need {split.queries.shape[0]} rows "
                 f"and at least k={k} columns")

@@ -9,8 +9,8 @@ Formats (chosen by file extension):
 ``.npy``           a 2-D array; float32 files are memory-mapped read-only, so a file larger than
                    RAM is never read whole (checks scan it block by block)
 ``.npz``           the array named by ``vectors=``, else ``vectors``/``embeddings``, else the single
-                   2-D float array; ``weights``/``frequencies`` become weights and other arrays of
-                   length n become metadata columns
+                   2-D float array; ``weights``/``frequencies`` become weights (checked: one number
+                   per vector) and other arrays of length n become metadata columns
 ``.parquet``       a list or fixed-size-list column of numbers (auto-detected or ``vectors=``), or
                    the numeric columns; other columns become metadata
 ``.csv``/``.tsv``  numeric columns (text columns become metadata), or one column of JSON lists
@@ -52,7 +52,9 @@ Example
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from .._core import EmbeddingInputError
@@ -108,11 +110,16 @@ def load(source, *, vectors=None, metadata=None, weights=None, name: str | None 
     Raises
     ------
     FileNotFoundError
-        If a path does not exist.
+        If a path does not exist (a dangling symbolic link is named as one).
     EmbeddingInputError
-        For an unknown extension, an empty, truncated or corrupt file, a missing vector column or key
-        (the message lists the candidates), non-numeric or ragged rows, and NaN/inf values (unless
-        ``on_invalid="drop"``). Messages about a file start with its path.
+        For an unknown extension, an empty, truncated or corrupt file (a ``.npy`` whose data is longer
+        or shorter than its header says, a CSV row with too few fields), a path that is not a regular
+        file (a FIFO, a device: named, and never opened), a symbolic link loop, a file this user may
+        not read, a missing vector column or key (the message lists the candidates), non-numeric or
+        ragged rows, weights that are not one finite non-negative number per vector, ann-benchmarks
+        ground truth that is not integer row numbers of ``train`` (or a file with ``test`` but no
+        ``train``), and NaN/inf values (unless ``on_invalid="drop"``). Messages about a file start
+        with its path.
 
     Examples
     --------
@@ -203,8 +210,7 @@ def _load_path(path: Path, *, vectors, metadata, weights, name, on_invalid, mmap
         loaded = read_shards(shards, vectors=vectors, metadata=metadata, weights=weights)
         return _finish(loaded, metadata=metadata, weights=weights, name=name or path.name.rstrip("*") or "shards",
                        on_invalid=on_invalid, source=str(path))
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+    _check_regular_file(path)
     if reader is None:
         raise EmbeddingInputError(
             f"{path}: unknown file type {suffix or '(no extension)'!r}; embgeo reads "
@@ -215,6 +221,38 @@ def _load_path(path: Path, *, vectors, metadata, weights, name, on_invalid, mmap
         loaded = reader(path, vectors=vectors, metadata=metadata, weights=weights, mmap=mmap)
         return _finish(loaded, metadata=metadata, weights=weights, name=name or path.stem,
                        on_invalid=on_invalid, source=str(path))
+    except PermissionError:
+        raise EmbeddingInputError(f"{path}: permission denied: this user may not read it; check its "
+                                  "permissions (ls -l), or copy it somewhere readable") from None
     except EmbeddingInputError as exc:
         msg = str(exc)
         raise EmbeddingInputError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from exc
+
+
+#: What a path that is not a regular file is, for messages.
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+def _check_regular_file(path: Path) -> None:
+    """Name what stands at ``path`` unless it is a regular file. Only ``stat`` is called: opening a FIFO
+    would block until something writes to it, and reading /dev/zero would never end."""
+    try:
+        st = path.stat()  # follows symbolic links
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise FileNotFoundError(
+                f"no such file: {path} (a symbolic link to {os.readlink(path)}, which does not exist)") from None
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise EmbeddingInputError(f"{path} is a symbolic link loop (too many levels of symbolic links); "
+                                      "point the link at a real file") from None
+        if exc.errno == errno.EACCES:
+            raise EmbeddingInputError(f"{path}: permission denied (a directory on its path may not be "
+                                      "searched); check the permissions") from None
+        raise EmbeddingInputError(f"{path} cannot be examined: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise EmbeddingInputError(f"{path} is {kind}, not a regular file: embgeo reads files it can seek in and "
+                                  "map; save the data to a file first")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,7 @@ from .._core import (
     as_float32_matrix,
     check_finite,
     check_same_dim,
+    check_weights,
     float32_matrix_from_blocks,
     iter_row_blocks,
 )
@@ -25,6 +27,7 @@ from .tables import (
     Loaded,
     arrow_is_list,
     arrow_vectors,
+    check_csv_widths,
     frame,
     from_frame,
     is_name_list,
@@ -43,8 +46,9 @@ TEXMEX_DTYPES = {".fvecs": np.dtype("<f4"), ".bvecs": np.dtype("u1"), ".ivecs": 
 
 
 def _corrupt(path: Path, what: str, exc: Exception) -> EmbeddingInputError:
+    detail = " ".join(str(exc).split())  # one line: some libraries' messages span several
     return EmbeddingInputError(
-        f"{path}: could not read it as {what} (truncated or corrupt?): {type(exc).__name__}: {exc}")
+        f"{path}: could not read it as {what} (truncated or corrupt?): {type(exc).__name__}: {detail}")
 
 
 def _pick_key(keys: list[str], arrays: Callable[[str], Any], vectors, path: Path, kind: str) -> str:
@@ -81,9 +85,9 @@ def open_npy(path, mmap: bool = True) -> np.ndarray:
     """The array of a ``.npy`` file, memory-mapped read-only (or read, with ``mmap=False``), as stored:
     refused when it is not a .npy file, holds Python objects, is truncated, or is not numeric."""
     with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic != b"\x93NUMPY":  # else np.load would try to unpickle it and blame allow_pickle
-        raise EmbeddingInputError("not a .npy file (it does not start with the NumPy magic bytes)")
+        if fh.read(6) != b"\x93NUMPY":  # else np.load would try to unpickle it and blame allow_pickle
+            raise EmbeddingInputError("not a .npy file (it does not start with the NumPy magic bytes)")
+        _check_npy_size(fh, path)
     try:
         x = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:
@@ -95,6 +99,35 @@ def open_npy(path, mmap: bool = True) -> np.ndarray:
     if x.dtype.kind not in "fiu" and x.dtype.kind != "b":
         raise EmbeddingInputError(f"dtype {x.dtype} is not a numeric vector type")
     return x
+
+
+def _check_npy_size(fh, path) -> None:
+    """Refuse a ``.npy`` whose data is longer or shorter than its header's shape and dtype say: NumPy maps
+    or reads just the header's shape, so extra rows would be left out silently and a truncated file
+    fail deep inside the reader."""
+    fmt = np.lib.format
+    fh.seek(0)
+    try:
+        version = fmt.read_magic(fh)
+        # 3.0 differs from 2.0 only in the header's text encoding (utf-8 field names)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    except (ValueError, EOFError, OSError) as exc:
+        raise _corrupt(path, ".npy", exc) from None
+    if dtype.hasobject:  # pickled objects: the size says nothing; refused by name below
+        return
+    header = fh.tell()
+    data = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    held = os.fstat(fh.fileno()).st_size - header
+    if held != data:
+        said = (f"its header says shape {tuple(shape)} {dtype.name}, {data:,} bytes of data after the "
+                f"{header}-byte header")
+        if held < data:
+            raise EmbeddingInputError(f"could not read it as .npy (truncated or corrupt): {said}, but the file "
+                                      f"holds only {held:,}, {data - held:,} bytes shorter (an interrupted copy?); "
+                                      "copy or write it again")
+        raise EmbeddingInputError(f"{said}, but the file holds {held:,}: {held - data:,} bytes longer than its "
+                                  "header says, so the extra data would be left out; write it again with np.save")
 
 
 def _converted(x: np.ndarray, path) -> np.ndarray:
@@ -112,22 +145,7 @@ def _no_names(path, vectors, metadata, weights):
 
 
 def _read_npz(path, *, vectors, metadata, weights, mmap) -> Loaded:
-    import zipfile
-
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise _corrupt(path, ".npz", exc) from None
-    with z:
-        keys = list(z.files)
-        try:
-            arrays = {k: z[k] for k in keys}
-        except ValueError as exc:
-            if "allow_pickle" in str(exc):
-                raise EmbeddingInputError("an array in the file holds Python objects (object dtype)") from None
-            raise _corrupt(path, ".npz", exc) from None
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise _corrupt(path, ".npz", exc) from None
+    keys, arrays = _npz_arrays(path)
     key = _pick_key(keys, lambda k: (arrays[k].shape, arrays[k].dtype.kind == "f"), vectors, path, "array")
     x = arrays.pop(key)
     n = x.shape[0] if x.ndim >= 1 else 0
@@ -135,12 +153,12 @@ def _read_npz(path, *, vectors, metadata, weights, mmap) -> Loaded:
     if isinstance(weights, str):
         if weights not in arrays:
             raise EmbeddingInputError(f"no array {weights!r} for weights; arrays are {listing(keys)}")
-        w = arrays.pop(weights)
+        w = _npz_weights(arrays.pop(weights), weights, x)
     else:
-        for k in NPZ_WEIGHT_NAMES:
-            if k in arrays and arrays[k].ndim == 1 and len(arrays[k]) == n:
-                w = arrays.pop(k)
-                break
+        found = [k for k in NPZ_WEIGHT_NAMES if k in arrays]
+        if found:  # checked, never dropped for a wrong length or shape; the caller's array= wins
+            w = arrays.pop(found[0])
+            w = _npz_weights(w, found[0], x) if weights is None else None
     cols = {k: a for k, a in arrays.items() if a.ndim == 1 and len(a) == n}
     if is_name_list(metadata):
         missing = [c for c in metadata if c not in cols]
@@ -149,6 +167,48 @@ def _read_npz(path, *, vectors, metadata, weights, mmap) -> Loaded:
                 f"no 1-D array of length {n} named {listing(missing)} for metadata; arrays are {listing(keys)}")
         cols = {c: cols[c] for c in metadata}
     return Loaded(x, frame(cols), w)
+
+
+def _npz_arrays(path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Every array of an ``.npz``, read whole. The file is opened here, not by np.load, which leaves its
+    own handle open when the archive is corrupt."""
+    import zipfile
+    import zlib
+
+    broken = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+    with open(path, "rb") as fh:
+        try:
+            z = np.load(fh, allow_pickle=False)
+        except broken as exc:
+            raise _corrupt(path, ".npz", exc) from None
+        with z:
+            keys, arrays = list(z.files), {}
+            for k in keys:
+                try:
+                    a = z[k]
+                except ValueError as exc:
+                    if "allow_pickle" in str(exc):
+                        raise EmbeddingInputError(
+                            f"the array {k!r} holds Python objects (object dtype), not numbers") from None
+                    raise _corrupt(path, ".npz", exc) from None
+                except broken as exc:  # a bad CRC, bad compressed data, an encrypted member
+                    raise _corrupt(path, ".npz", exc) from None
+                if not isinstance(a, np.ndarray):  # np.load hands back the raw bytes of a non-.npy member
+                    raise EmbeddingInputError(
+                        f"the member {k!r} is not a .npy array (the archive holds other data under that name); "
+                        "an .npz written by np.savez holds only arrays")
+                arrays[k] = a
+    return keys, arrays
+
+
+def _npz_weights(w: np.ndarray, key: str, x: np.ndarray) -> np.ndarray:
+    """The weights array ``key`` as stored, after checking it is one number per vector (named if not)."""
+    if x.ndim == 2:  # else the vectors' own error comes first, from the set
+        try:
+            check_weights(w, x.shape[0])
+        except EmbeddingInputError as exc:
+            raise EmbeddingInputError(f"array {key!r} (the weights): {exc}") from None
+    return w
 
 
 def _read_parquet(path, *, vectors, metadata, weights, mmap) -> Loaded:
@@ -232,6 +292,8 @@ def _read_csv(path, *, vectors, metadata, weights, mmap) -> Loaded:
         raise _corrupt(path, "CSV" if sep == "," else "TSV", exc) from None
     if df.empty:
         raise EmbeddingInputError("has a header but no data rows")
+    if df.isna().to_numpy().any():  # pandas pads a short row with NaN: tell one apart from a missing value
+        check_csv_widths(path, sep, header=not isinstance(df.columns, pd.RangeIndex))
     return from_frame(df, vectors=vectors, metadata=metadata, weights=weights, where="table")
 
 
@@ -349,7 +411,7 @@ def _read_hdf5(path, *, vectors, metadata, weights, mmap) -> Loaded:
         keys = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
         key = vectors if vectors is not None else ("train" if "train" in keys else None)
         if key is None:
-            key = _pick_key(keys, lambda k: (f[k].shape, f[k].dtype.kind == "f"), None, path, "dataset")
+            key = _h5_corpus_key(f, keys, path)
         elif key not in keys:
             raise EmbeddingInputError(f"no dataset {key!r}; datasets are {listing(keys)}")
         try:
@@ -366,11 +428,23 @@ def _read_hdf5(path, *, vectors, metadata, weights, mmap) -> Loaded:
         if x.ndim == 2:
             check_same_dim(x, q)
         check_finite(q, "queries (test)")
-        if truth is not None and truth.shape[0] != q.shape[0]:
-            raise EmbeddingInputError(
-                f"'neighbors' has {truth.shape[0]} rows but there are {q.shape[0]} queries")
+        # the set checks 'neighbors' and 'distances' against the corpus and queries (check_benchmark)
         benchmark = ANNBenchmark(queries=q, neighbors=truth, distances=dist, metric=metric)
     return Loaded(x, benchmark=benchmark)
+
+
+def _h5_corpus_key(f, keys: list[str], path: Path) -> str:
+    """The corpus of an HDF5 file without ``train``: refused when the file is otherwise laid out as
+    ann-benchmarks (its ``test`` queries must not be analysed as a corpus), else the only 2-D dataset."""
+    ann = [k for k in ("test", "neighbors", "distances") if k in keys]
+    if ann:
+        raise EmbeddingInputError(
+            f"has ann-benchmarks datasets {listing(ann)} but no 'train' dataset (the corpus); datasets are "
+            f"{listing(keys)}; add the corpus as 'train', or name the dataset to analyse with vectors=")
+    try:
+        return _pick_key(keys, lambda k: (f[k].shape, f[k].dtype.kind == "f"), None, path, "dataset")
+    except EmbeddingInputError as exc:
+        raise EmbeddingInputError(f"has no 'train' dataset (the ann-benchmarks corpus), and {exc}") from None
 
 
 def _h5_array(ds, path: Path, mmap: bool) -> np.ndarray:

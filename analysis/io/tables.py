@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -177,6 +178,45 @@ def vector_column(s, col: str, where: str) -> np.ndarray:
                 raise EmbeddingInputError(
                     f"{where}: column {col!r} row {i} holds non-numeric values: {str(r)[:60]}") from None
         raise
+
+
+def check_csv_widths(path, sep: str, *, header: bool) -> None:
+    """Refuse a CSV row with fewer fields than the first row (the header, or the first data row): pandas
+    reads the missing fields as NaN, which would then be reported as NaN values rather than as the
+    short row it is. Blank lines are skipped, as pandas skips them."""
+    import csv
+
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, Path(path).stat().st_size))  # a JSON-list cell can be long
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            reader, width, row, line, short = csv.reader(fh, delimiter=sep), None, -1 if header else 0, 0, []
+            for fields in reader:
+                start, line = line + 1, reader.line_num  # a quoted cell may span lines
+                if not fields:
+                    continue
+                if width is None:
+                    width = len(fields)
+                    if header:
+                        row = 0
+                        continue
+                elif len(fields) < width:
+                    short.append((start, row, len(fields)))
+                row += 1
+    finally:
+        csv.field_size_limit(limit)
+    if not short:
+        return
+    ref = f"the header has {width}" if header else f"the first row has {width}"
+    if len(short) == 1:
+        (ln, r, k), = short
+        where = f"line {ln} (data row {r}) has {k} field{'s' * (k != 1)} but {ref}"
+    else:
+        lines, rows, counts = zip(*short)
+        where = (f"{len(short)} rows have too few fields ({ref}): lines {listing(lines)} (data rows "
+                 f"{listing(rows)}) have {listing(counts)}")
+    raise EmbeddingInputError(f"{where}; pandas would read the missing fields as NaN. Complete the "
+                              "row, or check the separator and quoting")
 
 
 def frame(cols: dict):
