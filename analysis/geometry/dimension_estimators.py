@@ -1,15 +1,22 @@
 """The intrinsic-dimension estimators one at a time: TwoNN, the Levina-Bickel MLE and local ID.
 
 Every distance-based estimator here reads the k-nearest-neighbour table of the shared engine
-(:meth:`EmbeddingSet.neighbors`, or :func:`exact_knn` with ``query_indices`` for a query sample). Under
+(:meth:`EmbeddingSet.neighbors`, or :func:`exact_knn` with ``query_indices`` for a query sample), through
+:func:`~embgeo.analysis.neighbors.distinct_neighbors`, which skips copies (below). Under
 ``metric="cosine"`` the distance is the chord ``||u_i - u_j||`` between unit vectors (``1 - cos`` is a
 squared distance and would halve every estimate); ``metric="dot"`` is refused because an inner
 product is not a distance.
 
-Duplicates. A point whose nearest neighbour lies at distance 0 (to within ``1e-6`` times the median
-distance to the second neighbour, which absorbs float32 rounding of normalised vectors) has an
-undefined ratio ``r2 / r1``. Such points are left out of TwoNN, MLE and local ID (their local ID is
-NaN), counted in ``n_duplicates``, and a warning says so.
+Duplicates. A copy of a point is not a second point: every estimator here runs on the distinct points
+of the set. Rows are copies when they are identical float32 rows, or when a neighbour list puts them
+at distance 0 under the metric (to within ``1e-6`` times the median distance to the second distinct
+neighbour, which absorbs the float32 rounding of normalised vectors: under cosine ``x`` and ``3 x`` are
+one point); near-duplicates farther apart stay points (:mod:`embgeo.analysis.neighbors.copies`).
+Each group of copies is represented by its lowest row, each point's neighbour list skips its own
+copies and lists every distinct neighbour once (searched again among the representatives where the
+copies filled the shared table), so the estimates equal, to float rounding, those on the
+deduplicated rows; a query sample is drawn among the distinct points. ``n_duplicates`` counts the
+rows that copy another, a warning says so, and a copy gets the local ID of the point it copies.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from .._core import (
     sample_rows,
 )
 from ..embeddings import EmbeddingSet, as_embedding_set
-from ..neighbors import duplicate_mask, exact_knn, levina_bickel_inverse, local_intrinsic_dimension_from_distances
+from ..neighbors import (
+    DistinctNeighbors,
+    copy_groups,
+    distinct_neighbors,
+    levina_bickel_inverse,
+    local_intrinsic_dimension_from_distances,
+)
 from ._estimators import twonn_mle
 
 FACCO = "Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 2017"
@@ -49,8 +62,8 @@ class TwoNNResult(Result):
     dimension_linefit: float = _field(
         "Slope through the origin of -log(1 - F(mu)) against log mu, largest ratios discarded.", FACCO)
     ci: np.ndarray = _field("Bootstrap percentile interval (low, high); NaN when bootstrap=0.", "Efron, 1979")
-    n_used: int = _field("Points whose ratio entered the estimate (duplicates removed).")
-    n_duplicates: int = _field("Points at distance 0 from their nearest neighbour, left out.")
+    n_used: int = _field("Distinct points whose ratio entered the estimate (one copy of each).")
+    n_duplicates: int = _field("Rows that are a copy of another row (distance 0); one copy of each was used.")
     discard_fraction: float = _field("Share of the largest ratios left out of the line fit.")
     warnings: tuple = _field("Reasons to doubt the number.", default=())
 
@@ -63,8 +76,8 @@ class MLEResult(Result):
     dimension: float = _field("Inverse of the mean inverse of the per-point estimates m_k(x).", LEVINA_BICKEL)
     ci: np.ndarray = _field("Bootstrap percentile interval (low, high); NaN when bootstrap=0.", "Efron, 1979")
     k: int = _field("Neighbours per point.")
-    n_used: int = _field("Points entering the average (duplicates removed).")
-    n_duplicates: int = _field("Points at distance 0 from their nearest neighbour, left out.")
+    n_used: int = _field("Distinct points entering the average (one copy of each).")
+    n_duplicates: int = _field("Rows that are a copy of another row (distance 0); one copy of each was used.")
     warnings: tuple = _field("Reasons to doubt the number.", default=())
 
 
@@ -76,23 +89,37 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _n_groups(labels: np.ndarray) -> int:
+    return int(np.count_nonzero(labels == np.arange(len(labels))))
 
 
+def _check_distinct(need: int, labels: np.ndarray, what: str) -> None:
+    """Refuse a set with fewer than ``need`` distinct points, counting distinct points and copies."""
+    n_d, n = _n_groups(labels), len(labels)
+    if n_d < need:
+        raise EmbeddingInputError(
+            f"only {n_d} distinct points among {n} rows ({n - n_d} are duplicates of another row); {what} "
+            f"needs at least {need} distinct points: add points, or check why the rows repeat")
 
 
+def _sample_groups(labels: np.ndarray, sample, rng) -> np.ndarray | None:
+    """``sample`` random distinct points (their representative rows, sorted), or None for all of them:
+    the rows a deduplicated set would draw with the same generator."""
+    reps = np.flatnonzero(labels == np.arange(len(labels)))
+    pick = sample_rows(len(reps), sample, rng, minimum=2)
+    return None if pick is None else reps[pick]
 
 
+def _neighbors(es: EmbeddingSet, k: int, metric: str, labels: np.ndarray, rows) -> DistinctNeighbors:
+    """The k nearest distinct points of every distinct point (``rows`` None: read off the set's shared
+    table, searched again only where copies filled a list) or of the representative ``rows``."""
+    table = es.neighbors(k, metric=metric) if rows is None else None
+    return distinct_neighbors(es.vectors, k, metric, rows=rows, table=table, labels=labels)
 
 
-
-
-def _distances(es: EmbeddingSet, k: int, metric: str, rows: np.ndarray | None) -> np.ndarray:
-    """float64 distances to the k nearest neighbours of every point (or of ``rows``)."""
-    if rows is None:
-        return es.neighbors(k, metric=metric).distances.astype(np.float64)
-    check_k(k, es.n - 1, context="neighbours (self excluded)")
-    nb = exact_knn(es.vectors, k=k, metric=metric, query_indices=rows, progress=False)
-    return nb.distances.astype(np.float64)
+def _per_row(values: np.ndarray, dn: DistinctNeighbors, rows: np.ndarray) -> np.ndarray:
+    """A per-point value of ``dn.rows`` for each of ``rows``: a copy gets its representative's."""
+    return values[np.searchsorted(dn.rows, dn.labels[rows])]
 
 
 
@@ -143,13 +170,14 @@ def _mle_ci(inverses, n_boot, confidence, rng) -> np.ndarray:
         return percentile_interval(len(inverses) / sums, confidence)
 
 
-def _duplicate_warning(n_dup: int, n_queries: int, metric: str) -> list[str]:
-    if n_dup == 0:
+def _duplicate_warning(n_copies: int, n_rows: int, metric: str) -> list[str]:
+    if n_copies == 0:
         return []
     return [
-        f"{n_dup} of {n_queries} points ({100 * n_dup / n_queries:.2g} %) have a duplicate (nearest "
-        f"neighbour at {metric} distance 0); they were left out of TwoNN, MLE and local ID. Deduplicate "
-        "the data to see the geometry of the rest"
+        f"{n_copies} of {n_rows} rows ({100 * n_copies / n_rows:.2g} %) are duplicates (a copy of another row, "
+        f"{metric} distance 0): TwoNN, MLE and local ID used one copy of each, {n_rows - n_copies} distinct "
+        "points, and give a copy the local ID of the point it copies. Check why the data repeat (e.g. "
+        "duplicated texts)"
     ]
 
 
@@ -168,23 +196,22 @@ def _sample_size_warning(dimension: float, n: int, name: str) -> list[str]:
 # --------------------------------------------------------------------------------------------- TwoNN
 
 
-def _twonn_from_distances(dist, metric, n_corpus, discard_fraction, n_boot, confidence, rng) -> TwoNNResult:
-    dup = duplicate_mask(dist)
-    kept = dist[~dup]
-    log_mu = np.log(kept[:, 1] / kept[:, 0])
+def _twonn_from_distances(dist, metric, n_corpus, discard_fraction, n_boot, confidence, rng,
+                          n_copies: int = 0) -> TwoNNResult:
+    """TwoNN from the distances of distinct query points to their 2 nearest distinct points;
+    ``n_corpus`` distinct points in the set, ``n_copies`` rows that copied one of them."""
+    log_mu = np.log(dist[:, 1] / dist[:, 0])
     if len(log_mu) < 3:
-        raise EmbeddingInputError(
-            f"only {len(log_mu)} points are left after removing {int(dup.sum())} duplicates; TwoNN "
-            "needs at least 3 distinct points"
-        )
+        raise EmbeddingInputError(f"only {len(log_mu)} distinct query points; TwoNN needs at least 3 (sample more "
+                                  "points)")
     d = twonn_mle(log_mu)
-    notes = _duplicate_warning(int(dup.sum()), len(dist), metric) + _sample_size_warning(d, n_corpus, "TwoNN")
+    notes = _duplicate_warning(n_copies, n_corpus + n_copies, metric) + _sample_size_warning(d, n_corpus, "TwoNN")
     return TwoNNResult(
         dimension=float(d),
         dimension_linefit=_twonn_linefit(log_mu, discard_fraction),
         ci=_twonn_ci(log_mu, n_boot, confidence, rng),
         n_used=int(len(log_mu)),
-        n_duplicates=int(dup.sum()),
+        n_duplicates=int(n_copies),
         discard_fraction=float(discard_fraction),
         warnings=tuple(notes),
     )
@@ -224,8 +251,8 @@ def twonn(
     random_state : int, Generator or None
         Seeds the bootstrap and the query sample.
     sample : int, optional
-        Use this many random points as queries (their neighbours searched in the full set); all
-        points when ``sample >= n``.
+        Use this many random distinct points as queries (their neighbours searched among all distinct
+        points); all points when ``sample`` is at least the number of distinct points.
 
     Returns
     -------
@@ -255,9 +282,11 @@ def twonn(
     es = as_embedding_set(data)
     rng = check_random_state(random_state)
     check_k(2, es.n - 1, context="neighbours (self excluded); TwoNN needs at least 3 points")
-    rows = sample_rows(es.n, sample, rng, minimum=2)
-    dist = _distances(es, 2, metric, rows)
-    return _twonn_from_distances(dist, metric, es.n, discard_fraction, n_boot, confidence, rng)
+    labels = copy_groups(es.vectors)
+    _check_distinct(3, labels, "TwoNN")
+    dn = _neighbors(es, 2, metric, labels, _sample_groups(labels, sample, rng))
+    return _twonn_from_distances(dn.distances.astype(np.float64), metric, dn.n_distinct, discard_fraction, n_boot,
+                                 confidence, rng, dn.n_copies)
 
 
 # --------------------------------------------------------------------------------------------- MLE
@@ -270,20 +299,18 @@ def _check_mle_k(k, n: int) -> int:
     return k
 
 
-def _mle_from_distances(dist, metric, n_corpus, n_boot, confidence, rng) -> MLEResult:
-    dup = duplicate_mask(dist)
-    inv = levina_bickel_inverse(dist[~dup])
+def _mle_from_distances(dist, metric, n_corpus, n_boot, confidence, rng, n_copies: int = 0) -> MLEResult:
+    """The MLE from the distances of distinct query points to their k nearest distinct points."""
+    inv = levina_bickel_inverse(dist)
     if len(inv) < 2:
-        raise EmbeddingInputError(
-            f"only {len(inv)} points are left after removing {int(dup.sum())} duplicates; the MLE needs "
-            "at least 2 distinct points"
-        )
+        raise EmbeddingInputError(f"only {len(inv)} distinct query points; the MLE needs at least 2 (sample more "
+                                  "points)")
     mean_inv = float(inv.mean())
     d = 1.0 / mean_inv if mean_inv > 0 else math.inf
-    notes = _duplicate_warning(int(dup.sum()), len(dist), metric) + _sample_size_warning(d, n_corpus, "MLE")
+    notes = _duplicate_warning(n_copies, n_corpus + n_copies, metric) + _sample_size_warning(d, n_corpus, "MLE")
     return MLEResult(
         dimension=float(d), ci=_mle_ci(inv, n_boot, confidence, rng), k=int(dist.shape[1]),
-        n_used=int(len(inv)), n_duplicates=int(dup.sum()), warnings=tuple(notes),
+        n_used=int(len(inv)), n_duplicates=int(n_copies), warnings=tuple(notes),
     )
 
 
@@ -319,8 +346,8 @@ def mle_dimension(
     random_state : int, Generator or None
         Seeds the bootstrap and the query sample.
     sample : int, optional
-        Use this many random points as queries (their neighbours searched in the full set); all
-        points when ``sample >= n``.
+        Use this many random distinct points as queries (their neighbours searched among all distinct
+        points); all points when ``sample`` is at least the number of distinct points.
 
     Returns
     -------
@@ -347,9 +374,11 @@ def mle_dimension(
     es = as_embedding_set(data)
     k = _check_mle_k(k, es.n)
     rng = check_random_state(random_state)
-    rows = sample_rows(es.n, sample, rng, minimum=2)
-    dist = _distances(es, k, metric, rows)
-    return _mle_from_distances(dist, metric, es.n, n_boot, confidence, rng)
+    labels = copy_groups(es.vectors)
+    _check_distinct(k + 1, labels, f"the MLE with k={k}")
+    dn = _neighbors(es, k, metric, labels, _sample_groups(labels, sample, rng))
+    return _mle_from_distances(dn.distances.astype(np.float64), metric, dn.n_distinct, n_boot, confidence, rng,
+                               dn.n_copies)
 
 
 # --------------------------------------------------------------------------------------------- local ID
@@ -371,7 +400,7 @@ def local_intrinsic_dimension(
     ``m_k(x) = [ (1 / (k - 1)) sum_{j=1}^{k-1} log(T_k / T_j) ]^(-1)``, whose harmonic mean over points
     is :func:`mle_dimension`. ``form="hill"`` is the Hill form of Amsaleg et al. (2015),
     ``-[ (1 / k) sum_{i=1}^{k} log(r_i / r_k) ]^(-1)``, which equals ``k / (k - 1)`` times the first.
-    Points at distance 0 from their nearest neighbour (duplicates) get NaN.
+    A copy of a point (see the module docstring) gets the local ID of the point it copies.
 
     Parameters
     ----------
@@ -389,7 +418,7 @@ def local_intrinsic_dimension(
     Returns
     -------
     numpy.ndarray of shape (n,) or (len(query_indices),)
-        float64 local ID, NaN for duplicates.
+        float64 local ID (a copy's is that of the point it copies).
 
     References
     ----------
@@ -420,4 +449,8 @@ def local_intrinsic_dimension(
                 f"query_indices must be a non-empty array of row numbers in [0, {es.n}); got "
                 f"dtype {rows.dtype}, {rows.size} entries"
             )
-    return local_intrinsic_dimension_from_distances(_distances(es, k, metric, rows), form=form)
+    labels = copy_groups(es.vectors)
+    _check_distinct(k + 1, labels, f"local ID with k={k}")
+    dn = _neighbors(es, k, metric, labels, None if rows is None else np.unique(labels[rows]))
+    lid = local_intrinsic_dimension_from_distances(dn.distances.astype(np.float64), form=form)
+    return _per_row(lid, dn, np.arange(es.n) if rows is None else rows)

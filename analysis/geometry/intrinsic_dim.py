@@ -1,6 +1,6 @@
 """The intrinsic-dimension report: TwoNN, MLE, local ID, PCA dimension and their scale dependence, from
 one neighbour table (see :mod:`.dimension_estimators` for the estimators and how duplicates are
-treated, :mod:`.scale` for the curves)."""
+treated: every estimator, curve included, runs on the distinct points; :mod:`.scale` for the curves)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,20 @@ from .._core import (
     check_random_state,
     metric as _field,
     pca_dimension,
-    sample_rows,
 )
 from ..embeddings import as_embedding_set
-from ..neighbors import local_intrinsic_dimension_from_distances
+from ..neighbors import copy_groups, distinct_neighbors, local_intrinsic_dimension_from_distances
 from .dimension_estimators import (
     FACCO,
     LEVINA_BICKEL,
+    _check_distinct,
     _check_mle_k,
-    _distances,
     _mle_from_distances,
+    _n_groups,
+    _neighbors,
+    _per_row,
     _readonly,
+    _sample_groups,
     _twonn_from_distances,
 )
 from .scale import decimation_curve, gride_curve, scale_warning
@@ -42,8 +45,9 @@ class IntrinsicDimensionReport(Result):
 
     _title = "intrinsic dimension"
     metric: str = _field("Distance used: chord between unit vectors (cosine) or euclidean.")
-    n: int = _field("Points in the set.")
-    sample_size: int = _field("Query points used by the per-point estimators (n when no sample).")
+    n: int = _field("Rows in the set (copies included).")
+    sample_size: int = _field("Distinct query points used by the per-point estimators (every distinct point "
+                              "when no sample).")
     k: int = _field("Neighbours per point for the MLE and the local ID.")
     twonn: float = _field("TwoNN maximum-likelihood estimate.", FACCO)
     twonn_ci: np.ndarray = _field("Bootstrap percentile interval (low, high) of the TwoNN estimate.", "Efron, 1979")
@@ -53,11 +57,11 @@ class IntrinsicDimensionReport(Result):
     pca_90: int = _field("Principal components needed to explain 90 % of the variance.")
     pca_95: int = _field("Principal components needed to explain 95 % of the variance.")
     pca_99: int = _field("Principal components needed to explain 99 % of the variance.")
-    lid_median: float = _field("Median local intrinsic dimension over the query points.", LEVINA_BICKEL)
-    lid: np.ndarray = _field("Local ID per query point (Levina-Bickel m_k(x)); NaN for duplicates.", LEVINA_BICKEL,
-                             summary=False)
+    lid_median: float = _field("Median local intrinsic dimension over the distinct query points.", LEVINA_BICKEL)
+    lid: np.ndarray = _field("Local ID per row (per query point with a sample; Levina-Bickel m_k(x)); a copy gets "
+                             "that of the point it copies.", LEVINA_BICKEL, summary=False)
     lid_form: str = _field("Which local estimator: 'mle' (k - 1 normalisation) or 'hill' (k).")
-    n_duplicates: int = _field("Query points at distance 0 from their nearest neighbour, left out.")
+    n_duplicates: int = _field("Rows that are a copy of another row (distance 0); one copy of each was used.")
     scale_n: np.ndarray = _field("Points per subsample of the decimation curve (n, n/2, n/4, ...).", FACCO)
     scale_twonn: np.ndarray = _field("TwoNN estimate at each subsample size (pooled over disjoint blocks).", FACCO)
     scale_twonn_std: np.ndarray = _field("Spread (std) of the per-block TwoNN estimates; NaN for one block.")
@@ -66,14 +70,29 @@ class IntrinsicDimensionReport(Result):
     gride_dimension: np.ndarray = _field("GRIDE estimate at each rank pair (n1, 2 n1).", _GRIDE)
     gride_distance: np.ndarray = _field("Median distance to the (2 n1)-th neighbour at each rank.")
     warnings: tuple = _field("Reasons to doubt the numbers.", default=())
-    sample_indices: np.ndarray | None = _field("Rows used as queries when sample= was given.", default=None,
-                                               summary=False)
+    sample_indices: np.ndarray | None = _field("Rows used as queries when sample= was given (each the first row "
+                                               "of its group of copies).", default=None, summary=False)
 
 
 # --------------------------------------------------------------------------------------------- report
 
 
-def _given_sample(sample_neighbors, n: int, k_table: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+class _DistinctPoints:
+    """The distinct points of a set as the decimation curve reads them (``n``, ``dim``, ``vectors[rows]``):
+    ``vectors[rows]`` reads only those representatives' rows, never a copy of the whole set."""
+
+    def __init__(self, es, reps: np.ndarray):
+        self.n, self.dim, self._vectors, self._reps = len(reps), es.dim, es.vectors, reps
+
+    @property
+    def vectors(self):
+        return self
+
+    def __getitem__(self, rows):
+        return np.asarray(self._vectors[self._reps[rows]])
+
+
+def _given_sample(sample_neighbors, n: int, k_table: int, metric: str):
     """The caller's ``(rows, Neighbors)``: exact neighbours of ``rows`` in the whole set, checked."""
     try:
         rows, table = sample_neighbors
@@ -87,7 +106,7 @@ def _given_sample(sample_neighbors, n: int, k_table: int, metric: str) -> tuple[
         raise EmbeddingInputError(f"sample_neighbors must be an exact {metric} table with at least {k_table} "
                                   f"columns; got {'exact' if table.exact else 'approximate'} {table.metric}, "
                                   f"{table.k} columns")
-    return rows, table.distances[:, :k_table].astype(np.float64)
+    return rows, table
 
 
 def intrinsic_dimension(
@@ -114,8 +133,13 @@ def intrinsic_dimension(
     under cosine). Confidence intervals are bootstrap percentile intervals over the per-point
     quantities (``log mu`` for TwoNN, ``1 / m_k(x)`` for the MLE).
 
-    Warnings flag duplicates (left out), an estimate above ``2 log10(n)`` (too few points to resolve it,
-    after Eckmann & Ruelle, 1992), and an estimate that changes by more than 25 % across scales.
+    Duplicates: every distance-based estimator and curve runs on the distinct points (one copy of each
+    group of copies, see :mod:`.dimension_estimators`), so the numbers are those of the deduplicated
+    rows; a copy's local ID is that of the point it copies. The PCA dimensions keep every row (the
+    covariance weighs a point by its multiplicity, which is well defined).
+
+    Warnings flag duplicates, an estimate above ``2 log10(n)`` (too few points to resolve it, after
+    Eckmann & Ruelle, 1992), and an estimate that changes by more than 25 % across scales.
 
     Parameters
     ----------
@@ -132,10 +156,10 @@ def intrinsic_dimension(
     random_state : int, Generator or None
         Seeds the query sample, the decimation blocks and the bootstrap.
     sample : int, optional
-        Use this many random points as queries for the per-point estimators; their neighbours are
-        searched in the full set (``exact_knn`` with ``query_indices``), so the cost is
-        ``sample x n`` instead of ``n x n``; all points when ``sample >= n``. The intervals then
-        include the sampling error.
+        Use this many random distinct points as queries for the per-point estimators; their
+        neighbours are searched in the full set (``exact_knn`` with ``query_indices``), so the cost is
+        ``sample x n`` instead of ``n x n``; all points when ``sample`` is at least the number of
+        distinct points. The intervals then include the sampling error.
     lid_form : {"mle", "hill"}
         Local ID normalisation, see :func:`local_intrinsic_dimension`.
     scale_levels : int
@@ -145,7 +169,9 @@ def intrinsic_dimension(
     sample_neighbors : (rows, Neighbors), optional
         Exact neighbours (under ``metric``, at least ``max(k, gride_max_rank)`` columns) of the query
         ``rows`` in the whole set, from a search the caller has already run (the sampled report's one
-        query search): used instead of searching ``sample`` queries again.
+        query search): used instead of searching ``sample`` queries again. Rows that copy another row
+        are dropped from it (so that every distinct point had the same chance to be sampled), and a
+        list that copies filled is searched again among the distinct points.
 
     Returns
     -------
@@ -180,33 +206,48 @@ def intrinsic_dimension(
     es = as_embedding_set(data)
     k = _check_mle_k(k, es.n)
     rng = check_random_state(random_state)
-    k_table = max(k, min(gride_max_rank, es.n - 1), 2)
+    labels = copy_groups(es.vectors)
+    _check_distinct(k + 1, labels, f"intrinsic dimension with k={k}")
+    k_table = max(k, min(gride_max_rank, _n_groups(labels) - 1), 2)
     if sample_neighbors is None:
-        rows = sample_rows(es.n, sample, rng, minimum=2)
-        dist = _distances(es, k_table, metric, rows)  # the one neighbour search; columns sliced below
+        rows = _sample_groups(labels, sample, rng)
+        dn = _neighbors(es, k_table, metric, labels, rows)  # the one neighbour search; columns sliced below
     else:
-        rows, dist = _given_sample(sample_neighbors, es.n, k_table, metric)
+        rows, table = _given_sample(sample_neighbors, es.n, k_table, metric)
+        keep = np.flatnonzero(labels[rows] == rows)  # a sampled copy is dropped: its point has its own chance
+        if len(keep) < 3:
+            raise EmbeddingInputError(f"sample_neighbors: only {len(keep)} of its {len(rows)} rows are distinct "
+                                      "points (the rest copy another row); TwoNN needs at least 3")
+        dn = distinct_neighbors(es.vectors, k_table, metric, rows=rows[keep], table=table.rows(keep), labels=labels)
+    dist = dn.distances.astype(np.float64)
+    n_d, n_copies = dn.n_distinct, dn.n_copies
 
-    two = _twonn_from_distances(dist[:, :2], metric, es.n, 0.1, n_boot, confidence, rng)
-    mle = _mle_from_distances(dist[:, :k], metric, es.n, n_boot, confidence, rng)
-    lid = _readonly(local_intrinsic_dimension_from_distances(dist[:, :k], form=lid_form))
+    two = _twonn_from_distances(dist[:, :2], metric, n_d, 0.1, n_boot, confidence, rng, n_copies)
+    mle = _mle_from_distances(dist[:, :k], metric, n_d, n_boot, confidence, rng, n_copies)
+    lid = local_intrinsic_dimension_from_distances(dist[:, :k], form=lid_form)
+    lid_median = float(np.nanmedian(lid)) if np.isfinite(lid).any() else math.nan  # over the distinct points
     # the spectrum of the rows (unit vectors under cosine), from the set's cached moments
     eig = np.clip(np.linalg.eigvalsh(es.moments(normalize=metric == "cosine").covariance())[::-1], 0.0, None)
-    scale_n, scale_d, scale_sd, scale_r = decimation_curve(es, metric, dist, rows, scale_levels, rng)
+    points, queries = es, (None if rows is None else dn.rows)
+    if n_copies:  # the curves on the distinct points too: the rows a deduplicated set would have
+        reps = np.flatnonzero(dn.labels == np.arange(es.n))
+        points, queries = _DistinctPoints(es, reps), (None if rows is None else np.searchsorted(reps, dn.rows))
+    scale_n, scale_d, scale_sd, scale_r = decimation_curve(points, metric, dist, queries, scale_levels, rng)
     g_n1, g_d, g_r = gride_curve(dist, gride_max_rank)
+    if rows is None:
+        lid = _per_row(lid, dn, np.arange(es.n))  # every row, a copy with its point's value
 
     notes = list(two.warnings)  # duplicates and the sample-size bound, said once
     notes += [w for w in mle.warnings if w.startswith("MLE")]
     notes += scale_warning(scale_d, "TwoNN decimation") + scale_warning(g_d, "GRIDE")
     return IntrinsicDimensionReport(
-        metric=metric, n=es.n, sample_size=int(len(dist)), k=k,
+        metric=metric, n=es.n, sample_size=int(len(dn.rows)), k=k,
         twonn=two.dimension, twonn_ci=two.ci, twonn_linefit=two.dimension_linefit,
         mle=mle.dimension, mle_ci=mle.ci,
         pca_90=pca_dimension(eig, 0.90), pca_95=pca_dimension(eig, 0.95), pca_99=pca_dimension(eig, 0.99),
-        lid_median=float(np.nanmedian(lid)) if np.isfinite(lid).any() else math.nan,
-        lid=lid, lid_form=lid_form, n_duplicates=two.n_duplicates,
+        lid_median=lid_median, lid=_readonly(lid), lid_form=lid_form, n_duplicates=two.n_duplicates,
         scale_n=_readonly(scale_n), scale_twonn=_readonly(scale_d), scale_twonn_std=_readonly(scale_sd),
         scale_distance=_readonly(scale_r),
         gride_n1=_readonly(g_n1), gride_dimension=_readonly(g_d), gride_distance=_readonly(g_r),
-        warnings=tuple(notes), sample_indices=None if rows is None else _readonly(rows),
+        warnings=tuple(notes), sample_indices=None if rows is None else _readonly(dn.rows.copy()),
     )

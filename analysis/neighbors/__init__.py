@@ -4,8 +4,9 @@
 PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning,
 ``ivf_join`` its two joins, symmetric and blocked, and what each holds in memory), ``blocks`` (one
 pair of row blocks at a time and the merge of partial lists, for engines that never hold the whole
-corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share) and
-``statistics`` (overlap and recall, k-occurrence, relative contrast, expansion, local ID). The numba
+corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share),
+``statistics`` (overlap and recall, k-occurrence, relative contrast, expansion, local ID) and
+``copies`` (groups of identical rows, and neighbour lists of distinct points that skip them). The numba
 kernels are split by their consumer: ``_fold_kernels`` (exact folds), ``_join_kernels`` (the
 approximate joins) and ``_distance_kernels`` (exact pair distances); ``_backend`` chooses NumPy,
 torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
@@ -23,9 +24,11 @@ from .blocks import (
     sample_block_lists,
     scores_to_distances,
 )
+from .copies import DistinctNeighbors, copy_groups, distinct_neighbors, merge_copies
 from .exact import cosine_and_dot_sample, exact_knn
 from .statistics import (
     duplicate_mask,
+    duplicate_tolerance,
     expansion,
     k_occurrence,
     levina_bickel_inverse,

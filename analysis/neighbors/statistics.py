@@ -7,8 +7,9 @@
 * :func:`k_occurrence`: how many lists each point is in (hubness, antihubs, reachability).
 * :func:`relative_contrast`, :func:`expansion`: how far a query's k-th neighbour stands out from the
   corpus and from its 2k-th neighbour (distance concentration, query difficulty).
-* :func:`duplicate_mask`, :func:`local_intrinsic_dimension_from_distances`: the Levina-Bickel local ID
-  of each query and the rule that leaves out duplicates.
+* :func:`duplicate_tolerance`, :func:`duplicate_mask`, :func:`local_intrinsic_dimension_from_distances`:
+  the Levina-Bickel local ID of each query and the rule that says when a distance is 0 (the copies
+  themselves are grouped in :mod:`.copies`).
 
 Every function takes a :class:`~.table.Neighbors` table or its arrays, so the same code serves a
 corpus self-join, a query sample, an index's answers and an exact ground truth.
@@ -167,15 +168,30 @@ def expansion(table, k: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- local ID
 
 
+def duplicate_tolerance(table) -> float:
+    """The distance at or below which two points count as one: :data:`DUPLICATE_RTOL` times the median
+    second-neighbour distance of the table (needs >= 2 columns).
+
+    Read off a table of *distinct* neighbours (:func:`.copies.distinct_neighbors`), so that copies
+    filling the lists do not pull the median to 0.
+    """
+    dist = np.asarray(getattr(table, "distances", table))  # only the second column is converted
+    if dist.ndim != 2 or dist.shape[1] < 2:
+        raise EmbeddingInputError(f"the duplicate tolerance needs distances to 2 neighbours; got shape {dist.shape}")
+    return DUPLICATE_RTOL * float(np.median(dist[:, 1].astype(np.float64)))
+
+
 def duplicate_mask(table) -> np.ndarray:
     """True where the nearest neighbour is (numerically) at distance 0; needs >= 2 columns.
 
-    "Numerically": at most :data:`DUPLICATE_RTOL` times the median second-neighbour distance, which
-    absorbs the float32 rounding of normalised vectors.
+    "Numerically": at most :func:`duplicate_tolerance` (:data:`DUPLICATE_RTOL` times the median
+    second-neighbour distance), which absorbs the float32 rounding of normalised vectors. The
+    intrinsic-dimension estimators do not leave such points out: they fold every group of copies
+    into one point first (:mod:`.copies`), so this mask only flags what a table of distinct
+    neighbours still holds.
     """
     dist = _distances(table)
-    tol = DUPLICATE_RTOL * float(np.median(dist[:, 1]))
-    return dist[:, 0] <= tol
+    return dist[:, 0] <= duplicate_tolerance(dist)
 
 
 def levina_bickel_inverse(table) -> np.ndarray:
@@ -194,7 +210,8 @@ def local_intrinsic_dimension_from_distances(table, *, form: str = "mle") -> np.
     ``form="hill"``: Amsaleg et al.'s ``-[(1 / k) sum_{i<=k} log(r_i / r_k)]^(-1)``, which is
     ``k / (k - 1)`` times the first. A row whose k distances are all equal gets ``inf`` (no growth of
     density with radius: the hardest case); a row whose nearest neighbour is at distance 0 (a
-    duplicate, see :func:`duplicate_mask`) gets NaN.
+    duplicate, see :func:`duplicate_mask`) gets NaN: give it the distances to distinct neighbours
+    (:func:`.copies.distinct_neighbors`) for the local ID of the point it copies.
 
     References
     ----------

@@ -162,6 +162,15 @@ class _Clock:
         return {name: round(sec, 4) for name, sec in self.timings.items()}
 
 
+def distinct_basis(idim: IntrinsicDimensionReport) -> str:
+    """What the intrinsic-dimension part adds to its basis when rows repeat: it ran on the distinct points."""
+    if not idim.n_duplicates:
+        return ""
+    return (f"; {idim.n_duplicates:,} rows that copy another folded into the point they copy "
+            f"({idim.n - idim.n_duplicates:,} distinct points), each list searched again among the distinct "
+            "points where copies filled it")
+
+
 def resolve_weighted(es, weighted: bool | None) -> bool:
     """Whether a report adds the frequency-weighted isotropy: as asked, or (None) when the set has weights."""
     if weighted is None:
@@ -185,7 +194,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     * isotropy (mean cosine, IsoScore, partition isotropy, effective rank, participation ratio,
       common direction, rogue dimensions; no neighbours), and the p-weighted (Zipfian) version
       when the set carries item weights;
-    * intrinsic dimension (TwoNN, MLE, PCA, local ID, GRIDE and decimation curves);
+    * intrinsic dimension (TwoNN, MLE, PCA, local ID, GRIDE and decimation curves), on the distinct
+      points when rows repeat (one copy of each; see :func:`intrinsic_dimension`);
     * hubness of the k-NN graph (k-occurrence skewness, Robin Hood index, antihubs, hub occupancy);
     * concentration (relative contrast and expansion) of ``sample`` random queries;
     * cosine of random pairs against the k-th neighbour; cosine versus dot neighbours on
@@ -350,8 +360,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     queries = f"{len(shared_rows) if shared is not None else min(sample or es.n, es.n):,} random queries searched " \
               f"exactly against all rows"
     basis = {"isotropy": f"all {es.n:,} rows (streamed moments)", "hubness": graph,
-             "intrinsic_dimension": graph if metric != "dot" else f"{idim.sample_size:,} random queries (cosine "
-                                                                  "chord) searched exactly against all rows",
+             "intrinsic_dimension": (graph if metric != "dot" else f"{idim.sample_size:,} random queries (cosine "
+                                     "chord) searched exactly against all rows") + distinct_basis(idim),
              "concentration": queries, "similarity": graph if metric == "cosine" else f"a cosine subset ({cos_set.n:,})",
              "near_duplicates": graph if metric == "cosine" else f"a cosine subset ({cos_set.n:,})",
              "cosine_vs_dot": queries}

@@ -44,7 +44,7 @@ from ..geometry import (
     similarity_from_kth,
 )
 from ..neighbors import cosine_and_dot_sample, exact_knn
-from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock, resolve_weighted
+from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock, distinct_basis, resolve_weighted
 
 #: Default uniform subsample whose own graph gives hubness (its exact self-join takes seconds).
 DEFAULT_SUBSAMPLE = 100_000
@@ -149,7 +149,11 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
     searched = f"{len(queries):,} random queries searched exactly against all {n:,} rows"
     sub_graph = (f"the {'exact' if graph.exact else 'approximate'} {metric} k-NN graph of a uniform subsample of "
                  f"{sub.n:,} rows" + ("" if graph.exact else f" (recall@{graph.k} {graph.recall:.3f})"))
-    basis = {"isotropy": everything, "intrinsic_dimension": searched, "concentration": searched,
+    id_searched = searched if idim.sample_size == len(queries) else (
+        f"the {idim.sample_size:,} of {len(queries):,} random queries that copy no other row, searched exactly "
+        f"against all {n:,} rows")
+    basis = {"isotropy": everything, "intrinsic_dimension": id_searched + distinct_basis(idim),
+             "concentration": searched,
              "hubness": sub_graph + "; hubness grows with n, so the whole set's is likely larger",
              "similarity": searched if cos_t is not None else sub_graph,
              "near_duplicates": searched if cos_t is not None else sub_graph,

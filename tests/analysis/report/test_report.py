@@ -13,7 +13,8 @@ import pytest
 from embgeo.analysis import EmbeddingInputError, EmbeddingSet
 from embgeo.analysis.embeddings import embedding_set as _embedding_set
 from embgeo.analysis.geometry import concentration as _concentration, cosine_dot as _cosine_dot
-from embgeo.analysis.geometry import dimension_estimators as _intrinsic_dim, scale as _scale
+from embgeo.analysis.geometry import scale as _scale
+from embgeo.analysis.neighbors import copies as _copies  # the intrinsic-dimension searches run there
 from embgeo.analysis.report.full_report import GeometryReport, geometry_report
 from embgeo.analysis.datasets import (
     make_anisotropic,
@@ -98,7 +99,7 @@ def search_log(monkeypatch):
         calls.append({"rows": np.shape(corpus)[0], "queries": queries, "query_indices": qi, "k": k})
         return real(corpus, queries, k, **kw)
 
-    for module in (_embedding_set, _concentration, _intrinsic_dim, _scale, _cosine_dot):
+    for module in (_embedding_set, _concentration, _copies, _scale, _cosine_dot):
         monkeypatch.setattr(module, "exact_knn", counting)
     return calls
 
