@@ -27,11 +27,12 @@ from .._core import (
     check_k,
     check_metric,
     check_random_state,
+    find_zero_rows,
     metric as _field,
     sample_rows,
     sub_progress,
 )
-from ..embeddings import as_embedding_set
+from ..embeddings import EmbeddingSet, as_embedding_set
 from ..geometry import (
     ConcentrationReport,
     CosineDotReport,
@@ -180,6 +181,28 @@ def resolve_weighted(es, weighted: bool | None) -> bool:
     return bool(weighted)
 
 
+def _directed_rows(es: EmbeddingSet, metric: str) -> tuple[EmbeddingSet, str]:
+    """The rows the cosine parts of a report can use, and a note when that leaves rows out.
+
+    Under ``metric="cosine"`` that is the whole set (zero rows were refused when its table was
+    searched). Under euclidean or dot, all-zero rows are points of the shared table, but cosine is
+    undefined for them: the cosine parts run on the other rows, and the note says how many were left out.
+    """
+    zero = find_zero_rows(es.vectors) if metric != "cosine" else np.empty(0, dtype=np.int64)
+    if not len(zero):
+        return es, ""
+    if len(zero) > es.n - 3:
+        raise EmbeddingInputError(
+            f"{len(zero)} of {es.n} rows are all-zero vectors: the report's cosine parts need at least 3 rows "
+            "with a direction")
+    keep = np.setdiff1d(np.arange(es.n), zero)
+    note = (f"{len(zero)} of {es.n:,} rows are all-zero vectors (first rows {zero[:5].tolist()}), which have no "
+            f"direction: the cosine parts (similarity, near duplicates, cosine vs dot"
+            f"{', and under dot intrinsic dimension and concentration' if metric == 'dot' else ''}) leave them out; "
+            f"the {metric} parts keep them")
+    return es.subset(keep, name=f"{es.name}[non-zero rows]"), note
+
+
 def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = True, sample: int | None = 2000,
                     weighted: bool | None = None, random_state=0, progress: bool | None = None,
                     scale_levels: int | None = None, memory_limit: int | None = None,
@@ -299,20 +322,25 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     on_cluster = ClusterParts(cluster, es, exact=exact)  # a no-op without a cluster
     if on_cluster:
         notes.append(on_cluster.note)
+    # Under euclidean or dot a zero vector is a point like any other, but it has no direction: the cosine
+    # parts run on the other rows (under cosine the set was refused above, naming the rows)
+    cos_es, zero_note = _directed_rows(es, metric)
+    if zero_note:
+        notes.append(zero_note)
     try:
         shared, truth = None, None
         if distance == "cosine":  # one search of one query sample serves concentration and cosine vs dot
             # the sample and then the bootstrap from one stream, as concentration_report draws them
             conc_rng = check_random_state(conc_seed)
-            shared_rows = sample_rows(es.n, sample, conc_rng)
-            shared_rows = np.arange(es.n) if shared_rows is None else shared_rows
+            shared_rows = sample_rows(cos_es.n, sample, conc_rng)
+            shared_rows = np.arange(cos_es.n) if shared_rows is None else shared_rows
             # ... and, searched table_k wide, it is the exact truth the approximate table's recall
             # is tuned and measured against (no second exact search of a recall sample)
             k_cos = max(2 * k, table_k if not exact and metric == "cosine" else 0)
             k_dot = max(k, table_k if not exact and metric == "dot" else 0)
-            search = on_cluster.cosine_and_dot_sample if on_cluster else cosine_and_dot_sample
-            shared = clock.run("sample_search", lambda: search(es.vectors, shared_rows, k_cos, k_dot))
-            if not exact:
+            search = on_cluster.cosine_and_dot_sample if on_cluster and cos_es is es else cosine_and_dot_sample
+            shared = clock.run("sample_search", lambda: search(cos_es.vectors, shared_rows, k_cos, k_dot))
+            if not exact and cos_es is es:  # (without the zero rows it is not the truth of the whole set)
                 truth = (shared_rows, shared[0 if metric == "cosine" else 1].indices)
         # on a cluster the table and the moments are computed there and cached on the set first
         table = clock.run("neighbors", lambda: on_cluster.attach_table(table_k, metric) or es.neighbors(
@@ -327,7 +355,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             notes.append("metric='dot' is not a distance: intrinsic dimension and concentration use the cosine "
                          f"chord on {'all' if sample is None else sample} query points")
         idim = clock.run("intrinsic_dimension", lambda: intrinsic_dimension(
-            work, metric=distance, k=max(k, 2), sample=id_sample, random_state=id_seed, scale_levels=scale_levels))
+            work if metric != "dot" else cos_es, metric=distance, k=max(k, 2), sample=id_sample, random_state=id_seed, scale_levels=scale_levels))
         hub = clock.run("hubness", lambda: hubness_report(work, k=k, metric=metric, exact=table.exact,
                                                           random_state=hub_seed))
         if shared is not None:
@@ -339,8 +367,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
 
         cos_set = work
         if metric != "cosine":
-            rows = sample_rows(es.n, sample, rng)
-            cos_set = es if rows is None else es.subset(rows, name=f"{es.name}[cosine sample]")
+            rows = sample_rows(cos_es.n, sample, rng)
+            cos_set = cos_es if rows is None else cos_es.subset(rows, name=f"{es.name}[cosine sample]")
             notes.append("similarity histogram and near duplicates are cosine statistics: computed on "
                          + ("every point" if rows is None else f"a random subset of {len(rows)} points")
                          + f" with a cosine table of their own (the shared table is {metric})")
@@ -349,9 +377,10 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         dup = clock.run("near_duplicates", lambda: near_duplicates(cos_set, k=cos_k))
         if shared is not None:
             cvd = clock.run("cosine_vs_dot", lambda: cosine_dot_from_tables(
-                work, shared[0].head(k), shared[1].head(k), shared_rows))
+                work if cos_es is es else cos_es, shared[0].head(k), shared[1].head(k), shared_rows))
         else:
-            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(work, k=k, sample=sample, random_state=cvd_seed))
+            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(
+                work if cos_es is es else cos_es, k=k, sample=sample, random_state=cvd_seed))
     finally:
         clock.close()
         on_cluster.close()

@@ -44,7 +44,7 @@ from ..geometry import (
     similarity_from_kth,
 )
 from ..neighbors import cosine_and_dot_sample, exact_knn
-from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock, distinct_basis, resolve_weighted
+from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock, _directed_rows, distinct_basis, resolve_weighted
 
 #: Default uniform subsample whose own graph gives hubness (its exact self-join takes seconds).
 DEFAULT_SUBSAMPLE = 100_000
@@ -105,15 +105,17 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
     rng = check_random_state(random_state)
     seeds = [int(rng.integers(2**31 - 1)) for _ in range(7)]  # one per random part, drawn in a fixed order
     distance = metric if metric != "dot" else "cosine"
-    check_no_zero_rows(es.vectors, distance)  # the cosine parts (and the searches) need a direction per row
-    n = es.n
-    queries = np.arange(n) if sample >= n else np.sort(check_random_state(seeds[0]).choice(n, sample, replace=False))
+    check_no_zero_rows(es.vectors, metric)  # under cosine every row needs a direction ...
+    cos_es, zero_note = _directed_rows(es, metric)  # ... under euclidean or dot the cosine parts skip zero rows
+    q_es = cos_es if distance == "cosine" else es  # the rows the query sample is drawn from and searched in
+    n, nq = es.n, q_es.n
+    queries = np.arange(nq) if sample >= nq else np.sort(check_random_state(seeds[0]).choice(nq, sample, replace=False))
     sub_rows = sample_rows(n, subsample, check_random_state(seeds[1]))
     exact_sub = subsample <= 200_000 if exact_subsample is None else bool(exact_subsample)
     clock = _Clock(parts=9 + bool(weighted), progress=progress)
     try:
         if distance == "cosine":
-            cos_t, dot_t = clock.run("sample_search", lambda: cosine_and_dot_sample(es.vectors, queries, table_k, k))
+            cos_t, dot_t = clock.run("sample_search", lambda: cosine_and_dot_sample(q_es.vectors, queries, table_k, k))
             dist_t = cos_t
         else:
             dist_t = clock.run("sample_search", lambda: exact_knn(es.vectors, k=table_k, metric="euclidean",
@@ -124,7 +126,7 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
         w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(es, metric=metric, weighted=True)) \
             if weighted else None
         idim = clock.run("intrinsic_dimension", lambda: intrinsic_dimension(
-            es, metric=distance, k=max(k, 2), sample_neighbors=(queries, dist_t), scale_levels=1,
+            q_es, metric=distance, k=max(k, 2), sample_neighbors=(queries, dist_t), scale_levels=1,
             random_state=seeds[2]))
         sub = es if sub_rows is None else es.subset(sub_rows, name=f"{es.name}[uniform subsample]")
         graph = clock.run("neighbors", lambda: sub.neighbors(k, metric=metric, exact=exact_sub,
@@ -135,13 +137,16 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
             dist_t, k, distance, queries, check_random_state(seeds[4])))
         if cos_t is not None:
             sim = clock.run("similarity", lambda: similarity_from_kth(
-                es, cos_t.similarities[:, k - 1], k, 20_000, 50, check_random_state(seeds[5])))
-            dup = clock.run("near_duplicates", lambda: near_duplicates_from_table(es, cos_t.head(k), queries))
-            cvd = clock.run("cosine_vs_dot", lambda: cosine_dot_from_tables(es, cos_t.head(k), dot_t, queries))
+                q_es, cos_t.similarities[:, k - 1], k, 20_000, 50, check_random_state(seeds[5])))
+            dup = clock.run("near_duplicates", lambda: near_duplicates_from_table(q_es, cos_t.head(k), queries))
+            cvd = clock.run("cosine_vs_dot", lambda: cosine_dot_from_tables(q_es, cos_t.head(k), dot_t, queries))
         else:
-            sim = clock.run("similarity", lambda: similarity_distribution(sub, k=k, random_state=seeds[5]))
-            dup = clock.run("near_duplicates", lambda: near_duplicates(sub, k=k))
-            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(es, k=k, sample=sample, random_state=seeds[6]))
+            cos_rows = None if cos_es is es else sample_rows(cos_es.n, subsample, check_random_state(seeds[1]))
+            cos_sub = sub if cos_es is es else cos_es if cos_rows is None else cos_es.subset(
+                cos_rows, name=f"{es.name}[uniform subsample of non-zero rows]")
+            sim = clock.run("similarity", lambda: similarity_distribution(cos_sub, k=k, random_state=seeds[5]))
+            dup = clock.run("near_duplicates", lambda: near_duplicates(cos_sub, k=k))
+            cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(cos_es, k=k, sample=sample, random_state=seeds[6]))
     finally:
         clock.close()
 
@@ -162,6 +167,8 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
         basis["weighted_isotropy"] = everything
     notes = [f"sampled mode: neighbour statistics from {len(queries):,} queries against all rows (with "
              f"intervals) and hubness from a {sub.n:,}-row subsample's own graph, not from the whole set's graph"]
+    if zero_note:
+        notes.append(zero_note)
     if sub.n < n:
         notes.append(f"hubness was measured on {sub.n:,} of {n:,} rows; k-occurrence skewness grows with n "
                      "(Radovanovic et al., 2010), so read it as a lower bound for the whole set")

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, sampled_report
 from embgeo.analysis.embeddings import embedding_set as _embedding_set
 from embgeo.analysis.geometry import concentration as _concentration, cosine_dot as _cosine_dot
 from embgeo.analysis.geometry import scale as _scale
@@ -244,3 +244,26 @@ def test_shared_sample_search_gives_the_standalone_concentration(anisotropic):
     np.testing.assert_array_equal(r.concentration.query_indices, alone.query_indices)
     assert r.concentration.relative_contrast_median == pytest.approx(alone.relative_contrast_median, rel=1e-5)
     assert r.concentration.expansion_ci == pytest.approx(alone.expansion_ci, rel=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "dot"])
+@pytest.mark.parametrize("mode", ["full", "sampled"])
+def test_zero_rows_under_euclidean_or_dot_leave_only_the_cosine_parts(metric, mode):
+    """Issue 15: under euclidean or dot a zero vector is a point like any other, and the report used to
+    refuse it, advising the metric the user had chosen. Now the cosine parts leave those rows out, and
+    a note says so; the same report of the rows without them gives the same cosine parts."""
+    x = np.random.default_rng(4).normal(size=(300, 12)).astype(np.float32)
+    zeros = [3, 150, 299]
+    with_zeros = x.copy()
+    with_zeros[zeros] = 0
+    run = (lambda d: geometry_report(d, metric=metric, k=5, sample=None)) if mode == "full" else \
+        (lambda d: sampled_report(d, metric=metric, k=5, sample=400, subsample=400))
+    report = run(with_zeros)
+    note = [n for n in report.notes if "all-zero vectors" in n]
+    assert len(note) == 1 and "3 of 300 rows" in note[0] and "[3, 150, 299]" in note[0]
+    assert report.n == 300 and report.isotropy.n == 300  # the metric's own parts keep every row
+    clean = run(np.delete(with_zeros, zeros, axis=0))
+    assert report.near_duplicates.to_dict() == clean.near_duplicates.to_dict()
+    assert report.cosine_vs_dot.to_dict() == clean.cosine_vs_dot.to_dict()
+    with pytest.raises(EmbeddingInputError, match=r"3 of 300 rows are all-zero.*\[3, 150, 299\]"):  # cosine refuses
+        (geometry_report if mode == "full" else sampled_report)(with_zeros, k=5)
