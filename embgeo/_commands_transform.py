@@ -46,7 +46,8 @@ def _configure_transform(p: argparse.ArgumentParser) -> None:
                    help="components: directions removed by abtt (default d/100), or components kept by "
                         "pca-whiten / zca / zipfian (default all)")
     p.add_argument("--eps", type=_positive_float,
-                   help="whitening regulariser relative to the largest eigenvalue (default 1e-6)")
+                   help="whitening regulariser relative to the largest eigenvalue: a number in (0, 1] "
+                        "(default 1e-6)")
     p.add_argument("--weighted", action="store_true",
                    help="fit means and covariances weighted by the item weights (zipfian always is)")
 

@@ -318,18 +318,76 @@ def check_random_state(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def validate_estimator_input(est, X, *, reset: bool, min_samples: int = 1) -> np.ndarray:
-    """scikit-learn's ``validate_data`` for an estimator's input, its ValueErrors re-raised as
-    :class:`EmbeddingInputError` prefixed with the estimator's name (so the message says where).
+class _NotNumbersError(EmbeddingInputError, TypeError):
+    """Estimator input holding objects that are not numbers (a dict, None). Also a TypeError: that is
+    what scikit-learn's estimator checks (``check_dtype_object``) expect for such input."""
 
-    float32 and float64 input are kept as they are (no copy); other numeric types become float64.
-    ``reset=True`` (in ``fit``) records ``n_features_in_``; ``reset=False`` checks against it.
+
+def validate_estimator_input(est, X, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+    """An estimator's input, accepted exactly when :func:`as_float32_matrix` and the finite and
+    magnitude checks of a set (:func:`check_finite`) accept it; scikit-learn's bookkeeping on top.
+
+    A float64 array is returned as it is (no copy; the estimators compute in float64, and their
+    whitening amplifies what float32 rounding would add) after a block-by-block check that float32
+    can hold every value; every other input goes through :func:`as_float32_matrix` (a torch tensor
+    that requires grad is detached; bool, text, complex, ragged, 1-D and empty input are refused).
+    ``reset=True`` (in ``fit``) records ``n_features_in_`` and the feature names of a DataFrame;
+    ``reset=False`` checks them. Every refusal is an :class:`EmbeddingInputError` naming the
+    estimator; where scikit-learn's estimator checks look for their own words ("Reshape your data",
+    "Complex data not supported", "0 feature(s)", "argument must be a string or a number") the
+    message holds them too. The caller's data is never written.
     """
     from sklearn.utils.validation import validate_data
 
+    who = type(est).__name__
+    name = f"{who} input"
+    if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor, as load reads it
+        tensor = X.detach().cpu()
+        try:
+            X = tensor.numpy()
+        except TypeError:  # bfloat16 and friends have no NumPy dtype: widen (a new tensor)
+            X = tensor.float().numpy()
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise EmbeddingInputError(f"{who}: sparse input is not supported; pass a dense array (X.toarray())")
+    frame = X if hasattr(X, "columns") and hasattr(X, "iloc") else None  # keeps its feature names
+    values = X
+    if not isinstance(values, np.ndarray):
+        try:
+            values = np.asarray(X)  # lists, DataFrames, objects with __array__
+        except (TypeError, ValueError):
+            values = X  # ragged rows: as_float32_matrix words it
+    is_array = isinstance(values, np.ndarray)
+    if is_array and values.ndim == 2 and 0 in values.shape:
+        zero_rows = values.shape[0] == 0
+        raise EmbeddingInputError(
+            f"{name} is empty: 0 {'sample' if zero_rows else 'feature'}(s) (shape={values.shape}) while a "
+            f"minimum of {min_samples if zero_rows else 1} is required.")
     try:
-        return validate_data(est, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=min_samples)
-    except EmbeddingInputError:
+        if is_array and values.ndim == 2 and values.dtype == np.float64:
+            for start, block in iter_row_blocks(values):
+                float32_block(block, start, name)  # raises where float32 cannot hold a value
+            x = values
+        else:
+            x = as_float32_matrix(values, name=name)
+    except EmbeddingInputError as exc:
+        if is_array and values.ndim == 1:
+            raise EmbeddingInputError(f"{exc}; Reshape your data to one row per vector") from None
+        if is_array and values.dtype.kind == "c":
+            raise EmbeddingInputError(f"{exc}: Complex data not supported") from None
+        if is_array and values.dtype == object:
+            try:
+                values.astype(np.float64)
+            except TypeError as not_number:  # e.g. "float() argument must be a string or a real number"
+                raise _NotNumbersError(f"{exc}: {not_number}") from None
+            except ValueError:
+                pass
         raise
+    check_finite(x, name)
+    if x.shape[0] < min_samples:
+        raise EmbeddingInputError(
+            f"{name}: {x.shape[0]} sample(s) (shape={x.shape}) while a minimum of {min_samples} is required.")
+    try:  # n_features_in_ and feature names only: the array is checked above
+        validate_data(est, x if frame is None else frame, reset=reset, skip_check_array=True)
     except ValueError as exc:
-        raise EmbeddingInputError(f"{type(est).__name__}: {exc}") from None
+        raise EmbeddingInputError(f"{who}: {exc}") from None
+    return x

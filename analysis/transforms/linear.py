@@ -22,10 +22,12 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin
 from .._core import EmbeddingInputError, find_zero_rows, iter_row_blocks, unit_rows, validate_estimator_input
 from ._base import (
     BLOCK_ROWS,
+    SPECTRUM_FLOOR,
     EmbeddingTransform,
     affine,
     check_eps,
     check_n_components,
+    check_variance,
     fitted_moments,
     probabilities,
 )
@@ -66,7 +68,7 @@ class Center(OneToOneFeatureMixin, EmbeddingTransform):
 
     def transform(self, X):
         X = self._prepare_transform(X)
-        return affine(X, self.mean_, None)
+        return affine(X, self.mean_, None, who=type(self).__name__)
 
 
 class L2Normalize(OneToOneFeatureMixin, EmbeddingTransform):
@@ -155,7 +157,7 @@ class AllButTheTop(OneToOneFeatureMixin, EmbeddingTransform):
     def transform(self, X):
         X = self._prepare_transform(X)
         P = np.eye(X.shape[1]) - self.components_.T @ self.components_
-        return affine(X, self.mean_, P)
+        return affine(X, self.mean_, P, who=type(self).__name__)
 
 
 # --------------------------------------------------------------------------------------------- whitening
@@ -182,7 +184,16 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
         the output keeps d coordinates: the top-k subspace is whitened and rotated back,
         x' = (x - mu) U_k diag(lambda_k + e)^(-1/2) U_k^T.
     eps : float
-        Regulariser, relative to lambda_1.
+        Regulariser, relative to lambda_1: a finite number in [0, 1] (above 1 it no longer whitens, it
+        only shrinks). ``eps=0`` whitens exactly, and is refused when a kept direction has no
+        variance (fewer rows than dimensions, a constant coordinate): it would divide by zero.
+
+    Raises
+    ------
+    EmbeddingInputError
+        From ``fit``: ``eps`` out of range or too small for the spectrum (see ``eps``), and data without
+        variance: identical rows, or rows that differ only below float precision relative to their
+        scale (the relative test of ``isotropy_report``), which would be whitened into noise.
 
     Attributes
     ----------
@@ -224,15 +235,18 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
         k = check_n_components(self.n_components, d, n)
         moments = fitted_moments(X, probabilities(sample_weight, X))
         mean = moments.mean
+        check_variance(moments, type(self).__name__)
         lam, U = moments.principal_axes()
-        if lam[0] <= 0:
-            raise EmbeddingInputError(
-                f"{type(self).__name__}: the fitted rows have zero variance (all identical); "
-                "there is no covariance to whiten"
-            )
-        scale = 1.0 / np.sqrt(lam + eps * lam[0])
         k = d if k is None else k
-        W = U[:, :k] * scale[:k]
+        regularised = lam + eps * lam[0]
+        null = np.flatnonzero(regularised[:k] <= SPECTRUM_FLOOR * lam[0])
+        if len(null):
+            rank = int(np.sum(lam > SPECTRUM_FLOOR * lam[0]))
+            raise EmbeddingInputError(
+                f"{type(self).__name__}: eps={eps:g} leaves {len(null)} of the {k} whitened directions without "
+                f"variance (the covariance has rank {rank} of {d}): whitening them would divide by (nearly) "
+                f"zero; use eps >= 1e-12 (default 1e-6) or n_components <= {rank}")
+        W = U[:, :k] / np.sqrt(regularised[:k])  # the kept directions only: the others may be 0
         if self.method == "zca":
             W = W @ U[:, :k].T
         self.mean_ = mean
@@ -245,7 +259,7 @@ class Whitening(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
 
     def transform(self, X):
         X = self._prepare_transform(X)
-        return affine(X, self.mean_, self.whitening_)
+        return affine(X, self.mean_, self.whitening_, who=type(self).__name__)
 
 
 class ZipfianWhitening(Whitening):

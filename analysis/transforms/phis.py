@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 
 from .._core import EmbeddingInputError, validate_estimator_input
-from ._base import EmbeddingTransform, affine, fitted_moments, probabilities
+from ._base import EmbeddingTransform, affine, check_variance, fitted_moments, probabilities
 
 
 def hadamard(d: int) -> np.ndarray:
@@ -97,9 +97,8 @@ class PHIS(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
         d = X.shape[1]
         moments = fitted_moments(X, probabilities(sample_weight, X))
         mean = moments.mean
+        check_variance(moments, type(self).__name__)
         lam, U = moments.principal_axes()
-        if lam[0] <= 0:
-            raise EmbeddingInputError("PHIS: the fitted rows have zero variance (all identical)")
         if d & (d - 1) == 0:
             rot, kind = hadamard(d), "hadamard"
         else:
@@ -114,4 +113,4 @@ class PHIS(ClassNamePrefixFeaturesOutMixin, EmbeddingTransform):
 
     def transform(self, X):
         X = self._prepare_transform(X)
-        return affine(X, self.mean_, self.rotation_ / self.scale_)
+        return affine(X, self.mean_, self.rotation_ / self.scale_, who=type(self).__name__)

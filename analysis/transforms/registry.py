@@ -77,7 +77,10 @@ def apply_transform(data, method: str, *, weighted: bool | None = None, **params
     """
     es = as_embedding_set(data)
     out = fit_transformer(es, method, weighted=weighted, **params).transform(es.vectors)
-    return es.with_vectors(out, name=f"{es.name} | {method}")
+    try:
+        return es.with_vectors(out, name=f"{es.name} | {method}")
+    except EmbeddingInputError as exc:  # say that it is the output, not the caller's vectors
+        raise EmbeddingInputError(f"the {method!r} output of {es.name!r} cannot be analysed as a set: {exc}") from None
 
 
 def fit_transformer(es: EmbeddingSet, method: str, *, weighted: bool | None = None, **params):

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from .._core import EmbeddingInputError, validate_estimator_input
-from ._base import EmbeddingTransform, affine, fitted_moments, probabilities
+from ._base import CONSTANT_TOL, EmbeddingTransform, affine, fitted_moments, probabilities
 
 
 class RogueDimensions(EmbeddingTransform):
@@ -42,7 +42,8 @@ class RogueDimensions(EmbeddingTransform):
     rogue_dims_ : ndarray of int
         Flagged (or given) dimensions, by decreasing share.
     mean_, scale_ : ndarray of shape (d,)
-        Per-dimension mean and standard deviation (``"standardize"``; constant dimensions get scale 1).
+        Per-dimension mean and standard deviation (``"standardize"``; constant dimensions, those
+        whose variance is only rounding noise relative to their mean square, get scale 1).
 
     References
     ----------
@@ -95,18 +96,21 @@ class RogueDimensions(EmbeddingTransform):
         self.rogue_dims_ = dims[np.argsort(-share[dims], kind="stable")]
         self.kept_dims_ = np.setdiff1d(np.arange(d), dims)
         if self.mode == "standardize":
-            std = np.sqrt(np.clip(np.diag(moments.covariance()), 0.0, None))
-            self.mean_ = moments.mean
-            self.scale_ = np.where(std > 0, std, 1.0)
+            var = np.clip(np.diag(moments.covariance()), 0.0, None)
+            mean = moments.mean
+            # A dimension that is constant up to the rounding of its mean (identical rows give a
+            # variance of ~1e-32) has nothing to standardise; dividing by that noise made unit-scale
+            # noise of it. The relative rule is Moments.eigenvalues', per dimension.
+            constant = var <= CONSTANT_TOL * (var + mean ** 2)
+            self.mean_ = mean
+            self.scale_ = np.where(constant, 1.0, np.sqrt(var))
         return self
 
     def transform(self, X):
         X = self._prepare_transform(X)
         if self.mode == "remove":
             return np.ascontiguousarray(X[:, self.kept_dims_], dtype=np.float32)
-        out = affine(X, self.mean_, None)
-        out *= (1.0 / self.scale_).astype(np.float32)
-        return out
+        return affine(X, self.mean_, None, who=type(self).__name__, column_scale=1.0 / self.scale_)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
