@@ -104,7 +104,7 @@ def transform_params(method: str, dim: int) -> list[TransformParam]:
     if method in ("pca-whiten", "zca", "zipfian"):
         return [TransformParam("n_components", "k (components)", "int", dim, 1, dim,
                                help=f"leading components kept ({dim} = all)"),
-                TransformParam("eps", "eps", "float", 1e-6, 0.0, None,
+                TransformParam("eps", "eps", "float", 1e-6, 0.0, 1.0,  # the range the estimators accept
                                help="regulariser, relative to the largest eigenvalue")]
     if method == "rogue":
         return [TransformParam("mode", "mode", "choice", "remove", options=("remove", "standardize"),
