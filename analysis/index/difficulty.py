@@ -88,8 +88,14 @@ def query_difficulty(ground: GroundTruth, *, per_query_recall: dict | None = Non
                 "expansion": None if ex is None else float(ex[i]),
                 "mean_recall": None if mean_recall is None else float(mean_recall[i])} for i in order]
     return QueryDifficulty(
-        lid_median=float(np.nanmedian(lid)) if (~np.isnan(lid)).any() else float("nan"),
-        rc_median=float(np.nanmedian(rc)) if rc is not None else float("nan"),
-        expansion_median=float(np.nanmedian(ex)) if ex is not None else float("nan"),
+        lid_median=_median(lid), rc_median=_median(rc), expansion_median=_median(ex),
         recall_by_bucket=buckets, hardest=hardest, lid=lid, relative_contrast=rc, expansion=ex,
     )
+
+
+def _median(values) -> float:
+    """Median of the defined values; NaN (without numpy's all-NaN warning) when there are none, as on
+    identical points, whose distance ratios are all 0 / 0."""
+    if values is None or not (~np.isnan(values)).any():
+        return float("nan")
+    return float(np.nanmedian(values))
