@@ -10,6 +10,11 @@ Why a centred scatter and not raw sums: embedding sets usually share a large com
 ``E[x x^T] - mu mu^T`` subtracts two nearly equal numbers and loses the small eigenvalues. Each block is
 centred at its own mean in float64 and blocks are combined with the pairwise update of Chan, Golub &
 LeVeque (1979), which stays accurate whatever the offset of the data.
+
+Wide data (n < d rows, e.g. a few LLM embeddings of 4,096-8,192 dims): a d x d scatter costs d^2 memory
+and d^3 time whatever n is, so until ``dim`` rows are in the object keeps the rows and every spectrum
+comes from the n x n side (:meth:`Moments.eigensystem`), in O(n^2 d) time and O(n d) memory, with the
+other d - n eigenvalues exactly 0. Past ``dim`` rows they fold into the scatter, as before.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ class Moments:
     mean_ : ndarray of shape (dim,), float64
         Weighted mean of the accumulated rows (raw or unit, see ``normalize``).
     scatter_ : ndarray of shape (dim, dim), float64
-        Weighted centred scatter ``sum_i w_i (x_i - mean)(x_i - mean)^T``.
+        Weighted centred scatter ``sum_i w_i (x_i - mean)(x_i - mean)^T`` (built on request if wide).
+    wide : bool
+        True while fewer than ``dim`` rows are in (merges too): the rows are kept, not the scatter.
     norm_sum, norm_sq_sum : float
         ``sum_i w_i ||x_i||`` and ``sum_i w_i ||x_i||^2`` over the raw rows.
     unit_sum_ : ndarray of shape (dim,), float64
@@ -85,7 +92,8 @@ class Moments:
         self.weight_sum = 0.0
         self.weight_sq_sum = 0.0
         self.mean_ = np.zeros(self.dim)
-        self.scatter_ = np.zeros((self.dim, self.dim))
+        self._scatter: np.ndarray | None = None  # (dim, dim) once dim rows are in; None while wide
+        self._rows: list[tuple[np.ndarray, np.ndarray]] = []  # while wide: (rows, weights) blocks, float64
         self.norm_sum = 0.0
         self.norm_sq_sum = 0.0
         self.unit_sum_ = np.zeros(self.dim)
@@ -98,7 +106,7 @@ class Moments:
     def update(self, block, weights=None) -> "Moments":
         """Add the rows of ``block`` (shape (m, dim)), optionally with per-row ``weights``; returns self."""
         other = Moments._of_block(block, weights, self.dim, self.normalize)
-        self._absorb(other)
+        self._absorb(other, take=True)
         return self
 
     def merge(self, other: "Moments") -> "Moments":
@@ -125,7 +133,8 @@ class Moments:
     def copy(self) -> "Moments":
         out = Moments(self.dim, normalize=self.normalize)
         for name, value in vars(self).items():
-            setattr(out, name, value.copy() if isinstance(value, np.ndarray) else value)
+            # the kept row blocks are never written in place, so copies may share them
+            setattr(out, name, value.copy() if isinstance(value, (np.ndarray, list)) else value)
         return out
 
     @staticmethod
@@ -164,19 +173,31 @@ class Moments:
         m.unit_weight_sum, m.unit_weight_sq_sum = float(wu.sum()), float(wu @ wu)
         if m.weight_sum > 0:
             m.mean_ = (w @ x) / m.weight_sum
-            x -= m.mean_
-            if weights is not None:
-                x *= np.sqrt(w)[:, None]
-            m.scatter_ = x.T @ x
+        if x.shape[0] < dim:  # wide: keep the (unit) rows; the spectrum comes from the n x n side
+            m._rows = [(x, w)]
+            return m
+        x -= m.mean_
+        if weights is not None:
+            x *= np.sqrt(w)[:, None]
+        m._scatter = x.T @ x
         return m
 
-    def _absorb(self, other: "Moments") -> None:
-        """Pairwise (Chan et al., 1979) combination of two disjoint sets' statistics, in place."""
-        wa, wb = self.weight_sum, other.weight_sum
-        total = wa + wb
+    def _absorb(self, other: "Moments", take: bool = False) -> None:
+        """Pairwise (Chan et al., 1979) combination of two disjoint sets' statistics, in place
+        (``take``: ``other`` is a temporary, whose scatter may be adopted without a copy)."""
+        wa, wb, total = self.weight_sum, other.weight_sum, self.weight_sum + other.weight_sum
+        delta = other.mean_ - self.mean_
+        if self.count == 0:  # nothing here yet (the first block of a scan): adopt the other's state
+            self._rows = list(other._rows)
+            self._scatter = other._scatter if take or other._scatter is None else other._scatter.copy()
+        elif other.count and self.wide and other.wide and self.count + other.count < self.dim:
+            self._rows = self._rows + other._rows
+        elif other.count:  # past dim rows: each side's scatter (built from its rows if wide), then Chan's update
+            scatter = self.scatter_ + other.scatter_
+            if wa > 0 and wb > 0:
+                scatter += np.outer(delta, delta * (wa * wb / total))
+            self._scatter, self._rows = scatter, []
         if wb > 0:
-            delta = other.mean_ - self.mean_
-            self.scatter_ = self.scatter_ + other.scatter_ + (wa * wb / total) * np.outer(delta, delta)
             self.mean_ = self.mean_ + delta * (wb / total)
         self.count += other.count
         self.weight_sum = total
@@ -200,13 +221,32 @@ class Moments:
         self._need_weight()
         return self.mean_.copy()
 
-    def covariance(self, ddof: int = 0) -> np.ndarray:
-        """Weighted covariance (float64, dim x dim).
+    @property
+    def wide(self) -> bool:
+        """Fewer than ``dim`` rows are in: they are kept instead of the scatter (see the module notes)."""
+        return self._scatter is None
 
-        ``ddof=0`` divides the scatter by the total weight (the p-weighted covariance of Yokoi et al.,
-        2024); ``ddof=1`` divides by ``W - sum w^2 / W`` (reliability weights), which is ``n - 1``
-        without weights and matches ``np.cov(x.T, aweights=w)``.
-        """
+    @property
+    def scatter_(self) -> np.ndarray:
+        """Weighted centred scatter (dim x dim); wide moments build it on request (no spectrum needs it)."""
+        return self._wide_matrix(centre=True, denom=1.0) if self._scatter is None else self._scatter
+
+    def _scaled_rows(self, *, centre: bool, denom: float) -> np.ndarray:
+        """Wide moments' rows as the n x dim matrix ``A`` with rows ``sqrt(w_i / denom) (x_i - mean)``
+        (``centre``) or ``sqrt(w_i / denom) x_i``: ``A^T A`` is the scatter / second moment over denom."""
+        if not self._rows:
+            return np.zeros((0, self.dim))
+        fresh = len(self._rows) > 1  # a concatenation is ours to overwrite; a single kept block is not
+        x = np.concatenate([r for r, _ in self._rows]) if fresh else self._rows[0][0]
+        scale = np.sqrt(np.concatenate([w for _, w in self._rows]) / denom)[:, None]
+        a = np.subtract(x, self.mean_, out=x if fresh else None) if centre else x
+        return np.multiply(a, scale, out=a if (centre or fresh) else None)
+
+    def _wide_matrix(self, *, centre: bool, denom: float) -> np.ndarray:
+        a = self._scaled_rows(centre=centre, denom=denom)  # only where a caller asks for the d x d matrix
+        return a.T @ a
+
+    def _denominator(self, ddof) -> float:  # of the covariance
         self._need_weight()
         if ddof == 0:
             denom = self.weight_sum
@@ -216,12 +256,37 @@ class Moments:
             raise EmbeddingInputError(f"ddof must be 0 or 1, got {ddof!r}")
         if denom <= 0:
             raise EmbeddingInputError("covariance with ddof=1 needs at least two rows of positive weight")
-        return self.scatter_ / denom
+        return denom
+
+    def covariance(self, ddof: int = 0) -> np.ndarray:
+        """Weighted covariance (float64, dim x dim; built on request when wide).
+
+        ``ddof=0`` divides the scatter by the total weight (the p-weighted covariance of Yokoi et al.,
+        2024); ``ddof=1`` divides by ``W - sum w^2 / W`` (reliability weights), which is ``n - 1``
+        without weights and matches ``np.cov(x.T, aweights=w)``.
+        """
+        if self.wide:
+            return self._wide_matrix(centre=True, denom=self._denominator(ddof))
+        return self._scatter / self._denominator(ddof)
+
+    def variances(self, ddof: int = 0) -> np.ndarray:
+        """The diagonal of :meth:`covariance` (dim,), in O(n dim) for wide moments."""
+        denom = self._denominator(ddof)
+        if self.wide:
+            a = self._scaled_rows(centre=True, denom=denom)
+            return np.einsum("ij,ij->j", a, a)
+        return np.diag(self._scatter) / denom
+
+    def total_variance(self, ddof: int = 0) -> float:
+        """Trace of :meth:`covariance`, ``sum_i w_i ||x_i - mean||^2 / denom``."""
+        return float(self.variances(ddof).sum())
 
     def second_moment(self) -> np.ndarray:
-        """Weighted uncentred second moment ``E[x x^T]`` (dim x dim)."""
+        """Weighted uncentred second moment ``E[x x^T]`` (dim x dim; built on request when wide)."""
         self._need_weight()
-        return self.scatter_ / self.weight_sum + np.outer(self.mean_, self.mean_)
+        if self.wide:
+            return self._wide_matrix(centre=False, denom=self.weight_sum)
+        return self._scatter / self.weight_sum + np.outer(self.mean_, self.mean_)
 
     @property
     def norm_mean(self) -> float:
@@ -243,23 +308,65 @@ class Moments:
             raise EmbeddingInputError("no non-zero rows of positive weight: unit vectors are undefined")
         return self.unit_sum_ / self.unit_weight_sum
 
-    def principal_axes(self, *, centered: bool = True, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def eigensystem(self, *, centered: bool = True, ddof: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """All ``dim`` eigenvalues (largest first, clipped at 0) and the eigenvectors that carry them.
+
+        The matrix is the covariance (``centered``) or the uncentred second moment ``E[x x^T]``.
+        Square moments: ``numpy.linalg.eigh`` of the dim x dim matrix, every eigenvector, signs as
+        LAPACK returns them. Wide moments (n < dim rows): ``eigh`` of the n x n Gram matrix ``A A^T``
+        of the scaled rows A (``A^T A`` = the matrix), which has the same non-zero eigenvalues, and the
+        eigenvectors ``V = A^T U / sqrt(lambda)`` of those above its rounding level ``n eps lambda_1``
+        (numpy's ``matrix_rank`` tolerance), made orthonormal again (Lowdin) where the division
+        amplified rounding: O(n^2 dim) time, O(n^2 + n dim) memory. The other dim - n eigenvalues are
+        exactly 0 (n rows span at most n directions); any orthonormal basis of the complement of V
+        holds their eigenvectors (and those of the eigenvalues below the rounding level).
+
+        Returns ``(eigenvalues (dim,), vectors (dim, r))``: r = dim (square), the numerical rank (wide)."""
+        if not self.wide:
+            lam, vectors = np.linalg.eigh(self.covariance(ddof) if centered else self.second_moment())
+            return np.clip(lam[::-1], 0.0, None), vectors[:, ::-1]
+        self._need_weight()
+        a = self._scaled_rows(centre=centered, denom=self._denominator(ddof) if centered else self.weight_sum)
+        lam, u = np.linalg.eigh(a @ a.T)
+        lam, u = np.clip(lam[::-1], 0.0, None), u[:, ::-1]
+        rank = int(np.sum(lam > lam[0] * lam.size * np.finfo(np.float64).eps)) if lam.size else 0
+        v = a.T @ (u[:, :rank] / np.sqrt(lam[:rank]))
+        c, p = np.linalg.eigh(v.T @ v)  # V (V^T V)^(-1/2): the orthonormal columns nearest to V's
+        return _padded(lam, self.dim), v @ ((p / np.sqrt(np.clip(c, 0.5, None))) @ p.T)
+
+    def principal_axes(self, *, centered: bool = True, ddof: int = 0,
+                       n_components: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Eigenvalues (largest first, clipped at 0) and eigenvectors (columns) of the covariance.
 
         ``centered=False`` decomposes the uncentred second moment ``E[x x^T]`` instead, whose leading
         direction is the common direction of the rows (what inner products see). Signs follow
-        :func:`sorted_eigh`, so the same data always give the same axes.
+        :func:`sorted_eigh`, so the same data always give the same axes. ``n_components=k``: the leading
+        k only (wide: O(n^2 dim) time, O(n^2 + (n + k) dim) memory). All dim axes need a dim x dim array;
+        wide moments complete :meth:`eigensystem`'s by a Householder QR (O(n dim^2)), eigenvalue 0.
         """
-        return sorted_eigh(self.covariance(ddof) if centered else self.second_moment())
+        k = self.dim if n_components is None else n_components
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.dim:
+            raise EmbeddingInputError(f"n_components must be an integer from 1 to {self.dim} (the dimension), "
+                                      f"got {n_components!r}")
+        if not self.wide:
+            lam, vectors = sorted_eigh(self.covariance(ddof) if centered else self.second_moment())
+            return lam[:k], vectors[:, :k]
+        lam, vectors = self.eigensystem(centered=centered, ddof=ddof)
+        if k > vectors.shape[1]:  # Q's first r columns are +-V (orthonormal already); the rest span the complement
+            vectors = np.linalg.qr(vectors, mode="complete")[0]
+        return lam[:k], _fix_signs(vectors[:, :k])
 
     def eigenvalues(self, *, ddof: int = 0) -> np.ndarray:
         """Covariance eigenvalues, largest first, clipped at 0; all 0 when the total variance is only
-        rounding noise (every row alike: at most ``ZERO_VARIANCE_TOL`` of the mean squared norm)."""
-        cov = self.covariance(ddof)
-        total = float(np.trace(cov))
+        rounding noise (every row alike: at most ``ZERO_VARIANCE_TOL`` of the mean squared norm).
+        Wide moments: the n of :meth:`eigensystem` (no vectors), then dim - n exact zeros."""
+        total = self.total_variance(ddof)
         if total <= ZERO_VARIANCE_TOL * (total + float(self.mean_ @ self.mean_)):
             return np.zeros(self.dim)
-        return np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None)
+        if self.wide:
+            a = self._scaled_rows(centre=True, denom=self._denominator(ddof))
+            return _padded(np.linalg.eigvalsh(a @ a.T)[::-1], self.dim)
+        return np.clip(np.linalg.eigvalsh(self.covariance(ddof))[::-1], 0.0, None)
 
     @property
     def unit_sq_mean(self) -> np.ndarray:
@@ -357,10 +464,21 @@ def sorted_eigh(matrix) -> tuple[np.ndarray, np.ndarray]:
     scikit-learn's ``svd_flip``), so refitting on the same data gives the same rotation.
     """
     lam, vectors = np.linalg.eigh(np.asarray(matrix, dtype=np.float64))
-    lam, vectors = lam[::-1], vectors[:, ::-1]
+    return np.clip(lam[::-1], 0.0, None), _fix_signs(vectors[:, ::-1])
+
+
+def _fix_signs(vectors: np.ndarray) -> np.ndarray:
+    """The columns flipped so that each one's largest-magnitude entry is positive (a new array)."""
     signs = np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(vectors.shape[1])])
     signs[signs == 0] = 1.0
-    return np.clip(lam, 0.0, None), vectors * signs
+    return vectors * signs
+
+
+def _padded(values: np.ndarray, dim: int) -> np.ndarray:
+    """Wide moments' n eigenvalues (descending, clipped at 0) followed by dim - n exact zeros."""
+    out = np.zeros(dim)
+    out[:values.size] = np.clip(values, 0.0, None)
+    return out
 
 
 def pca_dimension(eigenvalues, share: float) -> int:

@@ -5,6 +5,11 @@ sum of unit vectors), so a memory-mapped set is read in row blocks and no n x n 
 only other pass over the rows projects them on the d eigenvectors of ``X^T X`` for the partition
 function of Mu & Viswanath (2018).
 
+Wide data (n < d, e.g. a few LLM embeddings): the moments keep the rows, and the spectrum and axes come
+from the n x n side (``Moments.eigensystem``) in O(n^2 d) time and O(n d) memory. IsoScore, the
+effective rank and the other spectrum statistics still see all d eigenvalues, the d - n beyond the rows'
+span exactly 0; on those directions every ``<c, x_i>`` is 0, so ``Z(c)`` is put in exactly as well.
+
 What is analysed: with ``metric="cosine"`` the mean, covariance and spectrum are those of the unit
 vectors ``u_i = x_i / ||x_i||`` (what cosine similarity sees); with ``"dot"`` or ``"euclidean"`` they are
 those of the raw vectors. Norm statistics always describe the raw vectors, and the mean cosine and the
@@ -187,7 +192,7 @@ def isotropy_report(data, *, metric: str = "cosine", weighted: bool = False,
         mom = eset.moments(normalize=normalize, weighted=weighted)
     else:
         mom = scan_moments(eset.vectors, weights, normalize=normalize, block_rows=block_rows)
-    second = float(np.trace(mom.covariance())) + float(mom.mean_ @ mom.mean_)
+    second = mom.total_variance() + float(mom.mean_ @ mom.mean_)
     eig = mom.eigenvalues()  # all 0 for one point or one direction (only rounding noise)
     spec = spectrum_summary(eig, n=eset.n)
     log_z = _log_partition(eset.vectors, mom, weights, block_rows)
@@ -331,6 +336,9 @@ def _dim_list(dims, shares) -> list[dict]:
 def _log_partition(x: np.ndarray, mom: Moments, weights, block_rows: int) -> np.ndarray:
     """``log Z(c)`` for every eigenvector c of the (weighted) uncentred second moment, block by block.
 
+    Wide moments give only the eigenvectors of the (at most n) directions the rows span; on each of the
+    others every ``<c, x_i>`` is 0 and ``Z(c) = sum_i p_i`` (``n`` unweighted) exactly.
+
     Rows are unit-normalised when ``mom.normalize``; with weights, ``Z(c) = sum_i p_i exp(<c, x_i>)``.
     Each block's projections come from one float32 product of the raw rows (divided by the row
     norms afterwards, which is the same as projecting unit rows) and reduce to a per-column
@@ -340,9 +348,11 @@ def _log_partition(x: np.ndarray, mom: Moments, weights, block_rows: int) -> np.
     """
     import torch
 
-    # The eigenvectors of X^T X / W as LAPACK signs them, not principal_axes' fixed signs: Z(c) and
-    # Z(-c) differ, and the published estimator (and the reference implementations) take eigh's c.
-    _, vecs = np.linalg.eigh(mom.second_moment())
+    # The eigenvectors of X^T X / W as LAPACK's eigh signs them (wide moments: those of the Gram), not
+    # principal_axes' fixed signs: Z(c) and Z(-c) differ, and the published estimator (and the
+    # reference implementations) take the solver's c.
+    _, vecs = mom.eigensystem(centered=False)
+    null = mom.dim - vecs.shape[1]
     vecs = vecs.astype(np.float32)
     log_z = np.full(vecs.shape[1], -np.inf)
     for start, block in iter_row_blocks(x, block_rows):
@@ -356,4 +366,6 @@ def _log_partition(x: np.ndarray, mom: Moments, weights, block_rows: int) -> np.
                 proj += np.log(w).astype(np.float32)[:, None]
         block_lse = torch.logsumexp(torch.from_numpy(proj), dim=0).double().numpy()
         log_z = np.logaddexp(log_z, block_lse)
+    if null:
+        log_z = np.r_[log_z, np.full(null, math.log(x.shape[0] if weights is None else float(np.sum(weights))))]
     return log_z
