@@ -227,7 +227,8 @@ def intrinsic_dimension(
     lid = local_intrinsic_dimension_from_distances(dist[:, :k], form=lid_form)
     lid_median = float(np.nanmedian(lid)) if np.isfinite(lid).any() else math.nan  # over the distinct points
     # the spectrum of the rows (unit vectors under cosine), from the set's cached moments
-    eig = np.clip(np.linalg.eigvalsh(es.moments(normalize=metric == "cosine").covariance())[::-1], 0.0, None)
+    # (Moments.eigenvalues: from the n x n side when n < d, so wide data never builds a d x d matrix)
+    eig = np.clip(es.moments(normalize=metric == "cosine").eigenvalues(), 0.0, None)
     points, queries = es, (None if rows is None else dn.rows)
     if n_copies:  # the curves on the distinct points too: the rows a deduplicated set would have
         reps = np.flatnonzero(dn.labels == np.arange(es.n))

@@ -84,7 +84,7 @@ def similarity_from_kth(data, kth: np.ndarray, k: int, n_pairs: int, bins: int, 
     i = rng.integers(0, data.n, size=n_pairs)
     j = (i + rng.integers(1, data.n, size=n_pairs)) % data.n  # uniform over j != i
     random_cos = np.empty(n_pairs, dtype=np.float64)
-    step = 65_536
+    step = max(1, 2**22 // data.dim)  # pairs per block: ~100 MB of temporaries whatever d (not 65,536 x d)
     for s in range(0, n_pairs, step):
         a, b = unit_rows(data.vectors[i[s:s + step]]), unit_rows(data.vectors[j[s:s + step]])
         random_cos[s:s + step] = np.einsum("nd,nd->n", a.astype(np.float64), b.astype(np.float64))
