@@ -18,7 +18,7 @@ from .._core import (
     sample_rows,
 )
 from ..embeddings import as_embedding_set
-from ..neighbors import Neighbors, exact_knn, expansion, relative_contrast
+from ..neighbors import Neighbors, exact_knn, expansion, relative_contrast, zero_kth_distance
 
 
 @dataclass(frozen=True, repr=False)
@@ -107,7 +107,7 @@ def concentration_report(data, *, k: int = 10, metric: str = "cosine", sample: i
 def concentration_from_table(table: Neighbors, k: int, metric: str, queries: np.ndarray, rng) -> ConcentrationReport:
     """:func:`concentration_report` from an exact table of the queries' 2k neighbours with mean distances."""
     rc, ex = relative_contrast(table, k), expansion(table, k)
-    zero = ~(table.distances[:, k - 1] > 0)
+    zero = zero_kth_distance(table, k)  # the rule rc and ex are NaN by
     rc_ok, ex_ok = rc[np.isfinite(rc)], ex[np.isfinite(ex)]
     return ConcentrationReport(
         k=k, metric=metric, sample_size=len(queries),

@@ -37,5 +37,6 @@ from .statistics import (
     recall_at_k,
     recall_per_query,
     relative_contrast,
+    zero_kth_distance,
 )
 from .table import Neighbors, refine_distances

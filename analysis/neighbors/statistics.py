@@ -130,6 +130,19 @@ def _kth(dist: np.ndarray, k: int, what: str) -> np.ndarray:
     return dist[:, k - 1]
 
 
+def zero_kth_distance(table, k: int) -> np.ndarray:
+    """True where the k-th neighbour is (numerically) at distance 0: a copy of the query.
+
+    "Numerically" is the rule of :func:`duplicate_mask`: at most :func:`duplicate_tolerance` of the
+    table (when it has 2 columns), since identical rows normalised in different blocks can differ
+    in float32 rounding (a chord of ~6e-8, not 0) depending on the BLAS and SIMD width.
+    """
+    dist = _distances(table)
+    d_k = _kth(dist, k, "the k-th neighbour distance")
+    tol = duplicate_tolerance(dist) if dist.shape[1] >= 2 else 0.0
+    return ~(d_k > tol)
+
+
 def relative_contrast(table, k: int, mean_distance=None) -> np.ndarray:
     """Per query ``RC_k = mean distance to the corpus / distance to the k-th neighbour``.
 
@@ -148,11 +161,11 @@ def relative_contrast(table, k: int, mean_distance=None) -> np.ndarray:
                                   "(search with mean_distance=True)")
     d_k = _kth(_distances(table), k, "relative contrast")
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(d_k > 0, np.asarray(mean, dtype=np.float64) / d_k, np.nan)
+        return np.where(zero_kth_distance(table, k), np.nan, np.asarray(mean, dtype=np.float64) / d_k)
 
 
 def expansion(table, k: int) -> np.ndarray:
-    """Per query ``E_2k = D_2k / D_k``; NaN where ``D_k = 0``. Near 1 means a hard query.
+    """Per query ``E_2k = D_2k / D_k``; NaN where ``D_k = 0`` (:func:`zero_kth_distance`). Near 1 means a hard query.
 
     References
     ----------
@@ -162,7 +175,7 @@ def expansion(table, k: int) -> np.ndarray:
     dist = _distances(table)
     d_k, d_2k = _kth(dist, k, "expansion"), _kth(dist, 2 * k, "expansion")
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(d_k > 0, d_2k / d_k, np.nan)
+        return np.where(zero_kth_distance(dist, k), np.nan, d_2k / d_k)
 
 
 # --------------------------------------------------------------------------------------------- local ID
