@@ -98,8 +98,8 @@ def _check_distinct(need: int, labels: np.ndarray, what: str) -> None:
     n_d, n = _n_groups(labels), len(labels)
     if n_d < need:
         raise EmbeddingInputError(
-            f"only {n_d} distinct points among {n} rows ({n - n_d} are duplicates of another row); {what} "
-            f"needs at least {need} distinct points: add points, or check why the rows repeat")
+            f"only {n_d} distinct point{'' if n_d == 1 else 's'} among {n} rows ({n - n_d} are duplicates of another "
+            f"row); {what} needs at least {need} distinct points: add points, or check why the rows repeat")
 
 
 def _sample_groups(labels: np.ndarray, sample, rng) -> np.ndarray | None:
