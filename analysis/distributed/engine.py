@@ -6,7 +6,9 @@
 * The exact self-join: chunk pairs i <= j, one task each, whose tiles serve both chunks (the symmetric
   half, as :func:`~embgeo.analysis.neighbors.exact_knn` does in one process; no task holds more than
   two chunks and one 4096 x 4096 tile); each chunk's partial lists from its B pairs merged up a tree
-  (:func:`~embgeo.analysis.neighbors.merge_knn`).
+  (:func:`~embgeo.analysis.neighbors.merge_knn`). The diagonal pairs run first: their k-th scores
+  seed every other pair's lists (:func:`~embgeo.analysis.neighbors.kth_scores`), so an off-diagonal
+  pair admits only the cells that can still matter.
 
 Dask runs the graph: a lost worker's tasks are run again from their inputs, so a result never
 depends on which worker computed what (the tests kill one mid-run).
@@ -23,6 +25,7 @@ from ..neighbors import (
     Neighbors,
     block_pair_knn,
     finish_sample_lists,
+    kth_scores,
     merge_knn,
     merge_sample_lists,
     refine_near_rows,
@@ -85,12 +88,17 @@ def dask_moments(x, *, normalize: bool | tuple = False, client=None, chunk_rows:
     return out[0] if isinstance(normalize, bool) else out
 
 
-def _pair(a, b, a0: int, b0: int, k: int, metric: str, same: bool):
-    """One chunk pair's partial lists, with global ids (-1 kept for missing entries)."""
-    ids_a, dist_a, ids_b, dist_b = block_pair_knn(a, b, k, metric=metric, same=same)
-    out_a = (np.where(ids_a < 0, -1, ids_a + b0), dist_a)
-    out_b = None if same else (np.where(ids_b < 0, -1, ids_b + a0), dist_b)
-    return out_a, out_b
+def _diagonal(a, a0: int, k: int, metric: str):
+    """A chunk's lists among its own rows (global ids), and the floors they give its other pairs."""
+    ids, dist, _, _ = block_pair_knn(a, a, k, metric=metric, same=True)
+    return (np.where(ids < 0, -1, ids + a0), dist), kth_scores(dist, metric)
+
+
+def _pair(a, b, a0: int, b0: int, k: int, metric: str, floor_a, floor_b):
+    """One off-diagonal chunk pair's partial lists, with global ids (-1 kept for missing entries),
+    each row's list starting at its floor from its own chunk."""
+    ids_a, dist_a, ids_b, dist_b = block_pair_knn(a, b, k, metric=metric, floor_a=floor_a, floor_b=floor_b)
+    return (np.where(ids_a < 0, -1, ids_a + b0), dist_a), (np.where(ids_b < 0, -1, ids_b + a0), dist_b)
 
 
 def _merge_lists(k: int):
@@ -141,14 +149,16 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
         raise EmbeddingInputError("the array has an empty row chunk; rechunk it")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
     blocks = x.to_delayed().ravel()
-    partial = [[] for _ in blocks]
+    # the diagonal pairs first: each chunk's k-th score among its own rows is a floor under its lists
+    # in every other pair (no cell below it can be among the k nearest), so no pair starts cold
+    diagonal = [dask.delayed(_diagonal, nout=2)(blocks[i], int(starts[i]), k, metric) for i in range(len(blocks))]
+    partial = [[lists] for lists, _ in diagonal]
     for i in range(len(blocks)):
-        for j in range(i, len(blocks)):
+        for j in range(i + 1, len(blocks)):
             out_a, out_b = dask.delayed(_pair, nout=2)(blocks[i], blocks[j], int(starts[i]), int(starts[j]), k,
-                                                       metric, i == j)
+                                                       metric, diagonal[i][1], diagonal[j][1])
             partial[i].append(out_a)
-            if i != j:
-                partial[j].append(out_b)
+            partial[j].append(out_b)
     merged = [_tree(parts, _merge_lists(k), split_every) for parts in partial]
     lists = _compute(dask.delayed(list)(merged), client)
     ids = np.concatenate([p[0] for p in lists])

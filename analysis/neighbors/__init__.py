@@ -18,6 +18,7 @@ from .approximate import approximate_knn, check_join_fits
 from .blocks import (
     block_pair_knn,
     finish_sample_lists,
+    kth_scores,
     merge_knn,
     merge_sample_lists,
     refine_near_rows,

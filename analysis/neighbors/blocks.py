@@ -26,7 +26,7 @@ from .table import Neighbors, finish_table, near_pairs, nearest_first, refine_di
 TILE_ROWS = 4_096
 
 
-def block_pair_knn(a, b, k: int, *, metric: str = "cosine", same: bool = False,
+def block_pair_knn(a, b, k: int, *, metric: str = "cosine", same: bool = False, floor_a=None, floor_b=None,
                    backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The k nearest rows of ``b`` for each row of ``a``, and of ``a`` for each row of ``b``.
 
@@ -41,6 +41,13 @@ def block_pair_knn(a, b, k: int, *, metric: str = "cosine", same: bool = False,
     same : bool
         ``a`` and ``b`` are the same block: each row's own cell is excluded and only A's lists are
         returned (B's are the same).
+    floor_a, floor_b : array-like of shape (n_a,) and (n_b,), optional
+        Per-row tile scores that no cell at or below can be among the row's k nearest overall: the
+        row's k-th best score within its own block (:func:`kth_scores` of the diagonal pair), lowered
+        by one float32 step so that ties still enter. The lists start at these thresholds instead of
+        empty, so the first tiles of a pair admit only cells that can matter (an unseeded pair admits
+        most cells of its first tiles). A row returns only the cells above its floor, the rest of its
+        list id -1 and distance inf: merged with the row's other pairs, the k nearest are the same.
     backend : str
         As for :func:`.exact.exact_knn`.
 
@@ -57,8 +64,7 @@ def block_pair_knn(a, b, k: int, *, metric: str = "cosine", same: bool = False,
     na, nb = pa.shape[0], pb.shape[0]
     sq_a = ops.sqnorm(pa) if metric == "euclidean" else None
     sq_b = sq_a if same else (ops.sqnorm(pb) if metric == "euclidean" else None)
-    best = {side: (ops.full((m, k), -np.inf, np.float32), ops.full((m, k), -1, np.int64),
-                   ops.full((m,), -np.inf, np.float32)) for side, m in (("a", na), ("b", nb))}
+    best = {side: _start_lists(ops, m, k, floor) for side, m, floor in (("a", na, floor_a), ("b", nb, floor_b))}
     with numba_thread_pool(ops) if host_folds(ops) else contextlib.nullcontext():
         for i0 in range(0, na, TILE_ROWS):
             for j0 in range(i0 if same else 0, nb, TILE_ROWS):
@@ -79,8 +85,36 @@ def block_pair_knn(a, b, k: int, *, metric: str = "cosine", same: bool = False,
     out = []
     for side in ("a",) if same else ("a", "b"):
         scores, ids = ops.get(best[side][0]), ops.get(best[side][1]).astype(np.int64)
-        out += list(nearest_first(ids, scores_to_distances(scores, metric)))
+        dist = scores_to_distances(scores, metric)
+        dist[ids < 0] = np.inf  # slots still holding a floor (or empty) are missing entries
+        out += list(nearest_first(ids, dist))
     return (*out, None, None) if same else tuple(out)
+
+
+def _start_lists(ops, m: int, k: int, floor):
+    """Empty running lists of ``m`` rows (scores, ids, k-th scores), each at its floor (-inf: none)."""
+    if floor is None:
+        low = np.full(m, -np.inf, np.float32)
+    else:
+        low = np.asarray(floor, dtype=np.float32).reshape(-1)
+        if low.shape != (m,):
+            raise ValueError(f"a floor has {low.size} values for a block of {m} rows")
+    return (ops.put(np.repeat(low[:, None], k, axis=1)), ops.full((m, k), -1, np.int64), ops.put(low.copy()))
+
+
+def kth_scores(dist: np.ndarray, metric: str) -> np.ndarray:
+    """Floors for :func:`block_pair_knn` from a block's own (diagonal pair's) lists ``dist``, shape (m, k).
+
+    The k-th distance of each row as the tiles' score (cosine ``1 - d^2 / 2``, euclidean ``-d^2``, dot
+    ``-d``), lowered past the float32 rounding of that round trip (a few units in the last place), so
+    the floor never exceeds the score a tile computes for a cell that ties with it. Rows with fewer
+    than k neighbours in their block get no floor (-inf).
+    """
+    d = np.asarray(dist, dtype=np.float64)[:, -1]
+    score = {"cosine": 1.0 - d * d / 2.0, "euclidean": -d * d, "dot": -d}[metric]
+    slack = 4 * np.finfo(np.float32).eps * (np.abs(score) + (1.0 if metric == "cosine" else 0.0))
+    floor = np.where(np.isfinite(score), score - slack, -np.inf)
+    return np.nextafter(floor.astype(np.float32), np.float32(-np.inf))
 
 
 def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:

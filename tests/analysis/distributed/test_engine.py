@@ -22,7 +22,7 @@ from embgeo.analysis.distributed import (  # noqa: E402
     is_dask_array,
     row_chunks,
 )
-from embgeo.analysis.neighbors import block_pair_knn, merge_knn  # noqa: E402
+from embgeo.analysis.neighbors import block_pair_knn, kth_scores, merge_knn  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,65 @@ def test_block_pairs_merged_are_the_exact_self_join(cloud, metric):
     dist = np.concatenate([merge_knn(parts[i], k)[1] for i in range(3)])
     want = exact_knn(cloud, k=k, metric=metric)
     _same_table(type(want)(indices=ids, distances=dist, metric=metric, exact=True), want)
+
+
+def _seeded_join(x, cuts, k, metric, seeded=True):
+    """The block pieces as the engine runs them: diagonals first, their floors under the other pairs
+    (``seeded=False``: no floors). Returns the merged table and the number of entries the
+    off-diagonal pairs returned."""
+    blocks = [x[cuts[i]:cuts[i + 1]] for i in range(len(cuts) - 1)]
+    parts, floors = [], []
+    for b in blocks:
+        ids, dist, _, _ = block_pair_knn(b, b, k, metric=metric, same=True)
+        parts.append([(ids, dist)])
+        floors.append(kth_scores(dist, metric) if seeded else None)
+    parts = [[(np.where(i < 0, -1, i + cuts[n]), d) for i, d in p] for n, p in enumerate(parts)]
+    returned = 0
+    for i in range(len(blocks)):
+        for j in range(i + 1, len(blocks)):
+            ia, da, ib, db = block_pair_knn(blocks[i], blocks[j], k, metric=metric, floor_a=floors[i],
+                                            floor_b=floors[j])
+            parts[i].append((np.where(ia < 0, -1, ia + cuts[j]), da))
+            parts[j].append((np.where(ib < 0, -1, ib + cuts[i]), db))
+            returned += int((ia >= 0).sum() + (ib >= 0).sum())
+    merged = [merge_knn(p, k) for p in parts]
+    return np.concatenate([m[0] for m in merged]), np.concatenate([m[1] for m in merged]), returned
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_floors_from_the_diagonal_leave_the_join_unchanged(cloud, metric):
+    # seeded lists keep only cells above the row's own-block k-th score: the merged table is the
+    # same, bit for bit, as the unseeded one, and the off-diagonal pairs return fewer entries
+    k, cuts = 7, [0, 1000, 1700, 3000]
+    ids, dist, returned = _seeded_join(cloud, cuts, k, metric)
+    plain_ids, plain_dist, unseeded = _seeded_join(cloud, cuts, k, metric, seeded=False)
+    np.testing.assert_array_equal(ids, plain_ids)
+    np.testing.assert_array_equal(dist, plain_dist)
+    assert unseeded == k * ((1000 + 700) + (1000 + 1300) + (700 + 1300))  # k entries a row a pair
+    assert returned < 0.9 * unseeded
+    want = exact_knn(cloud, k=k, metric=metric)
+    _same_table(type(want)(indices=ids, distances=dist, metric=metric, exact=True), want)
+
+
+def test_floors_admit_ties_at_the_kth_score():
+    # integer points, exact in float32: row A_i's nearest in its own block (A_i+-1) and in the block
+    # before (B_i, which has the lower id and so wins the tie) are both at distance 100. A floor at
+    # the k-th score itself (strict ">") would drop B_i
+    a = np.stack([100.0 * np.arange(10), np.zeros(10)], axis=1)
+    b = a + [0.0, 100.0]
+    x = np.concatenate([b, a]).astype(np.float32)
+    for k in (1, 2):
+        ids, dist, _ = _seeded_join(x, [0, 10, 20], k, "euclidean")
+        plain_ids, plain_dist, _ = _seeded_join(x, [0, 10, 20], k, "euclidean", seeded=False)
+        np.testing.assert_array_equal(ids, plain_ids)
+        np.testing.assert_array_equal(dist, plain_dist)
+        assert (ids[10:, 0] == np.arange(10)).all() and (dist[10:, 0] == 100).all()
+
+
+def test_a_floor_of_the_wrong_length_is_refused():
+    x = make_anisotropic(40, 8, random_state=1)
+    with pytest.raises(ValueError, match="a floor has 3 values for a block of 20 rows"):
+        block_pair_knn(x[:20], x[20:], 5, floor_a=np.zeros(3, np.float32))
 
 
 def test_a_small_block_pads_its_lists():
