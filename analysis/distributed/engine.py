@@ -33,6 +33,7 @@ from ..neighbors import (
 )
 from .arrays import row_chunks
 from .cluster import require_dask
+from .tracking import compute
 
 #: Partial results merged by one task of a tree reduction.
 SPLIT_EVERY = 8
@@ -55,12 +56,8 @@ def _merge_moments(parts: list) -> Moments:
     return total
 
 
-def _compute(value, client):
-    return value.compute() if client is None else client.compute(value).result()
-
-
 def dask_moments(x, *, normalize: bool | tuple = False, client=None, chunk_rows: int | None = None,
-                 split_every: int = SPLIT_EVERY):
+                 split_every: int = SPLIT_EVERY, progress=None):
     """Streamed moments of a (lazy) row-chunked array, computed on the cluster.
 
     Parameters
@@ -72,6 +69,10 @@ def dask_moments(x, *, normalize: bool | tuple = False, client=None, chunk_rows:
         several kinds from one graph, each chunk read once for all of them.
     client : distributed.Client, optional
         Where to run; default: Dask's current scheduler (the active client, if any).
+    progress : None, bool or callable
+        The share of the graph's tasks done, as a bar or ``progress(done, total, description)``; an
+        exception the callback raises (:class:`~embgeo.analysis.Cancelled`) cancels the graph on the
+        cluster (:func:`~embgeo.analysis.distributed.tracking.compute`).
 
     Returns
     -------
@@ -84,7 +85,7 @@ def dask_moments(x, *, normalize: bool | tuple = False, client=None, chunk_rows:
     blocks = x.to_delayed().ravel()
     trees = [_tree([dask.delayed(scan_moments)(block, normalize=kind) for block in blocks], _merge_moments,
                    split_every) for kind in kinds]
-    out = _compute(dask.delayed(tuple)(trees), client)
+    out = compute(dask.delayed(tuple)(trees), client, progress=progress, description="moments on the cluster")
     return out[0] if isinstance(normalize, bool) else out
 
 
@@ -108,7 +109,7 @@ def _merge_lists(k: int):
 
 
 def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk_rows: int | None = None,
-                   split_every: int = SPLIT_EVERY, fetch_rows=None) -> Neighbors:
+                   split_every: int = SPLIT_EVERY, fetch_rows=None, progress=None) -> Neighbors:
     """The exact k-NN self-join of a (lazy) row-chunked array, computed on the cluster.
 
     Chunk pairs i <= j are one task each (the symmetric half: each tile serves both chunks' rows);
@@ -132,6 +133,8 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
     fetch_rows : callable, optional
         ``fetch_rows(sorted_ids) -> vectors`` reads a few rows where the client can (a local memory
         map of the same file); default: from the cluster (which reads every chunk once to find them).
+    progress : None, bool or callable
+        As for :func:`dask_moments`: the share of the chunk pairs and merges done.
 
     Returns
     -------
@@ -160,12 +163,13 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
             partial[i].append(out_a)
             partial[j].append(out_b)
     merged = [_tree(parts, _merge_lists(k), split_every) for parts in partial]
-    lists = _compute(dask.delayed(list)(merged), client)
+    lists = compute(dask.delayed(list)(merged), client, progress=progress,
+                    description=f"exact {k}-NN self-join ({metric}) on the cluster")
     ids = np.concatenate([p[0] for p in lists])
     dist = np.concatenate([p[1] for p in lists])
     # near pairs' distances from the vectors, as one process computes every distance (few rows: those
     # with a near duplicate; only they and their neighbours are fetched)
-    norms = _compute((x * x).sum(axis=1) ** 0.5, client) if metric == "euclidean" else None
+    norms = compute((x * x).sum(axis=1) ** 0.5, client) if metric == "euclidean" else None
     fetch = fetch_rows or (lambda wanted: _rows(x, wanted, client))
     ids, dist = refine_near_rows(ids, dist, metric, fetch, norms)
     return Neighbors(indices=ids, distances=dist, metric=metric, exact=True,
@@ -174,7 +178,8 @@ def dask_exact_knn(x, k: int = 10, *, metric: str = "cosine", client=None, chunk
 
 
 def dask_cosine_and_dot_sample(x, query_rows, k_cos: int, k_dot: int, *, client=None,
-                               chunk_rows: int | None = None, split_every: int = SPLIT_EVERY, fetch_rows=None):
+                               chunk_rows: int | None = None, split_every: int = SPLIT_EVERY, fetch_rows=None,
+                               progress=None):
     """The report's query sample on the cluster: exact cosine and dot neighbours of the rows
     ``query_rows`` of ``x``, and their mean chord distance to all rows, as
     :func:`~embgeo.analysis.neighbors.cosine_and_dot_sample` returns them.
@@ -182,7 +187,7 @@ def dask_cosine_and_dot_sample(x, query_rows, k_cos: int, k_dot: int, *, client=
     The queries travel to every chunk (one copy per worker); each chunk's task folds them against its
     rows; the partial lists are merged up a tree; the client then fetches only the rows the lists name
     and recomputes their distances from the vectors (so they equal the single-machine tables').
-    ``fetch_rows`` as for :func:`dask_exact_knn`.
+    ``fetch_rows`` as for :func:`dask_exact_knn`, ``progress`` as for :func:`dask_moments`.
     """
     dask, _ = require_dask()
     x = row_chunks(x, chunk_rows=chunk_rows)
@@ -197,11 +202,12 @@ def dask_cosine_and_dot_sample(x, query_rows, k_cos: int, k_dot: int, *, client=
     starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
     parts = [dask.delayed(sample_block_lists)(block, int(s), shared_queries, rows, k_cos, k_dot)
              for block, s in zip(x.to_delayed().ravel(), starts)]
-    merged = _compute(_tree(parts, lambda p: merge_sample_lists(p, k_cos, k_dot), split_every), client)
+    merged = compute(_tree(parts, lambda p: merge_sample_lists(p, k_cos, k_dot), split_every), client,
+                     progress=progress, description="query sample's search on the cluster")
     needed = np.unique(np.concatenate([merged[1].ravel(), merged[3].ravel()]))
     return finish_sample_lists(merged, queries, n, needed, fetch(needed))
 
 
 def _rows(x, rows: np.ndarray, client) -> np.ndarray:
     """Rows of a dask array (``rows`` sorted), computed on the cluster."""
-    return np.asarray(_compute(x[rows], client), dtype=np.float32)
+    return np.asarray(compute(x[rows], client), dtype=np.float32)

@@ -338,15 +338,20 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             # is tuned and measured against (no second exact search of a recall sample)
             k_cos = max(2 * k, table_k if not exact and metric == "cosine" else 0)
             k_dot = max(k, table_k if not exact and metric == "dot" else 0)
-            search = on_cluster.cosine_and_dot_sample if on_cluster and cos_es is es else cosine_and_dot_sample
-            shared = clock.run("sample_search", lambda: search(cos_es.vectors, shared_rows, k_cos, k_dot))
+            if on_cluster and cos_es is es:
+                shared = clock.run("sample_search", lambda: on_cluster.cosine_and_dot_sample(
+                    cos_es.vectors, shared_rows, k_cos, k_dot, progress=clock.within()))
+            else:
+                shared = clock.run("sample_search", lambda: cosine_and_dot_sample(cos_es.vectors, shared_rows, k_cos,
+                                                                                  k_dot))
             if not exact and cos_es is es:  # (without the zero rows it is not the truth of the whole set)
                 truth = (shared_rows, shared[0 if metric == "cosine" else 1].indices)
         # on a cluster the table and the moments are computed there and cached on the set first
-        table = clock.run("neighbors", lambda: on_cluster.attach_table(table_k, metric) or es.neighbors(
+        table = clock.run("neighbors", lambda: on_cluster.attach_table(table_k, metric, clock.within()) or es.neighbors(
             table_k, metric=metric, exact=exact, progress=clock.within(), sample_truth=truth, memory_limit=memory_limit))
         work = es if table.exact else es.with_neighbors(table)
-        iso = clock.run("isotropy", lambda: on_cluster.attach_moments() or isotropy_report(work, metric=metric))
+        iso = clock.run("isotropy", lambda: on_cluster.attach_moments(clock.within())
+                        or isotropy_report(work, metric=metric))
         w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(work, metric=metric, weighted=True)) \
             if weighted else None
 

@@ -40,17 +40,19 @@ class ClusterParts:
         """A few rows read here, from the set's own array (a memory map reads just those pages)."""
         return self.es.vectors[rows]
 
-    def cosine_and_dot_sample(self, _vectors, rows, k_cos: int, k_dot: int):
-        return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client, fetch_rows=self._fetch)
+    def cosine_and_dot_sample(self, _vectors, rows, k_cos: int, k_dot: int, progress=None):
+        return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client, fetch_rows=self._fetch,
+                                          progress=progress)
 
-    def attach_table(self, k: int, metric: str) -> None:
+    def attach_table(self, k: int, metric: str, progress=None) -> None:
         if self and self.es.cached_neighbors(k, metric=metric, exact=True) is None:
             self.es.attach_neighbors(dask_exact_knn(self.rows, k, metric=metric, client=self.client,
-                                                    fetch_rows=self._fetch))
+                                                    fetch_rows=self._fetch, progress=progress))
 
-    def attach_moments(self) -> None:
+    def attach_moments(self, progress=None) -> None:
         if self:
-            for moments in dask_moments(self.rows, normalize=(False, True), client=self.client):  # one read
+            for moments in dask_moments(self.rows, normalize=(False, True), client=self.client,  # one read
+                                        progress=progress):
                 self.es.attach_moments(moments)
 
     def close(self) -> None:

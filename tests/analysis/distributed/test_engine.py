@@ -26,12 +26,6 @@ from embgeo.analysis.neighbors import block_pair_knn, kth_scores, merge_knn  # n
 
 
 @pytest.fixture(scope="module")
-def client():
-    with connect("local:2") as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def cloud():
     return make_anisotropic(3000, 24, random_state=0)
 
