@@ -156,8 +156,8 @@ def _run_report(args: argparse.Namespace) -> int:
 
     if args.subsample is not None and not args.sampled:
         raise UsageError("--subsample applies only with --sampled")
-    if args.dask is not None and (args.sampled or args.approximate):
-        raise UsageError("--dask runs the exact report; it does not combine with --sampled or --approximate yet")
+    if args.dask is not None and args.approximate:
+        raise UsageError("--dask runs the exact or the sampled report; it does not combine with --approximate yet")
     if args.memory_limit is not None and args.sampled:
         raise UsageError("--memory-limit applies to the full report, not --sampled (whose memory does not grow with n)")
     data = load_embeddings(args.path)
@@ -165,7 +165,7 @@ def _run_report(args: argparse.Namespace) -> int:
         extra = {} if args.subsample is None else {"subsample": args.subsample}
         report = sampled_report(data, metric=args.metric, k=args.k, sample=args.sample,
                                 exact_subsample=None if not args.approximate else False,
-                                progress=sys.stderr.isatty(), **extra)
+                                progress=sys.stderr.isatty(), cluster=args.dask, **extra)
     else:
         report = geometry_report(data, metric=args.metric, k=args.k, exact=not args.approximate,
                                  sample=args.sample, progress=sys.stderr.isatty(), memory_limit=args.memory_limit,

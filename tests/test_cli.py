@@ -180,7 +180,25 @@ def test_report_on_a_local_dask_cluster_matches_the_report_here(tmp_path, capsys
     assert b["hubness"]["skewness"] == pytest.approx(a["hubness"]["skewness"], rel=1e-9)
     assert b["isotropy"]["isoscore"] == pytest.approx(a["isotropy"]["isoscore"], rel=1e-6)
     assert cli.main(["report", str(path), "--approximate", "--dask", "local:2"]) == cli.EXIT_USAGE  # refused before starting one
-    assert "--dask runs the exact report" in capsys.readouterr().err
+    assert "--dask runs the exact or the sampled report" in capsys.readouterr().err
+
+
+def test_the_sampled_report_takes_the_cluster_too(tmp_path, monkeypatch):
+    import embgeo.analysis
+
+    path = tmp_path / "small.npy"
+    np.save(path, make_anisotropic(300, 8, random_state=3))
+    seen = {}
+    real = embgeo.analysis.sampled_report
+
+    def spy(data, **kwargs):
+        seen.update(kwargs)
+        return real(data, **{key: value for key, value in kwargs.items() if key != "cluster"})
+
+    monkeypatch.setattr(embgeo.analysis, "sampled_report", spy)
+    assert cli.main(["report", str(path), "--sampled", "--k", "5", "--sample", "50", "--subsample", "200",
+                     "--dask", "tcp://127.0.0.1:1"]) == 0
+    assert seen["cluster"] == "tcp://127.0.0.1:1"  # handed on as given (the sampled report connects)
 
 
 def test_without_dask_the_engine_names_the_extra(monkeypatch):

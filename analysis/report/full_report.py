@@ -321,7 +321,7 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         check_join_fits(es.n, es.dim, table_k, memory_limit=memory_limit)  # before the query sample's search, not after it
     on_cluster = ClusterParts(cluster, es, exact=exact)  # a no-op without a cluster
     if on_cluster:
-        notes.append(on_cluster.note)
+        notes.append(on_cluster.note("the moments, the exact table and the query sample's search"))
     # Under euclidean or dot a zero vector is a point like any other, but it has no direction: the cosine
     # parts run on the other rows (under cosine the set was refused above, naming the rows)
     cos_es, zero_note = _directed_rows(es, metric)

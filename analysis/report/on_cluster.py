@@ -29,9 +29,13 @@ class ClusterParts:
         except BaseException:  # a LocalCluster started here must not outlive a failure to use it
             self._stack.close()
             raise
-        self.note = (f"the moments, the exact table and the query sample's search ran on a Dask cluster of "
-                     f"{workers} worker{'s' if workers != 1 else ''} at {self.client.scheduler.address} "
-                     f"(diagnostics: {self.client.dashboard_link}), in {self.rows.numblocks[0]} row chunks")
+        self._where = (f"a Dask cluster of {workers} worker{'s' if workers != 1 else ''} at "
+                       f"{self.client.scheduler.address} (diagnostics: {self.client.dashboard_link}), in "
+                       f"{self.rows.numblocks[0]} row chunks")
+
+    def note(self, parts: str) -> str:
+        """The report's note saying that ``parts`` ran on the cluster, and where to watch it."""
+        return f"{parts} ran on {self._where}"
 
     def __bool__(self) -> bool:
         return self.client is not None

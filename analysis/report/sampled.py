@@ -45,6 +45,7 @@ from ..geometry import (
 )
 from ..neighbors import cosine_and_dot_sample, exact_knn
 from .full_report import GRIDE_MAX_RANK, GeometryReport, _Clock, _directed_rows, distinct_basis, resolve_weighted
+from .on_cluster import ClusterParts
 
 #: Default uniform subsample whose own graph gives hubness (its exact self-join takes seconds).
 DEFAULT_SUBSAMPLE = 100_000
@@ -54,7 +55,8 @@ HUBNESS_BOOTSTRAP = 200
 
 def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2000,
                    subsample: int = DEFAULT_SUBSAMPLE, exact_subsample: bool | None = None,
-                   weighted: bool | None = None, random_state=0, progress: bool | None = None) -> GeometryReport:
+                   weighted: bool | None = None, random_state=0, progress: bool | None = None,
+                   cluster=None) -> GeometryReport:
     """The geometry report from streamed moments, a query sample and a subsample, with intervals.
 
     See the module docstring for what is computed on what. The cost is one pass over the rows for the
@@ -78,6 +80,11 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
         200,000 rows.
     weighted, random_state, progress
         As in :func:`geometry_report`.
+    cluster : distributed.Client or str, optional
+        Run the two passes over all rows on a Dask cluster (``embgeo[dask]``; as in
+        :func:`geometry_report`): the moments and, under cosine and dot, the query sample's search
+        against every row. The subsample's graph (``subsample`` rows) is built here. The numbers
+        are the same as without a cluster.
 
     Returns
     -------
@@ -113,16 +120,24 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
     sub_rows = sample_rows(n, subsample, check_random_state(seeds[1]))
     exact_sub = subsample <= 200_000 if exact_subsample is None else bool(exact_subsample)
     clock = _Clock(parts=9 + bool(weighted), progress=progress)
+    on_cluster = ClusterParts(cluster, es, exact=True)  # a no-op without a cluster
     try:
         if distance == "cosine":
-            cos_t, dot_t = clock.run("sample_search", lambda: cosine_and_dot_sample(q_es.vectors, queries, table_k, k))
+            if on_cluster and q_es is es:
+                def search():
+                    return on_cluster.cosine_and_dot_sample(q_es.vectors, queries, table_k, k, progress=clock.within())
+            else:
+                def search():
+                    return cosine_and_dot_sample(q_es.vectors, queries, table_k, k)
+            cos_t, dot_t = clock.run("sample_search", search)
             dist_t = cos_t
         else:
             dist_t = clock.run("sample_search", lambda: exact_knn(es.vectors, k=table_k, metric="euclidean",
                                                                   query_indices=queries, mean_distance=True,
                                                                   validate=False, progress=False))
             cos_t = dot_t = None
-        iso = clock.run("isotropy", lambda: isotropy_report(es, metric=metric))
+        iso = clock.run("isotropy", lambda: on_cluster.attach_moments(clock.within())
+                        or isotropy_report(es, metric=metric))
         w_iso = clock.run("weighted_isotropy", lambda: isotropy_report(es, metric=metric, weighted=True)) \
             if weighted else None
         idim = clock.run("intrinsic_dimension", lambda: intrinsic_dimension(
@@ -149,6 +164,7 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
             cvd = clock.run("cosine_vs_dot", lambda: cosine_vs_dot(cos_es, k=k, sample=sample, random_state=seeds[6]))
     finally:
         clock.close()
+        on_cluster.close()
 
     everything = f"all {n:,} rows (streamed moments)"
     searched = f"{len(queries):,} random queries searched exactly against all {n:,} rows"
@@ -167,6 +183,9 @@ def sampled_report(data, *, metric: str = "cosine", k: int = 10, sample: int = 2
         basis["weighted_isotropy"] = everything
     notes = [f"sampled mode: neighbour statistics from {len(queries):,} queries against all rows (with "
              f"intervals) and hubness from a {sub.n:,}-row subsample's own graph, not from the whole set's graph"]
+    if on_cluster:
+        searched_there = distance == "cosine" and q_es is es
+        notes.append(on_cluster.note("the moments" + (" and the query sample's search" if searched_there else "")))
     if zero_note:
         notes.append(zero_note)
     if sub.n < n:

@@ -244,6 +244,35 @@ def test_near_duplicates_get_their_distances_from_the_vectors(client):
         _same_table(got, want)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_the_sampled_report_on_the_cluster_equals_the_report_here(client, tmp_path, metric):
+    from embgeo.analysis import load, sampled_report
+
+    x = make_anisotropic(2500, 24, random_state=7)
+    np.save(tmp_path / "x.npy", x)
+    settings = dict(metric=metric, k=6, sample=300, subsample=1000, random_state=2)
+    here = sampled_report(x, **settings).to_dict()
+    there = sampled_report(load(tmp_path / "x.npy"), cluster=client, **settings).to_dict()
+    a, b = dict(_report_numbers(here)), dict(_report_numbers(there))
+    assert a.keys() == b.keys() and len(a) > 30
+    for key in a:
+        tol = 1e-4 if key == "isotropy.partition_isotropy" else 1e-6
+        assert b[key] == pytest.approx(a[key], rel=tol, abs=1e-9), key
+    searched = "the moments and the query sample's search ran on a Dask cluster of 2 workers"
+    only_moments = "the moments ran on a Dask cluster of 2 workers"
+    assert any(note.startswith(searched if metric == "cosine" else only_moments) for note in there["notes"])
+
+
+def _report_numbers(d, prefix=""):
+    for key, value in d.items():
+        if key in ("timings", "seconds", "backend", "source", "name"):
+            continue
+        if isinstance(value, dict):
+            yield from _report_numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", float(value)
+
+
 def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path, monkeypatch):
     from embgeo.analysis import geometry_report, load
     from embgeo.analysis.distributed import arrays
@@ -257,17 +286,8 @@ def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path, monk
     here = geometry_report(x, k=8, sample=300).to_dict()
     there = geometry_report(es, k=8, sample=300, cluster=client).to_dict()
 
-    def numbers(d, prefix=""):
-        for key, value in d.items():
-            if key in ("timings", "seconds", "backend", "source", "name"):
-                continue
-            if isinstance(value, dict):
-                yield from numbers(value, f"{prefix}{key}.")
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                yield f"{prefix}{key}", float(value)
-
     assert any("in 4 row chunks" in note for note in there["notes"])
-    a, b = dict(numbers(here)), dict(numbers(there))
+    a, b = dict(_report_numbers(here)), dict(_report_numbers(there))
     assert a.keys() == b.keys() and len(a) > 40
     # The partition isotropy minimises Z(c) over eigenvectors; near-degenerate eigenvalues let those
     # turn with the moments' last-digit rounding (merged in another order), so it agrees to ~1e-5.
