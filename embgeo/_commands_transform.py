@@ -116,6 +116,9 @@ def _configure_compare(p: argparse.ArgumentParser) -> None:
                    help="metadata column of class labels: adds leave-one-out k-NN accuracy in each space")
     p.add_argument("--sample", type=_positive_int, default=2000,
                    help="query points of the sampled report parts (default: 2000)")
+    p.add_argument("--no-similarity", dest="similarity", action="store_false",
+                   help="leave out the representation-similarity block (CKA, SVCCA/PWCCA, Procrustes, mutual "
+                        "k-NN, RSA), computed by default when A and B hold the same number of items")
     p.add_argument("--json", metavar="OUT", help="also write the comparison as JSON to OUT")
 
 
@@ -125,7 +128,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     from embgeo.analysis import compare
 
     a, b = load_embeddings(args.a), load_embeddings(args.b)
-    result = compare(a, b, metric=args.metric, k=args.k, labels=args.labels, sample=args.sample)
+    result = compare(a, b, metric=args.metric, k=args.k, labels=args.labels, sample=args.sample,
+                     similarity=args.similarity)
     print(repr(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

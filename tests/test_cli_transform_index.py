@@ -106,3 +106,19 @@ def test_index_stats_json_keys(tmp_path, capsys):
     assert len([r for r in d["indexes"] if r["kind"] == "hnsw"]) == 3  # the quick sweep
     assert {"lid_median", "rc_median", "expansion_median", "recall_by_bucket"} <= set(d["difficulty"])
     assert 0 <= d["reachability"]["never_retrieved_rate"] <= 1
+
+
+def test_compare_prints_and_writes_the_similarity_block(words_npz, tmp_path, capsys):
+    x = np.load(words_npz)["vectors"].astype(np.float64)
+    q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(16, 16)))
+    rotated = tmp_path / "rotated.npy"
+    np.save(rotated, (2.0 * x @ q).astype(np.float32))  # the same geometry: CKA 1, Procrustes 0
+    report = tmp_path / "sim.json"
+    assert main(["compare", str(words_npz), str(rotated), "--k", "5", "--sample", "50", "--json", str(report)]) == 0
+    assert "similarity: linear CKA 1.000" in capsys.readouterr().out
+    sim = json.loads(report.read_text())["similarity"]
+    assert sim["linear_cka"] == pytest.approx(1.0, abs=1e-5) and sim["procrustes_distance"] < 1e-3
+    assert sim["mutual_knn"] == pytest.approx(1.0) and sim["n"] == 200 and sim["dim_b"] == 16
+    assert main(["compare", str(words_npz), str(rotated), "--k", "5", "--sample", "50", "--no-similarity",
+                 "--json", str(report)]) == 0
+    assert "similarity:" not in capsys.readouterr().out and json.loads(report.read_text())["similarity"] is None

@@ -2,11 +2,13 @@
 
 validation (the one error type, the checks and :data:`METRICS`), results (frozen result objects with
 meanings and references), rows (unit rows and norms), stats (samples, bootstrap, skewness, Spearman),
-moments (mergeable mean and covariance, principal axes, PCA dimension), progress (bars, callbacks,
+moments (mergeable mean and covariance, principal axes, PCA dimension), cross_moments (mergeable
+cross-moments of two representations of the same items), progress (bars, callbacks,
 cancellation), memory (the memory budget) and scratch (float32 matrices in unnamed scratch files).
 Other layers import these names from ``embgeo.analysis._core``, never from its modules.
 """
 
+from .cross_moments import CROSS_BLOCK_ROWS, CrossMoments, scan_cross_moments
 from .memory import available_memory, size_text, resolve_memory_limit
 from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments
 from .progress import Cancelled, Progress, sub_progress

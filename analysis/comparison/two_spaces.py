@@ -32,6 +32,7 @@ from ..embeddings import EmbeddingSet, as_embedding_set
 from ..geometry import knn_classification_accuracy, ndcg_at, neighborhood_preservation, recall_at
 from ..neighbors import exact_knn
 from ..report import GeometryReport, geometry_report
+from .similarity import SIMILARITY_SAMPLE, RepresentationSimilarity, representation_similarity
 
 #: Summary keys that describe the run or its settings rather than the geometry (left out of the rows).
 _SKIPPED_KEYS = frozenset({"name", "timings", "notes", "neighbors_recall", "recall", "k", "table_k",
@@ -63,6 +64,10 @@ class Comparison(Result):
         "recall@k and nDCG@10 of exact retrieval against the relevance judgements, in A and in B.",
         "Thakur et al., BEIR 2021; Jarvelin & Kekalainen, ACM TOIS 2002")
     notes: tuple = _field("What was left out of the comparison, and why.", default=())
+    similarity: RepresentationSimilarity | None = _field(
+        "How similar the two representations of the same items are (linear / debiased / RBF CKA, SVCCA, "
+        "PWCCA, Procrustes and angular shape distances, mutual k-NN, RSA); None when they are not the same "
+        "items (see notes).", "see representation_similarity", default=None)
     # The two full reports, kept for further analysis; their scalars are already in ``rows``.
     report_a: GeometryReport = hidden()
     report_b: GeometryReport = hidden()
@@ -93,6 +98,8 @@ class Comparison(Result):
         if self.neighborhood_preservation is not None:
             head.append(f"  neighbourhood preservation @{self.k}: {self.neighborhood_preservation:.4f}"
                         "  # share of each item's k-NN kept from A to B")
+        if self.similarity is not None:
+            head.append(f"  similarity: {self.similarity.headline()}")
         head += [f"  note: {note}" for note in self.notes]
         rows = self.table()
         width = max([len(r["metric"]) for r in rows] + [12])
@@ -109,6 +116,10 @@ class Comparison(Result):
                 f"<p><b>Neighbourhood preservation @{self.k}</b>: {self.neighborhood_preservation:.4f} "
                 "<span class='embgeo-meaning'>share of each item's k nearest neighbours kept from A to B "
                 "<span class=embgeo-ref>(Venna &amp; Kaski, 2001)</span></span></p>")
+        if self.similarity is not None:
+            parts.append(f"<p><b>Representation similarity</b>: {esc(self.similarity.headline())} "
+                         "<span class=embgeo-ref>(Kornblith et al., 2019; Raghu et al., 2017; Morcos et al., 2018; "
+                         "Williams et al., 2021; Huh et al., 2024; Kriegeskorte et al., 2008)</span></p>")
         parts += [f"<p class='embgeo-note'>{esc(note)}</p>" for note in self.notes]
         cells = []
         for r in self.table():
@@ -231,7 +242,7 @@ def _split_queries(queries, ea: EmbeddingSet, eb: EmbeddingSet):
 
 def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance=None, queries=None,
             name_a: str | None = None, name_b: str | None = None, sample: int | None = 2000,
-            random_state=0, report_a: GeometryReport | None = None) -> Comparison:
+            random_state=0, report_a: GeometryReport | None = None, similarity: bool = True) -> Comparison:
     """Geometry of two embedding spaces side by side, with neighbourhood and task-level changes.
 
     Each space gets a full :func:`geometry_report` (isotropy, intrinsic dimension, hubness,
@@ -267,12 +278,18 @@ def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance
         A's report, already computed by ``geometry_report(a, metric=metric, k=k, sample=sample,
         random_state=random_state)``: reused instead of computed again, so comparing one set with
         several others (transforms, models) pays for A once. Its n, dim, metric and k are checked.
+    similarity : bool
+        Add :func:`representation_similarity` of the two (same items only): one streamed pass of
+        cross-moments, the neighbour tables the reports already cached, and RBF CKA and RSA on a
+        sample of ``SIMILARITY_SAMPLE`` items. Where the items cannot be matched row for row (ids that
+        disagree, rows dropped from one side) it is left out with a note.
 
     Returns
     -------
     Comparison
-        Text and HTML reprs show the rows side by side; ``to_dict()`` is JSON-safe; ``report_a``
-        and ``report_b`` keep the full reports.
+        Text and HTML reprs show the rows side by side (and the similarity headline); ``to_dict()`` is
+        JSON-safe (the similarity block under ``similarity``); ``report_a`` and ``report_b`` keep the
+        full reports.
 
     Raises
     ------
@@ -333,6 +350,13 @@ def compare(a, b, *, metric: str = "cosine", k: int = 10, labels=None, relevance
                      "b": _retrieval_scores(eb, qb, relevance, k=k, metric=metric)}
     elif queries is not None:
         raise EmbeddingInputError("queries were given without relevance judgements")
+    sim = None
+    if similarity and same_items:
+        try:
+            sim = representation_similarity(ea, eb, k=k, metric=metric, sample_size=SIMILARITY_SAMPLE,
+                                            random_state=random_state)
+        except EmbeddingInputError as err:  # the geometry rows stand on their own; say why this is missing
+            notes = notes + (f"representation similarity left out: {err}",)
     return Comparison(name_a=name_a, name_b=name_b, metric=metric, k=k, rows=side_by_side(rep_a, rep_b),
                       neighborhood_preservation=preservation, knn_accuracy=accuracy, retrieval=retrieval,
-                      notes=notes, report_a=rep_a, report_b=rep_b)
+                      notes=notes, similarity=sim, report_a=rep_a, report_b=rep_b)
