@@ -14,7 +14,7 @@ import numpy as np
 
 from ._core import EmbeddingInputError
 
-__all__ = ["MODEL_NAME", "embed_texts", "model_path"]
+__all__ = ["MODEL_NAME", "check_texts", "embed_texts", "model_path"]
 
 #: The model every bundled sample and :func:`embed_texts` use.
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -66,7 +66,9 @@ def _load_model(device: str | None, normalized: bool = True):
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
-def _check_texts(texts) -> list[str]:
+def check_texts(texts) -> list[str]:
+    """``texts`` as a list of str, or an :class:`EmbeddingInputError` naming what is wrong (a single
+    string, not iterable, empty, or holding non-strings, with their positions)."""
     if isinstance(texts, (str, bytes)):
         raise EmbeddingInputError("texts must be a list of strings, got a single string; wrap it as [text]")
     try:
@@ -131,7 +133,7 @@ def embed_texts(texts, *, batch_size: int = 64, progress: bool = True, normalize
     >>> v.shape, v.dtype
     ((2, 384), dtype('float32'))
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise EmbeddingInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     model = _load_model(device, bool(normalize))
