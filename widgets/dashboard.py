@@ -2,7 +2,7 @@
 
 The view is thin: every number comes from :class:`~._controller.DashboardController` (cached per
 setting), and every picture from :mod:`._figures`. Each tab is a view module (``_summary_views``,
-``_projection_view``, ``_transforms_view``, ``_index_view``, ``_compare_view``) mixed into
+``_projection_view``, ``_transforms_view``, ``_index_view``, ``_compare_view``, ``_shift_view``) mixed into
 :class:`Dashboard`. Panels are computed the first time their tab is opened; long work runs in a worker
 thread with a progress bar that moves during neighbour searches and a Cancel button, and errors are
 shown as a message in the page.
@@ -27,6 +27,7 @@ from ._html import italic, page_css
 from ._index_view import IndexView
 from ._options import TABS
 from ._projection_view import ProjectionView
+from ._shift_view import ShiftView
 from ._summary_views import SummaryViews
 from ._transforms_view import TransformsView
 
@@ -34,7 +35,7 @@ from ._transforms_view import TransformsView
 _COMPUTED_TABS = ("Overview", "Spectrum", "Intrinsic dimension", "Hubness")
 
 
-class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, CompareView, W.VBox):
+class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, CompareView, ShiftView, W.VBox):
     """Tabbed dashboard of an embedding set's geometry.
 
     Parameters
@@ -89,6 +90,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self._build_transforms_view()
         self._build_index_view()
         self._build_compare_view()
+        self._build_shift_view()
         self.tabs = own(W.Tab(children=[self.panels[name] for name in TABS]))
         for i, name in enumerate(TABS):
             self.tabs.set_title(i, name)
@@ -158,6 +160,8 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
             self._layout_index()
         elif name == "Compare":
             self._layout_compare()
+        elif name == "Shift":
+            self._layout_shift()
 
     def _show_result_message(self, tab: str, message: str) -> None:
         """Put ``message`` in a control tab's results area and hide its charts."""

@@ -1,0 +1,73 @@
+"""embgeo shift end to end on small files: the headline numbers, the JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import embgeo._commands_shift  # noqa: F401  (registers the subcommand even if cli.py did not list it)
+from embgeo.cli import EXIT_BAD_INPUT, EXIT_USAGE, main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("shift")
+    corpus = (rng.normal(size=(300, 8)) * np.geomspace(3.0, 0.5, 8)).astype(np.float32)
+    queries = (rng.normal(size=(60, 8)) * np.geomspace(3.0, 0.5, 8) + 2.0).astype(np.float32)
+    np.save(root / "corpus.npy", corpus)
+    np.savez(root / "queries.npz", vectors=queries, text=np.array([f"q{i}" for i in range(60)]))
+    np.save(root / "wide.npy", rng.normal(size=(60, 9)).astype(np.float32))
+    bad = queries.copy()
+    bad[7, 2] = np.nan
+    np.save(root / "nan.npy", bad)
+    return root
+
+
+def test_shift_prints_the_headline_and_writes_json(files, tmp_path, capsys):
+    out = tmp_path / "shift.json"
+    code = main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--metric", "euclidean",
+                 "--k", "5", "--sample-size", "100", "--permutations", "49", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert text.startswith("shift: ") and "centroid gap" in text and "classifier AUC" in text
+    assert "center on the pooled mean" in text and "q" in text.split("hardest queries")[1]
+    d = json.loads(out.read_text())
+    assert d["metric"] == "euclidean" and d["k"] == 5 and d["n_queries"] == 60
+    assert d["mmd_p_value"] == pytest.approx(1 / 50) and d["classifier_auc"] > 0.9
+    assert d["centroid_gap"] == pytest.approx(2.0 * np.sqrt(8), rel=0.25)  # the planted offset
+    assert {v["title"] for v in d["verdicts"]} >= {"Centroid gap", "Two-sample tests"}
+
+
+def test_shift_on_a_bundled_sample_against_a_file(files, capsys):
+    # sample: names are accepted like files; this one (384-d) does not match the 8-d queries
+    code = main(["shift", "sample:sentences", str(files / "queries.npz"), "--no-transforms"])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 0
+    assert err.startswith("embgeo: error:") and "dimension 8" in err and "384" in err
+
+
+@pytest.mark.parametrize("queries, expected", [
+    ("wide.npy", "dimension 9"),
+    ("nan.npy", "1 of 60 rows contain NaN"),
+    ("missing.npy", "missing.npy"),
+])
+def test_bad_input_exits_2_with_one_line(files, capsys, queries, expected):
+    code = main(["shift", str(files / "corpus.npy"), str(files / queries), "--permutations", "0"])
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 0 and "Traceback" not in captured.err
+    assert err.startswith("embgeo: error:") and expected in err
+
+
+def test_too_few_queries_and_bad_options(files, tmp_path, capsys):
+    np.save(tmp_path / "few.npy", np.load(files / "corpus.npy")[:4] + 1.0)
+    assert main(["shift", str(files / "corpus.npy"), str(tmp_path / "few.npy")]) == EXIT_BAD_INPUT
+    assert "too few queries" in capsys.readouterr().err
+    assert main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--permutations", "-1"]) == EXIT_USAGE
+    assert "--permutations" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--index", "annoy"])
+    assert info.value.code == EXIT_USAGE
