@@ -21,6 +21,11 @@ Formats (chosen by file extension):
                    ``distances`` and the ``distance`` attribute, kept as ``set.benchmark``
 a directory, glob  ``.npy`` or Parquet shards, in file-name order, as one set (a ``shard`` metadata
                    column names each row's file)
+a URI              a vector database or dataset, read in pages: ``lancedb://PATH/TABLE``,
+                   ``chroma://PATH/COLLECTION``, ``qdrant+local://PATH/COLLECTION``,
+                   ``qdrant://HOST:PORT/COLLECTION``, ``milvus://FILE.db/COLLECTION``, ``hf://PATH``
+                   (see :mod:`~embgeo.analysis.io.databases`; ``from_lancedb`` and the other ``from_*``
+                   functions also take clients, page sizes and progress callbacks)
 =================  ============================================================================
 
 Nothing large is converted in memory. Float32 ``.npy``, ``.fvecs``, float32 ``.safetensors`` and
@@ -59,11 +64,16 @@ from pathlib import Path
 
 from .._core import EmbeddingInputError
 from ..embeddings import EmbeddingSet
+from .clients import from_milvus, from_qdrant
+from .databases import SCHEMES, is_uri
 from .formats import FORMATS, READERS
+from .live import LiveIndex, open_live_index
 from .shards import read_shards, shard_paths
 from .tables import Loaded, from_frame, is_name_list, tensor_to_numpy
+from .vectordbs import from_chroma, from_hf, from_lancedb, is_database_object
 
-__all__ = ["FORMATS", "load"]
+__all__ = ["FORMATS", "SCHEMES", "LiveIndex", "from_chroma", "from_hf", "from_lancedb", "from_milvus", "from_qdrant",
+           "load", "open_live_index"]
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -76,8 +86,9 @@ def load(source, *, vectors=None, metadata=None, weights=None, name: str | None 
     Parameters
     ----------
     source : str, os.PathLike, array-like, torch.Tensor, pandas.DataFrame or EmbeddingSet
-        A path (the format follows the extension, see :data:`FORMATS`) or the data itself. An
-        EmbeddingSet is returned as is when no other argument is given.
+        A path (the format follows the extension, see :data:`FORMATS`), a database URI (see
+        :data:`SCHEMES`), or the data itself (also a LanceDB table, a Chroma collection or a
+        ``datasets.Dataset``). An EmbeddingSet is returned as is when no other argument is given.
     vectors : str or list of str, optional
         Where the vectors are inside ``source``: an ``.npz``/``.safetensors``/``.hdf5`` key, or a
         table column (of lists, or of JSON lists in a CSV). For tables, a list of numeric column
@@ -131,6 +142,11 @@ def load(source, *, vectors=None, metadata=None, weights=None, name: str | None 
     if isinstance(source, EmbeddingSet):
         return _from_embedding_set(source, metadata=metadata, weights=weights, name=name,
                                    on_invalid=on_invalid, vectors=vectors)
+    if is_uri(source) or is_database_object(source):  # a vector database or dataset (see .databases)
+        from .vectordbs import load_database_object, load_uri
+
+        read = load_uri if is_uri(source) else load_database_object
+        return read(source, vectors=vectors, metadata=metadata, weights=weights, name=name, on_invalid=on_invalid)
     if isinstance(source, (str, os.PathLike)):
         return _load_path(Path(source), vectors=vectors, metadata=metadata, weights=weights,
                           name=name, on_invalid=on_invalid, mmap=mmap)

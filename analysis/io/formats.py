@@ -241,8 +241,13 @@ def _read_parquet(path, *, vectors, metadata, weights, mmap) -> Loaded:
 
 def parquet_vector_column(pf, vectors) -> str | None:
     """The list column holding the vectors: ``vectors`` if it is one, the conventional name, the only one."""
-    names = pf.schema_arrow.names
-    listlike = [c for c in names if arrow_is_list(pf.schema_arrow.field(c).type)]
+    return schema_vector_column(pf.schema_arrow, vectors)
+
+
+def schema_vector_column(schema, vectors) -> str | None:
+    """:func:`parquet_vector_column` for an Arrow schema (a Parquet file's, a LanceDB table's, a dataset's)."""
+    names = schema.names
+    listlike = [c for c in names if arrow_is_list(schema.field(c).type)]
     if isinstance(vectors, str):
         if vectors not in names:
             raise EmbeddingInputError(f"no column {vectors!r} for vectors; columns are {listing(names)}")

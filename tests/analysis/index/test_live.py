@@ -1,0 +1,203 @@
+"""live_index_report against real databases: its recall equals an independent computation.
+
+Each collection is made here with the database's own client. The independent answer: exact neighbours by a
+direct NumPy formula (argsort of every distance), the database's answers asked again through its own
+client, and the set overlap counted in Python. A Chroma collection built with a deliberately tiny HNSW
+(``ef_search=3``, 4 links) gives a recall well below 1, so the comparison has something to find.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from embgeo import cli
+from embgeo.analysis import EmbeddingInputError, live_index_report
+
+N, D, K = 600, 16, 10
+
+
+def _needs(module):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (the test extra installs it)")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((N, D)).astype(np.float32), rng.standard_normal((30, D)).astype(np.float32)
+
+
+def _exact(x, q, k, metric, exclude=None):
+    """Top-k rows by a direct formula (no embgeo code): every distance, argsort."""
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if metric == "euclidean":
+        score = -((q64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    elif metric == "cosine":
+        score = (q64 / np.linalg.norm(q64, axis=1, keepdims=True)) @ (x64 / np.linalg.norm(x64, axis=1, keepdims=True)).T
+    else:
+        score = q64 @ x64.T
+    if exclude is not None:
+        score[np.arange(len(q)), exclude] = -np.inf
+    return np.argsort(-score, axis=1, kind="stable")[:, :k]
+
+
+def _recall(answers, truth):
+    return np.array([len(set(a) & set(t)) / truth.shape[1] for a, t in zip(answers, truth)])
+
+
+@pytest.fixture(scope="module")
+def low_chroma(data, tmp_path_factory):
+    _needs("chromadb")
+    import chromadb
+
+    root = tmp_path_factory.mktemp("chroma")
+    col = chromadb.PersistentClient(path=str(root)).create_collection(
+        "low", configuration={"hnsw": {"space": "l2", "ef_search": 3, "max_neighbors": 4, "ef_construction": 8}})
+    col.add(ids=[f"r{i}" for i in range(N)], embeddings=data[0])
+    return f"chroma://{root}/low", col
+
+
+def test_recall_of_a_poorly_tuned_hnsw_equals_an_independent_count(data, low_chroma):
+    x, q = data
+    uri, col = low_chroma
+    r = live_index_report(uri, queries=q, k=K)
+    truth = _exact(x, q, K, "euclidean")
+    answers = [[int(i[1:]) for i in col.query(query_embeddings=[v], n_results=K, include=[])["ids"][0]] for v in q]
+    expected = _recall(answers, truth)
+    np.testing.assert_array_equal(np.sort(r.truth, axis=1), np.sort(truth, axis=1))
+    np.testing.assert_allclose(r.recall_per_query, expected)
+    assert r.recall_at_k == pytest.approx(expected.mean()) and r.recall_at_k < 0.9  # the tiny HNSW misses
+    assert (r.database, r.metric, r.n, r.n_queries, r.query_source) == ("chroma", "euclidean", N, len(q), "array")
+    assert r.settings["ef_search"] == 3
+    assert r.never_returned_rate == pytest.approx(1 - len({i for a in answers for i in a}) / N)
+    assert r.reachability.never_retrieved_rate == pytest.approx(1 - len(set(truth.ravel())) / N)
+    buckets = r.difficulty.recall_by_bucket  # the queries' LID quartiles cover them all, recall by bucket
+    assert sum(b["n_queries"] for b in buckets) == len(q)
+    assert sum(b["n_queries"] * b["recall"]["chroma"] for b in buckets) / len(q) == pytest.approx(expected.mean())
+    assert 0 < r.latency_ms_p50 <= r.latency_ms_p95 <= r.latency_ms_p99 and r.qps > 0
+    assert r.qps == pytest.approx(len(q) / (r.latencies_ms.sum() / 1e3))
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+def test_held_out_rows_leave_their_own_id_out_of_both_lists(data, tmp_path):
+    _needs("qdrant_client")
+    from qdrant_client import QdrantClient, models
+
+    x, _ = data
+    client = QdrantClient(path=str(tmp_path / "q"))
+    try:
+        client.create_collection("docs", vectors_config=models.VectorParams(size=D, distance=models.Distance.COSINE))
+        client.upsert("docs", points=[models.PointStruct(id=i, vector=v.tolist()) for i, v in enumerate(x)])
+        r = live_index_report(client, collection="docs", k=K, n_queries=25, random_state=3)
+        rows = r.query_rows
+        truth = _exact(x, x[rows], K, "cosine", exclude=rows)
+        answers = [[p.id for p in client.query_points("docs", query=x[i].tolist(), limit=K + 1).points if p.id != i][:K]
+                   for i in rows]
+    finally:
+        client.close()
+    assert len(rows) == 25 and len(set(rows.tolist())) == 25 and r.query_source == "held-out(25)"
+    assert all(rows[i] not in r.truth[i] and rows[i] not in r.found[i] for i in range(25))
+    np.testing.assert_array_equal(np.sort(r.truth, axis=1), np.sort(truth, axis=1))
+    np.testing.assert_allclose(r.recall_per_query, _recall(answers, truth))
+    assert r.metric == "cosine"
+
+
+@pytest.mark.parametrize("db", ["lancedb", "milvus"])
+def test_lancedb_and_milvus_are_measured_with_their_distance(db, data, tmp_path):
+    x, q = data
+    if db == "lancedb":
+        _needs("lancedb")
+        import lancedb
+        import pyarrow as pa
+
+        vec = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), D)
+        lancedb.connect(str(tmp_path)).create_table("t", data=pa.table({"id": np.arange(N), "vector": vec}))
+        r = live_index_report(f"lancedb://{tmp_path}/t", queries=q, k=K, metric="dot")
+        metric = "dot"
+    else:
+        _needs("pymilvus")
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(str(tmp_path / "m.db"))
+        client.create_collection("docs", dimension=D, metric_type="L2")
+        client.insert("docs", [{"id": i, "vector": v.tolist()} for i, v in enumerate(x)])
+        client.close()
+        r = live_index_report(f"milvus://{tmp_path / 'm.db'}/docs", queries=q, k=K)
+        metric = "euclidean"
+    truth = _exact(x, q, K, metric)
+    assert r.metric == metric
+    np.testing.assert_array_equal(np.sort(r.truth, axis=1), np.sort(truth, axis=1))
+    np.testing.assert_allclose(r.recall_per_query, _recall(r.found, truth))  # found: the database's rows
+    assert r.recall_at_k == pytest.approx(1.0)  # both search these 600 vectors exhaustively
+
+
+def test_bad_queries_and_sources_are_clear_errors(data, low_chroma, tmp_path):
+    uri, _ = low_chroma
+    with pytest.raises(EmbeddingInputError, match="queries have dimension 3, the collection 16"):
+        live_index_report(uri, queries=np.ones((2, 3)), k=K)
+    with pytest.raises(EmbeddingInputError, match="k"):
+        live_index_report(uri, k=N + 5)
+    with pytest.raises(EmbeddingInputError, match="searches LanceDB, Chroma, Qdrant and Milvus"):
+        live_index_report(f"hf://{tmp_path}")
+    with pytest.raises(EmbeddingInputError, match="metric= applies to LanceDB only"):
+        live_index_report(uri, metric="cosine")
+
+
+def test_cli_live_index(data, low_chroma, tmp_path, capsys):
+    uri, _ = low_chroma
+    out = tmp_path / "live.json"
+    assert cli.main(["live-index", uri, "--k", "5", "--n-queries", "40", "--json", str(out)]) == 0
+    assert "LiveIndexReport: live-index health" in capsys.readouterr().out
+    d = json.loads(out.read_text())
+    assert d["k"] == 5 and d["n_queries"] == 40 and d["database"] == "chroma" and 0 <= d["recall_at_k"] <= 1
+    assert "recall_per_query" not in d  # per-query arrays stay out of the JSON
+    assert cli.main(["live-index", f"hf://{tmp_path}"]) == cli.EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith("embgeo: error: the live-index report searches")
+    assert cli.main(["live-index", uri, "--sweep", "ef=8"]) == cli.EXIT_BAD_INPUT
+    assert "chroma takes no search parameters per query" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["live-index", uri, "--sweep", "ef"])
+    assert stop.value.code == cli.EXIT_USAGE
+
+
+def test_a_sweep_of_lancedb_nprobes_scores_each_setting_independently(data, tmp_path):
+    _needs("lancedb")
+    import lancedb
+    import pyarrow as pa
+
+    x, q = data
+    tbl = lancedb.connect(str(tmp_path)).create_table(
+        "t", data=pa.table({"id": np.arange(N), "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), D)}))
+    try:  # the unified index API of recent LanceDB; the keyword form before it
+        from lancedb.index import IvfFlat
+
+        tbl.create_index("vector", config=IvfFlat(distance_type="l2", num_partitions=16))
+    except (ImportError, TypeError):
+        tbl.create_index(metric="l2", num_partitions=16, index_type="IVF_FLAT")
+    r = live_index_report(f"lancedb://{tmp_path}/t", queries=q, k=K, sweep={"nprobes": (1, 16)})
+    truth = _exact(x, q, K, "euclidean")
+    assert r.metric == "euclidean" and "IvfFlat" in r.settings["indices"]
+    assert [row["params"] for row in r.sweep] == [{"nprobes": 1}, {"nprobes": 16}]
+    for row in r.sweep:
+        answers = [tbl.search(v).nprobes(row["params"]["nprobes"]).limit(K).select(["id"]).to_arrow()
+                   .column("id").to_pylist() for v in q]
+        assert row["recall_at_k"] == pytest.approx(_recall(answers, truth).mean())
+        assert row["latency_ms_p50"] <= row["latency_ms_p99"] and row["qps"] > 0
+    assert r.sweep[0]["recall_at_k"] < r.sweep[1]["recall_at_k"] == pytest.approx(1.0)  # 1 of 16 lists misses
+    with pytest.raises(EmbeddingInputError, match="lancedb searches take nprobes, ef, refine_factor, not hnsw_ef"):
+        live_index_report(f"lancedb://{tmp_path}/t", queries=q, k=K, sweep={"hnsw_ef": (8,)})
+
+
+def test_faiss_runs_side_by_side_on_the_same_queries_and_truth(low_chroma, data):
+    uri, _ = low_chroma
+    r = live_index_report(uri, k=K, n_queries=30, faiss=("flat", "hnsw"))
+    kinds = {s.kind: s for s in r.faiss.settings}
+    assert set(kinds) == {"flat", "hnsw"}
+    assert kinds["flat"].recall_at_k == pytest.approx(1.0)  # exact search agrees with the shared truth
+    assert r.recall_at_k < 0.9  # the database's tiny HNSW, beside faiss's
+    with pytest.raises(EmbeddingInputError, match="chroma takes no search parameters per query"):
+        live_index_report(uri, k=K, sweep={"ef": (8,)})
