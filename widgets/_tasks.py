@@ -6,19 +6,21 @@
 inside a k-NN search. :meth:`TaskRunner.cancel` makes the next step (or the next tile) raise
 :class:`~embgeo.analysis.Cancelled`: the task stops, nothing half-computed is cached, and the page says
 it was cancelled. Errors become a one-paragraph message for the page; the traceback goes to the
-server's log (stderr), never to the browser.
+server's log through :mod:`logging` (:func:`._logging.log_failure`), never to the kernel's stderr,
+which ipykernel forwards to the browser.
 """
 
 from __future__ import annotations
 
 import html
 import threading
-import traceback
 from typing import Callable
 
 import traitlets
 
 from embgeo.analysis import Cancelled, EmbeddingInputError
+
+from ._logging import log_failure
 
 
 class TaskRunner(traitlets.HasTraits):
@@ -55,7 +57,7 @@ class TaskRunner(traitlets.HasTraits):
                     return
                 except Exception as exc:  # shown in the page; the traceback goes to the server log
                     self.error = describe(exc)
-                    traceback.print_exc()
+                    log_failure(label, exc)
                     self.status, self.progress, self.busy = f"{label} failed", 0, False
                     if failed is not None:
                         failed()
@@ -66,7 +68,7 @@ class TaskRunner(traitlets.HasTraits):
                     done(result)
                 except Exception as exc:
                     self.error = describe(exc)
-                    traceback.print_exc()
+                    log_failure(f"{label} (showing the result)", exc)
 
         if self.background:
             threading.Thread(target=work, daemon=True).start()

@@ -10,13 +10,26 @@ import ipywidgets as W
 
 from embgeo.analysis import EmbeddingInputError, EmbeddingSet
 
+from ._logging import log_failure
 from .dashboard import Dashboard
 
-#: Largest upload accepted, in bytes (the browser sends the whole file through the kernel's websocket).
+#: Largest upload accepted by default, in bytes (the browser sends the whole file through the kernel's
+#: websocket). ``embgeo serve --max-upload-mb N`` sets :data:`UPLOAD_ENV` in every kernel it starts and
+#: raises the server's websocket limit to match, so the widget and the server agree.
 MAX_UPLOAD_BYTES = 50 * 2**20
+UPLOAD_ENV = "EMBGEO_MAX_UPLOAD_MB"
 UPLOAD_TYPES = (".npy", ".parquet", ".csv")
 #: Shown when no bundled sample is installed: a synthetic cloud with known anisotropy and rogue dims.
 SYNTHETIC = "synthetic (anisotropic, 3,000 x 128)"
+
+
+def max_upload_bytes() -> int:
+    """The upload limit: ``EMBGEO_MAX_UPLOAD_MB`` MiB when the server set it, else :data:`MAX_UPLOAD_BYTES`."""
+    try:
+        mib = int(os.environ.get(UPLOAD_ENV, ""))
+    except ValueError:
+        return MAX_UPLOAD_BYTES
+    return mib * 2**20 if mib > 0 else MAX_UPLOAD_BYTES
 
 
 def sample_choices() -> list[str]:
@@ -35,15 +48,17 @@ def load_choice(name: str) -> EmbeddingSet:
     return datasets.load_sample(name)
 
 
-def load_upload(filename: str, content: bytes) -> EmbeddingSet:
-    """An EmbeddingSet from uploaded bytes, or an EmbeddingInputError saying what is wrong."""
+def load_upload(filename: str, content: bytes, limit: int | None = None) -> EmbeddingSet:
+    """An EmbeddingSet from uploaded bytes (at most ``limit``, default :func:`max_upload_bytes`), or an
+    EmbeddingInputError saying what is wrong."""
+    limit = max_upload_bytes() if limit is None else limit
     suffix = os.path.splitext(filename)[1].lower()
     if suffix not in UPLOAD_TYPES:
         raise EmbeddingInputError(f"{filename}: unsupported file type {suffix or '(none)'}; "
                                   f"upload one of {', '.join(UPLOAD_TYPES)}")
-    if len(content) > MAX_UPLOAD_BYTES:
+    if len(content) > limit:
         raise EmbeddingInputError(f"{filename} is {len(content) / 2**20:.1f} MB; the limit is "
-                                  f"{MAX_UPLOAD_BYTES // 2**20} MB (load larger files in a notebook with "
+                                  f"{limit // 2**20} MB (load larger files in a notebook with "
                                   "embgeo.analysis.io.load)")
     from embgeo.analysis import io
 
@@ -81,10 +96,11 @@ class DashboardApp(W.VBox):
         choices = sample_choices()
         initial = initial if initial in choices else ("words" if "words" in choices else choices[0])
         self.background = background
+        self.max_upload_bytes = max_upload_bytes()
         self.picker = W.Dropdown(options=choices, value=initial, description="dataset",
                                  layout=W.Layout(width="340px"))
         self.upload = W.FileUpload(accept=",".join(UPLOAD_TYPES), multiple=False,
-                                   description=f"Upload (<= {MAX_UPLOAD_BYTES // 2**20} MB)",
+                                   description=f"Upload (<= {self.max_upload_bytes // 2**20} MB)",
                                    layout=W.Layout(width="220px"))
         self.message = W.HTML("")
         self.body = W.VBox()
@@ -104,7 +120,8 @@ class DashboardApp(W.VBox):
         if previous is not None:  # its widgets (figures included) would otherwise stay registered
             previous.close()
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: Exception, what: str = "opening a dataset") -> None:
+        log_failure(what, exc)  # the server's log; the page gets the one line below
         self.message.value = ("<div style='color:#a00;background:#fee;border:1px solid #e99;padding:6px 10px;"
                               f"border-radius:4px'>{html.escape(str(exc))}</div>")
 
@@ -112,13 +129,13 @@ class DashboardApp(W.VBox):
         try:
             self._show(load_choice(name))
         except Exception as exc:
-            self._fail(exc)
+            self._fail(exc, f"opening the sample {name!r}")
 
     def open_upload(self, filename: str, content: bytes) -> None:
         try:
-            self._show(load_upload(filename, content))
+            self._show(load_upload(filename, content, self.max_upload_bytes))
         except Exception as exc:
-            self._fail(exc)
+            self._fail(exc, f"opening the upload {filename!r}")
 
     def _on_upload(self, change) -> None:
         files = change.new

@@ -121,15 +121,25 @@ def test_browser_opens_app_waits_for_plots_and_changes_colour():
             browser.close()
 
 
-def test_serve_script_runs_voila_on_loopback_with_safe_flags():
+def test_serve_script_runs_embgeo_serve_on_loopback_without_a_token(monkeypatch):
+    """make demo: scripts/serve_app.py is ``embgeo serve`` with its one-user defaults."""
     import importlib.util
+
+    from embgeo import _commands_serve, cli
 
     spec = importlib.util.spec_from_file_location("serve_app", REPO / "scripts" / "serve_app.py")
     serve = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(serve)
-    cmd = serve.voila_command(9123)
-    assert cmd[:3] == [sys.executable, "-m", "voila"] and cmd[3] == str(APP)
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
+    assert serve.main(["--port", "9123", "--no-warm"]) == 0
+    assert seen == [["serve", "--port", "9123", "--no-warm"]]
+    args = cli.build_parser().parse_args(seen[0])
+    assert args.host == "127.0.0.1" and _commands_serve.resolve_token(args) is None
+    cmd = _commands_serve.server_command(args, APP)
+    assert cmd[:4] == [sys.executable, "-m", "embgeo._voila_server", str(APP)]
     for flag in ("--port=9123", "--Voila.ip=127.0.0.1", "--no-browser", "--strip_sources=True",
                  "--show_tracebacks=False"):
         assert flag in cmd
-    assert serve.NUMBA_CACHE == REPO / ".cache" / "numba"
+    assert _commands_serve.APP_NOTEBOOK == APP
+    assert _commands_serve.numba_cache_dir() == Path(os.environ.get("NUMBA_CACHE_DIR") or REPO / ".cache" / "numba")

@@ -1,0 +1,277 @@
+"""``embgeo serve``: its checks through the CLI's main(), and the real server started the way users start
+it (token, Host allowlist, template override, kernel cap, memory floor, idle culling, a 45 MiB upload
+through the browser's file input)."""
+
+import argparse
+import contextlib
+import http.client
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embgeo import _commands_serve as serve
+from embgeo import cli
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("_voila_app_helpers", Path(__file__).with_name("test_voila_app.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+free_port, CHROMIUM, CHROMIUM_ARGS = _helpers.free_port, _helpers.CHROMIUM, _helpers.CHROMIUM_ARGS
+TOKEN = "test-token-4f9c"
+
+
+# ------------------------------------------------------------------------------------ the command
+
+
+def _args(**kw):
+    base = dict(host="127.0.0.1", port=8866, token=None, auto_token=False, base_url="/", max_kernels=8,
+                max_upload_mb=50, idle_timeout=1800, cull_interval=None, memory_floor=0, no_warm=True, notebook=None)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_a_host_beyond_loopback_never_runs_without_a_token():
+    assert serve.resolve_token(_args()) is None  # make demo: one user on this machine, no token
+    for host in ("0.0.0.0", "10.1.2.3", "workshop.example.org", "::"):
+        token = serve.resolve_token(_args(host=host))
+        assert token and len(token) >= 24, host
+    assert serve.resolve_token(_args(auto_token=True)) != serve.resolve_token(_args(auto_token=True))
+    assert serve.resolve_token(_args(host="0.0.0.0", token="mine")) == "mine"
+    assert all(serve.is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
+    assert not any(serve.is_loopback(h) for h in ("0.0.0.0", "", "192.168.1.5", "example.org"))
+
+
+def test_bad_options_are_one_line_usage_errors(capsys, tmp_path):
+    assert cli.main(["serve", "--token", " ", "--no-warm"]) == cli.EXIT_USAGE
+    assert "--token is empty" in capsys.readouterr().err
+    assert cli.main(["serve", "--base-url", "app", "--no-warm"]) == cli.EXIT_USAGE
+    assert "--base-url must be a path" in capsys.readouterr().err
+    assert cli.main(["serve", str(tmp_path / "missing.ipynb"), "--no-warm"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "missing.ipynb" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["serve", "--token", "a", "--auto-token"])
+    assert exc.value.code == cli.EXIT_USAGE
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port), "--no-warm"]) == cli.EXIT_USAGE
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
+def test_the_server_command_carries_the_safe_settings():
+    cmd = serve.server_command(_args(max_kernels=30, idle_timeout=600, max_upload_mb=80, memory_floor=2**30),
+                               serve.APP_NOTEBOOK)
+    assert cmd[:4] == [sys.executable, "-m", "embgeo._voila_server", str(serve.APP_NOTEBOOK)]
+    for flag in ("--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--no-browser", "--strip_sources=True",
+                 "--show_tracebacks=False", "--VoilaConfiguration.allow_template_override=NO",
+                 "--VoilaConfiguration.allow_theme_override=NO", "--EmbgeoKernelManager.max_kernels=30",
+                 f"--EmbgeoKernelManager.memory_floor={2**30}", "--MappingKernelManager.cull_idle_timeout=600",
+                 "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_connected=True",
+                 "--EmbgeoVoila.max_upload_mb=80", "--EmbgeoVoila.allowed_hosts=localhost"):
+        assert flag in cmd, flag
+    assert not any("token" in part.lower() for part in cmd)  # the token travels in the environment
+    remote = serve.server_command(_args(host="0.0.0.0", base_url="/embgeo"), serve.APP_NOTEBOOK)
+    assert "--Voila.base_url=/embgeo/" in remote and not any("allowed_hosts" in p for p in remote)
+    from embgeo import _voila_server
+
+    assert _voila_server.TOKEN_ENV == serve.TOKEN_ENV
+
+
+def test_an_install_without_the_notebooks_serves_the_same_app_cell(tmp_path):
+    import nbformat
+
+    written = nbformat.read(serve.installed_app_notebook(tmp_path / "app"), as_version=4)
+    nbformat.validate(written)
+    repo = nbformat.read(serve.APP_NOTEBOOK, as_version=4)
+    code = [c.source for c in repo.cells if c.cell_type == "code"]
+    assert [c.source for c in written.cells if c.cell_type == "code"] == [
+        "\n".join(line for line in code[0].splitlines() if not line.startswith("#"))]
+
+
+def test_the_server_limits_fit_one_upload_of_the_stated_size():
+    from embgeo._voila_server import upload_limits
+
+    for mib in (1, 50, 500):
+        limits = upload_limits(mib)
+        assert limits["websocket_max_message_size"] > mib * 2**20  # the file and its message header
+        assert limits["max_buffer_size"] > limits["websocket_max_message_size"]  # a whole frame is buffered
+        assert limits["max_body_size"] >= limits["websocket_max_message_size"]
+        assert min(limits["max_buffer_size"], limits["max_body_size"]) >= 100 * 2**20  # never below tornado's
+
+
+def test_the_host_rule_matches_every_host_but_the_allowed_ones():
+    import re
+
+    from embgeo._voila_server import host_pattern
+
+    pattern = re.compile(host_pattern(serve.allowed_hosts("127.0.0.1")))
+    assert not any(pattern.match(h) for h in ("localhost", "127.0.0.1", "[::1]", "::1"))
+    assert all(pattern.match(h) for h in ("evil.example.com", "localhost.evil.com", "127.0.0.1.nip.io", "10.0.0.1"))
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+@contextlib.contextmanager
+def embgeo_server(*options, env_extra=None, timeout=90.0):
+    """Yield (port, log_path) for ``python -m embgeo serve --no-warm OPTIONS`` on a free loopback port."""
+    port = free_port()
+    log = REPO / "test-artifacts" / f"serve-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(REPO / ".cache" / "numba"), "EMBGEO_APP_SAMPLE": "synthetic",
+           **(env_extra or {})}
+    cmd = [sys.executable, "-m", "embgeo", "serve", "--port", str(port), "--no-warm", *options]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"embgeo serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with socket.create_connection(("127.0.0.1", port), timeout=2):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embgeo serve did not listen within {timeout} s; see {log}")
+            time.sleep(0.3)
+        yield port, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def get(port, path, *, host=None, timeout=180.0):
+    """(status, headers, body) of one GET, redirects not followed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host} if host else {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def kernels(port, token=TOKEN):
+    status, _, body = get(port, f"/api/kernels?token={token}" if token else "/api/kernels", timeout=10)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def wait_until(predicate, timeout, step=0.5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+@pytest.mark.slow
+def test_token_host_allowlist_template_cap_and_culling():
+    idle, interval = 4, 1
+    with embgeo_server("--token", TOKEN, "--max-kernels", "1", "--idle-timeout", str(idle),
+                       "--cull-interval", str(interval), "--memory-floor", "0") as (port, log):
+        # the token: the page redirects to the login form, the API answers 403; with it, both answer
+        status, headers, _ = get(port, "/")
+        assert status == 302 and "/login" in headers["Location"]
+        assert get(port, "/api/kernels")[0] == 403
+        assert kernels(port) == []
+        # a foreign Host (a DNS-rebinding page) is refused, on the page, the API and static files alike
+        for path in (f"/?token={TOKEN}", f"/api/kernels?token={TOKEN}", "/voila/static/voila.js"):
+            assert get(port, path, host=f"evil.example.com:{port}")[0] == 403, path
+        assert get(port, "/voila/static/voila.js", host=f"localhost:{port}")[0] == 200
+        # ?template= is refused at once, and no kernel is started for it
+        t0 = time.monotonic()
+        status, _, body = get(port, f"/?token={TOKEN}&template=doesnotexist", timeout=10)
+        assert status == 400 and "template" in body and time.monotonic() - t0 < 5
+        assert kernels(port) == []
+
+        # the cap: while one session's kernel lives, the next page load gets "server busy"
+        first = {}
+        loader = threading.Thread(target=lambda: first.update(zip(("status", "headers", "body"),
+                                                                   get(port, f"/?token={TOKEN}"))))
+        loader.start()
+        assert wait_until(lambda: len(kernels(port)) == 1, 120), log.read_text()[-2000:]
+        status, headers, body = get(port, f"/?token={TOKEN}", timeout=30)
+        assert status == 503 and "server busy" in body and "all 1 sessions are in use" in body
+        assert headers["Retry-After"].isdigit()
+        loader.join(timeout=180)
+        assert first["status"] == 200 and "application/vnd.jupyter.widget-view+json" in first["body"]
+        for marker in _helpers.ERROR_MARKERS:
+            assert marker not in first["body"], marker
+        # idle culling: the kernel of the closed page is shut down after --idle-timeout
+        t_done = time.monotonic()
+        assert wait_until(lambda: kernels(port) == [], idle + 3 * interval + 15), kernels(port)
+        culled_after = time.monotonic() - t_done
+        assert culled_after >= idle - 1.5, culled_after  # not before the timeout (minus the page's own tail)
+    text = log.read_text(errors="replace")
+    # (a kernel culled while its overview still runs in the background may log that job's failure)
+    assert "Culling 'idle' kernel" in text and "Uncaught exception" not in text and "500 GET" not in text, text[-3000:]
+
+
+@pytest.mark.slow
+def test_memory_floor_gives_the_busy_page_and_starts_no_kernel():
+    with embgeo_server("--memory-floor", "1000TB") as (port, _):
+        status, _, body = get(port, "/", timeout=30)
+        assert status == 503 and "server busy" in body and "memory free" in body
+        assert kernels(port, token=None) == []  # loopback without a token
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_uploads_a_45_mib_file_through_the_file_input(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    n, d = 600, 9830  # float64: 45.0 MiB on disk, under the default 50 MiB, over tornado's default 10 MiB; wide, so
+    # its overview is quick (the n x n side of the moments)
+    path = tmp_path / "big.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(n, d)))
+    assert 44.9 * 2**20 < path.stat().st_size < 45.1 * 2**20
+    shots = REPO / "test-artifacts"
+    with embgeo_server("--max-kernels", "2") as (port, log), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page_errors = []
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            t_start = time.monotonic()
+            page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
+            page.wait_for_selector(".embgeo-card", timeout=240_000)
+            print(f"first overview: {time.monotonic() - t_start:.1f} s after the server listened")
+            t0 = time.monotonic()
+            # ipywidgets' FileUpload keeps its <input type=file> out of the DOM: click the button
+            with page.expect_file_chooser(timeout=60_000) as chooser:
+                page.locator("button.widget-upload", has_text="Upload (<=").click()  # the dataset upload
+            chooser.value.set_files(str(path))
+            page.wait_for_selector(f"text={n:,} vectors x {d} dims", timeout=180_000)
+            page.wait_for_function("document.querySelectorAll('.embgeo-card').length == 6", timeout=240_000)
+            print(f"45 MiB upload to new overview: {time.monotonic() - t0:.1f} s")
+            assert page.locator("div.embgeo-error").count() == 0, page.locator("div.embgeo-error").all_inner_texts()
+            assert "the limit is" not in page.content()
+            assert not page_errors, page_errors
+        except Exception:
+            page.screenshot(path=str(shots / "serve_upload_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "message too big" not in text.lower(), text[-3000:]

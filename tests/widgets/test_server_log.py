@@ -1,0 +1,112 @@
+"""Errors of the widgets go to the server's log through logging, never to the kernel's stderr (which
+ipykernel forwards to the browser); the page keeps its one-line message."""
+
+import logging
+import os
+import sys
+
+import pytest
+
+from embgeo.analysis import EmbeddingInputError
+from embgeo.widgets import _logging
+from embgeo.widgets._tasks import TaskRunner
+from embgeo.widgets.app import MAX_UPLOAD_BYTES, UPLOAD_ENV, load_upload, max_upload_bytes
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def records():
+    handler = Records()
+    _logging.log.addHandler(handler)
+    yield handler.records
+    _logging.log.removeHandler(handler)
+
+
+def _boom():
+    raise RuntimeError("boom in /srv/secret/path.py")
+
+
+def test_a_failing_task_logs_through_logging_and_writes_nothing_to_stderr(records, capsys):
+    runner = TaskRunner(background=False)
+    runner.submit("overview", _boom)
+    assert runner.error == "RuntimeError: boom in /srv/secret/path.py" and runner.status == "overview failed"
+    assert runner.error.count("\n") == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out == ""
+    [record] = records
+    assert record.levelno == logging.ERROR and record.name == "embgeo.widgets"
+    assert record.exc_info and record.exc_info[0] is RuntimeError
+    assert "overview failed" in record.getMessage()
+
+    runner.submit("loading", lambda: (_ for _ in ()).throw(EmbeddingInputError("3 rows with NaN")))
+    assert records[-1].levelno == logging.WARNING and not records[-1].exc_info  # input problems: one line
+    assert capsys.readouterr().err == ""
+
+    def bad_done(result):
+        raise ValueError("cannot show")
+
+    runner.submit("render", lambda: 1, done=bad_done)
+    assert "cannot show" in runner.error and records[-1].exc_info[0] is ValueError
+    assert capsys.readouterr().err == ""
+
+
+class FakeKernelStderr:
+    """ipykernel's OutStream as far as logging cares: writes go to the browser; the real descriptor 2
+    is kept in ``_original_stdstream_copy``."""
+
+    def __init__(self, fd):
+        self._original_stdstream_copy = fd
+        self.written = []
+
+    def write(self, text):
+        self.written.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_in_a_kernel_the_traceback_goes_to_the_server_descriptor_not_to_the_browser(monkeypatch):
+    read_fd, write_fd = os.pipe()
+    fake = FakeKernelStderr(write_fd)
+    monkeypatch.setattr(sys, "stderr", fake)
+    monkeypatch.setattr(_logging, "_server_handler", None)
+    root = logging.getLogger()
+    browser_handler = logging.StreamHandler(fake)  # as if the notebook had called logging.basicConfig()
+    root.addHandler(browser_handler)
+    try:
+        runner = TaskRunner(background=False)
+        runner.submit("projection", _boom)
+        _logging._server_handler.flush()
+        server_log = os.read(read_fd, 1 << 16).decode()
+    finally:
+        root.removeHandler(browser_handler)
+        if _logging._server_handler is not None:
+            _logging.log.removeHandler(_logging._server_handler)
+            _logging._server_handler.stream.close()
+        _logging.log.propagate = True
+        os.close(read_fd)
+        os.close(write_fd)
+    assert "projection failed: RuntimeError" in server_log and "Traceback (most recent call last)" in server_log
+    assert "[embgeo ERROR" in server_log
+    assert fake.written == []  # nothing reached the stream that ipykernel forwards
+    assert runner.error == "RuntimeError: boom in /srv/secret/path.py"
+
+
+def test_the_upload_limit_follows_the_server(monkeypatch):
+    monkeypatch.delenv(UPLOAD_ENV, raising=False)
+    assert max_upload_bytes() == MAX_UPLOAD_BYTES == 50 * 2**20
+    monkeypatch.setenv(UPLOAD_ENV, "200")  # embgeo serve --max-upload-mb 200
+    assert max_upload_bytes() == 200 * 2**20
+    monkeypatch.setenv(UPLOAD_ENV, "nonsense")
+    assert max_upload_bytes() == MAX_UPLOAD_BYTES
+    with pytest.raises(EmbeddingInputError, match="the limit is 1 MB"):
+        load_upload("v.npy", b"\0" * (2**20 + 1), limit=2**20)
