@@ -15,10 +15,12 @@ from ._core import (
     DISTANCE_METRICS,
     METRICS,
     Cancelled,
+    CrossMoments,
     EmbeddingInputError,
     Moments,
     Progress,
     Result,
+    scan_cross_moments,
     scan_moments,
     stylesheet,
 )
@@ -93,6 +95,7 @@ from .index import (
     IndexReport,
     IndexScaling,
     IndexSweep,
+    LiveIndexReport,
     QueryDifficulty,
     Reachability,
     TransformEffect,
@@ -102,6 +105,7 @@ from .index import (
     index_scaling,
     index_sweep,
     ivf_balance,
+    live_index_report,
     query_difficulty,
     reachability,
     transform_effect,
@@ -109,6 +113,19 @@ from .index import (
 
 # the full geometry report (everything above, from one k-NN table), its verdicts, and comparisons
 from .report import GeometryReport, Verdict, geometry_report, sampled_report, verdicts, verdicts_html
-from .comparison import Comparison, compare
+from .comparison import (
+    Comparison,
+    RepresentationSimilarity,
+    SimilarityMatrix,
+    compare,
+    representation_similarity,
+    similarity_matrix,
+)
+
+# the geometry of a model's layers over the same texts
+from .layers import LayerGeometry, LayerStates, layer_geometry, layer_states
+
+# a query set against the corpus it searches: distribution shift, out-of-distribution queries
+from .shift import ShiftReport, shift_report
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 #: Modules imported before the parser is built, so that their @subcommand functions register.
-_COMMAND_MODULES: tuple[str, ...] = ("embgeo._commands_transform", "embgeo._commands_index")
+_COMMAND_MODULES: tuple[str, ...] = ("embgeo._commands_transform", "embgeo._commands_index", "embgeo._commands_serve",
+                                     "embgeo._commands_shift", "embgeo._commands_layers", "embgeo._commands_live")
 #: Prefix of the bundled samples: ``sample:words``, ``sample:sentences``.
 SAMPLE_PREFIX = "sample:"
 #: Exit statuses; see the module docstring.
@@ -87,8 +88,10 @@ def load_embeddings(path: str):
 
 def add_input_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="embeddings file (.npy, .npz, .parquet, .csv, .safetensors, .fvecs, .hdf5), "
-                                     "a directory or quoted glob of .npy/Parquet shards, or a bundled sample: "
-                                     "sample:words, sample:sentences")
+                                     "a directory or quoted glob of .npy/Parquet shards, a database URI "
+                                     "(lancedb://PATH/TABLE, chroma://PATH/COLLECTION, qdrant+local://PATH/COLLECTION, "
+                                     "qdrant://HOST:PORT/COLLECTION, milvus://FILE.db/COLLECTION, hf://PATH), or a "
+                                     "bundled sample: sample:words, sample:sentences")
 
 
 def add_metric_argument(parser: argparse.ArgumentParser, *, default: str | None, help: str) -> None:

@@ -32,8 +32,8 @@ LAYERS = {
     "embeddings": 2, "distributed": 2,
     "io": 3, "datasets": 3, "embed": 3, "transforms": 3,
     "geometry": 4, "index": 4,
-    "report": 5,
-    "comparison": 6,
+    "report": 5, "layers": 5,
+    "comparison": 6, "shift": 6,
 }
 #: What ``widgets/`` and ``embgeo/`` may import from the analysis package.
 PUBLIC_MODULES = {"embgeo.analysis", "embgeo.analysis.io", "embgeo.analysis.datasets", "embgeo.analysis.embed"}

@@ -32,6 +32,7 @@ from embgeo.analysis import (
     isotropy_report,
     load,
     sampled_report,
+    shift_report,
     similarity_distribution,
 )
 
@@ -100,6 +101,10 @@ REPORTS = {
     "hubness_report": lambda x: hubness_report(x, k=5),
     "concentration_report": lambda x: concentration_report(x, k=5, sample=30),
     "similarity_distribution": lambda x: similarity_distribution(x, k=5),
+    "shift_report (corpus)": lambda x: shift_report(x, _gauss(seed=3), k=5, sample_size=30, n_permutations=0,
+                                                    transforms=False),
+    "shift_report (queries)": lambda x: shift_report(_gauss(seed=3), x, k=5, sample_size=30, n_permutations=0,
+                                                     transforms=False),
 }
 
 
@@ -280,6 +285,8 @@ COMMANDS = {
     "compare (B)": lambda p, good, out: ["compare", good, p, "--k", "3"],
     "index-stats": lambda p, good, out: ["index-stats", p, "--k", "3"],
     "index-stats --queries": lambda p, good, out: ["index-stats", good, "--queries", p, "--k", "3"],
+    "shift (corpus)": lambda p, good, out: ["shift", p, good, "--k", "3", "--json", str(out / "s.json")],
+    "shift (queries)": lambda p, good, out: ["shift", good, p, "--k", "3", "--json", str(out / "s.json")],
 }
 
 
