@@ -3,7 +3,7 @@
 
 demo:  ## set up, then serve the dashboard on the bundled sample data with Voila
 	@bash scripts/setup.sh app
-	@.venv/bin/python scripts/serve_app.py
+	@.venv/bin/python scripts/serve_app.py --no-token
 
 test:  ## set up, then run the whole test suite
 	@bash scripts/setup.sh test

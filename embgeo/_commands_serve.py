@@ -1,8 +1,10 @@
 """``embgeo serve``: the dashboard app (or another notebook) served with Voila, safe to share.
 
-One user on this machine (``make demo``)::
+One user on this machine::
 
-    embgeo serve                       # http://127.0.0.1:8866/, no token, loopback only
+    embgeo serve                       # http://127.0.0.1:8866/?token=..., loopback only
+    embgeo serve --no-token            # make demo: no token; every user and process on this machine
+                                       # (and every proxy in front of it) can run code in a kernel
 
 A room (one server, many participants)::
 
@@ -13,9 +15,12 @@ The defaults keep a shared server alive: kernels idle for ``--idle-timeout`` sec
 whether or not a browser tab is still connected; at most ``--max-kernels`` live at once, and none
 starts while the machine has less than ``--memory-floor`` free (the page over the cap says "server
 busy"); the template and theme cannot be changed from the query string; on loopback only Host headers
-naming this machine are answered (DNS rebinding); uploads up to ``--max-upload-mb`` pass the
-websocket. A host other than loopback never runs without a token: without ``--token`` one is
-generated and printed in the URL.
+naming this machine (and each ``--allow-host``) are answered (DNS rebinding); uploads up to
+``--max-upload-mb`` pass the websocket. A token is required unless ``--no-token`` is given, which only
+a loopback ``--host`` at ``--base-url /`` without ``--allow-host`` accepts (a proxy in front would hand
+every visitor a kernel). The token comes from ``--token-file FILE``, the ``EMBGEO_SERVE_TOKEN``
+environment variable or ``--token T`` (which other users see in ``ps`` while the warm-up runs), else
+one is generated and printed in the URL.
 
 The numba warm-up (compiling the k-NN and UMAP kernels into the on-disk cache that every kernel
 reads) runs in a child process first, so the server does not keep its memory; then this process
@@ -33,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 from .cli import UsageError, _memory_size, _positive_int, subcommand
@@ -76,15 +82,25 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
                    help="notebook to serve (default: the embgeo dashboard app, notebooks/apps/dashboard.ipynb)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every "
-                        "interface, which needs a token: one is generated unless --token is given)")
+                        "interface, where --no-token is refused)")
     p.add_argument("--port", type=_port, default=8866, help="port (default: 8866)")
     token = p.add_mutually_exclusive_group()
     token.add_argument("--token", default=None,
-                       help="require this token (in the URL as ?token=..., or on the login page)")
+                       help="require this token (in the URL as ?token=..., or on the login page); other users "
+                            f"see it in ps while the warm-up runs: prefer --token-file or {TOKEN_ENV}")
+    token.add_argument("--token-file", default=None, metavar="FILE",
+                       help="require the token written in FILE (its first line)")
     token.add_argument("--auto-token", action="store_true",
-                       help="generate a random token and print the URL with it (the default off loopback)")
+                       help=f"generate a random token and print the URL with it (the default unless {TOKEN_ENV} "
+                            "is set)")
+    token.add_argument("--no-token", action="store_true",
+                       help="no token: one user on a loopback --host, at --base-url /; any user or process on "
+                            "this machine can then run code in a kernel (make demo)")
     p.add_argument("--base-url", default="/",
                    help="path the app is served under, e.g. /embgeo/ behind a reverse proxy (default: /)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST",
+                   help="also answer requests whose Host header is HOST (repeatable), e.g. the public name a "
+                        "reverse proxy forwards; once given off loopback, other Host names are refused")
     p.add_argument("--max-kernels", type=_positive_int, default=8,
                    help="most sessions (kernels) at once; the next page load gets 'server busy' (default: 8)")
     p.add_argument("--max-upload-mb", type=_positive_int, default=50,
@@ -101,14 +117,31 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_token(args: argparse.Namespace) -> str | None:
-    """The token the server requires, or None (loopback without --token/--auto-token only)."""
+    """The token the server requires: ``--token``, ``--token-file``, ``EMBGEO_SERVE_TOKEN``, else a
+    generated one; None only with ``--no-token``, which needs a loopback host at the root path."""
+    if args.no_token:
+        if not is_loopback(args.host):
+            raise UsageError(f"--no-token: --host {args.host} is reachable from other machines; a token is required")
+        if base_url(args.base_url) != "/" or args.allow_host:
+            raise UsageError("--no-token: --base-url / --allow-host mean a reverse proxy, which would give every "
+                             "visitor a kernel without a token; drop --no-token")
+        return None
     if args.token is not None:
         if not args.token.strip():
             raise UsageError("--token is empty; give a token, or --auto-token to generate one")
         return args.token
-    if args.auto_token or not is_loopback(args.host):
-        return secrets.token_urlsafe(24)
-    return None
+    if args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as fh:
+                token = fh.readline().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {args.token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise UsageError(f"--token-file {args.token_file}: the file is empty")
+        return token
+    if not args.auto_token and os.environ.get(TOKEN_ENV, "").strip():
+        return os.environ[TOKEN_ENV].strip()
+    return secrets.token_urlsafe(24)
 
 
 def base_url(text: str) -> str:
@@ -147,11 +180,11 @@ def notebook_path(arg: str | None) -> Path:
     return path
 
 
-def allowed_hosts(host: str) -> list[str]:
-    """The Host header names a loopback server answers to; empty (any, behind the token) otherwise."""
-    if not is_loopback(host):
-        return []
-    return list(dict.fromkeys([*LOOPBACK_NAMES, "[::1]", host.strip().lower()]))
+def allowed_hosts(host: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Host header names the server answers to: on loopback this machine's names, plus ``extra``
+    (``--allow-host``) anywhere; empty (any Host, behind the token) off loopback without ``extra``."""
+    names = [*LOOPBACK_NAMES, "[::1]", host.strip().lower()] if is_loopback(host) else []
+    return list(dict.fromkeys([*names, *(h.strip().lower() for h in extra if h.strip())]))
 
 
 def cull_interval(args: argparse.Namespace) -> int:
@@ -160,7 +193,7 @@ def cull_interval(args: argparse.Namespace) -> int:
 
 def server_command(args: argparse.Namespace, notebook: Path) -> list[str]:
     """The server process: Voila (embgeo._voila_server) with the options of this command."""
-    hosts = allowed_hosts(args.host)
+    hosts = allowed_hosts(args.host, args.allow_host)
     return [sys.executable, "-m", "embgeo._voila_server", str(notebook),
             f"--port={args.port}", f"--Voila.ip={args.host}", "--Voila.port_retries=0", "--no-browser",
             f"--Voila.base_url={base_url(args.base_url)}",
@@ -220,7 +253,7 @@ def display_url(args: argparse.Namespace, token: str | None) -> str:
         host = socket.gethostname()
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{args.port}{base_url(args.base_url)}" + (f"?token={token}" if token else "")
+    return f"http://{host}:{args.port}{base_url(args.base_url)}" + (f"?token={urllib.parse.quote(token, safe='')}" if token else "")
 
 
 @subcommand("serve", help="serve the dashboard app with Voila (token, kernel cap, idle culling, upload limit)",
@@ -233,6 +266,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     cache = numba_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), UPLOAD_ENV: str(args.max_upload_mb)}
+    env.pop(TOKEN_ENV, None)  # the warm-up child does not need it; the server gets the resolved one
     if not args.no_warm:
         print(f"embgeo: warming numba in a child process (cache in {cache}) ...", flush=True)
         warm = subprocess.run([sys.executable, "-m", "embgeo._commands_serve", "--warm"], env=env)
@@ -241,8 +275,11 @@ def _run_serve(args: argparse.Namespace) -> int:
                   file=sys.stderr, flush=True)
     if token is not None:
         env[TOKEN_ENV] = token
-    if not is_loopback(args.host) and args.token is None:
-        print("embgeo: listening beyond this machine, so a token is required; generated one", flush=True)
+    generated = token is not None and args.token is None and args.token_file is None and (
+        args.auto_token or not os.environ.get(TOKEN_ENV, "").strip())
+    if generated:
+        print("embgeo: generated a token (give --token-file FILE to choose one, or --no-token for one user on "
+              "this machine)", flush=True)
     print(f"embgeo dashboard: {display_url(args, token)}  (Ctrl-C to stop)", flush=True)
     sys.stderr.flush()
     # this process becomes the server: nothing of the CLI (it imported embgeo.analysis, ~230 MiB RSS)

@@ -6,17 +6,32 @@ option set on the command line:
 
 * a cap on live kernels and a memory floor (:class:`EmbgeoKernelManager`): a page that would start
   one kernel too many, or start one while the machine has less free memory than the floor, gets a
-  "server busy" page (HTTP 503, ``Retry-After``) and no kernel;
-* a Host allowlist (:attr:`EmbgeoVoila.allowed_hosts`, set on loopback): any request whose Host
-  header names another host is refused with 403 before a handler runs (a DNS-rebinding page on
-  ``evil.example:PORT`` reaches the loopback server with that Host), and jupyter-server's own check
-  (``allow_remote_access=False``, ``local_hostnames``), which Voila turns off, is turned back on;
+  "server busy" page (HTTP 503, ``Retry-After``) and no kernel. Each kernel is counted once, by its
+  id, from the moment its start is reserved until it is shut down;
+* the token kept out of the kernels and the log: the ``token`` query parameter is removed from the
+  request URL and query string that Voila copies into each kernel's environment
+  (``VOILA_REQUEST_URL``, ``QUERY_STRING``), and the access log is jupyter-server's
+  (:func:`jupyter_server.log.log_request`, which writes ``token=[secret]``), not tornado's, which logs
+  every failed request's URL in full;
+* a Host allowlist (:attr:`EmbgeoVoila.allowed_hosts`: loopback names on loopback, plus each
+  ``--allow-host``): any request whose Host header names another host is refused with 403 before a
+  handler runs (a DNS-rebinding page on ``evil.example:PORT`` reaches the loopback server with that
+  Host), and jupyter-server's own check (``allow_remote_access=False``, ``local_hostnames``), which
+  Voila turns off, is turned back on;
+* cross-site requests that are not a top-level navigation (``Sec-Fetch-Site: cross-site`` or
+  ``same-site`` with a ``Sec-Fetch-Mode`` other than ``navigate``) are refused with 403, so a web
+  page open in the same browser cannot start kernels with ``fetch(..., {mode: "no-cors"})``;
 * uploads up to :attr:`EmbgeoVoila.max_upload_mb`: tornado's ``websocket_max_message_size`` (10 MiB
   by default, after which the server closes the kernel's websocket and the upload vanishes) and the
-  HTTP server's ``max_body_size``/``max_buffer_size`` (100 MB) are raised to fit one such file;
+  HTTP server's read buffer (``max_buffer_size``, 100 MB) are raised to fit one such file; the HTTP
+  body limit (``max_body_size``) stays at tornado's 100 MB (raising the buffer would raise it too, and
+  any request body, authenticated or not, is buffered whole before a handler runs);
 * a refusal (400) of ``?template=`` and ``?theme=`` (the overrides are off; Voila ignores them too,
   with ``allow_template_override=NO``), before any kernel starts;
-* ``GET /api/kernels`` (authenticated, read-only): the live kernels, as jupyter-server lists them.
+* ``/voila/files/`` (the files next to the notebook that Voila's ``file_allowlist`` lets through)
+  behind the token, like every other page (Voila serves them with a plain ``StaticFileHandler``);
+* ``GET /api/kernels`` (authenticated, read-only): how many kernels live and their execution states,
+  never their ids (a kernel id is the key to that participant's session).
 
 Culling (``MappingKernelManager.cull_idle_timeout`` and friends), the token and the template settings
 are Voila's and jupyter-server's own options, passed by ``embgeo serve``.
@@ -24,19 +39,24 @@ are Voila's and jupyter-server's own options, passed by ``embgeo serve``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import html
 import json
 import os
 import sys
+import urllib.parse
 
+import tornado.routing
 import tornado.web
 from tornado.log import app_log
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.log import log_request
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
 from traitlets import Integer, List, Unicode
 from voila.app import Voila
+from voila.static_file_handler import AllowListFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 #: The token travels in the environment, not on the command line (which ``ps`` shows every user).
@@ -46,6 +66,10 @@ MESSAGE_OVERHEAD = 2 * 2**20
 #: tornado's defaults for the HTTP server's body and read buffer; never lowered.
 TORNADO_BUFFER_DEFAULT = 100 * 2**20
 RETRY_AFTER_S = 60
+#: Query parameters taken out of what Voila copies into a kernel's environment.
+SECRET_PARAMS = ("token",)
+#: The request's URL and query string as Voila hands them to each kernel (voila.utils.ENV_VARIABLE).
+REQUEST_URL_ENV, QUERY_STRING_ENV = "VOILA_REQUEST_URL", "QUERY_STRING"
 
 
 class ServerBusy(Exception):
@@ -75,11 +99,19 @@ class EmbgeoKernelManager(AsyncMappingKernelManager):
     max_kernels = Integer(0, config=True, help="Most kernels alive at once (0: no cap).")
     memory_floor = Integer(0, config=True, help="Bytes of free memory under which no new kernel starts (0: off).")
 
-    _starting = 0  # kernels whose start is under way: not in _kernels yet, but holding a slot
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        #: ids of kernels whose start is under way: they hold a slot before jupyter-client lists them
+        self._reserved: set[str] = set()
+
+    def in_use(self) -> int:
+        """Kernels holding a slot: running, starting (jupyter-client's pending ones) or reserved here,
+        each counted once by its id (a kernel is in ``_kernels`` before its start has finished)."""
+        return len(set(self._kernels) | set(self._pending_kernels) | self._reserved)
 
     def refusal(self) -> str | None:
         """Why a new kernel may not start now, or None."""
-        in_use = len(self._kernels) + self._starting
+        in_use = self.in_use()
         if self.max_kernels and in_use >= self.max_kernels:
             return f"all {self.max_kernels} sessions are in use"
         if self.memory_floor:
@@ -90,26 +122,55 @@ class EmbgeoKernelManager(AsyncMappingKernelManager):
         return None
 
     async def start_kernel(self, *args, **kwargs):
+        if kwargs.get("kernel_id") is not None and kwargs["kernel_id"] in self:  # an existing kernel
+            return await super().start_kernel(*args, **kwargs)
+        if isinstance(kwargs.get("env"), dict):
+            kwargs["env"] = scrub_kernel_env(kwargs["env"])
         # check and reserve with no await in between: the server runs on one event loop, so two
         # pages arriving together cannot both take the last slot
         reason = self.refusal()
         if reason is not None:
             self.log.warning("embgeo: refused a new session: %s", reason)
             raise ServerBusy(reason)
-        self._starting += 1
+        kernel_id = kwargs["kernel_id"] = kwargs.get("kernel_id") or self.new_kernel_id()
+        self._reserved.add(kernel_id)
         try:
             return await super().start_kernel(*args, **kwargs)
         finally:
-            self._starting -= 1
+            self._reserved.discard(kernel_id)
+
+
+def scrub_query(query: str) -> str:
+    """``query`` (a URL's query string) without its :data:`SECRET_PARAMS`."""
+    parts = [p for p in query.split("&") if p and urllib.parse.unquote_plus(p.partition("=")[0]) not in SECRET_PARAMS]
+    return "&".join(parts)
+
+
+def scrub_url(url: str) -> str:
+    """``url`` without the :data:`SECRET_PARAMS` in its query string."""
+    parsed = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parsed._replace(query=scrub_query(parsed.query))) if parsed.query else url
+
+
+def scrub_kernel_env(env: dict) -> dict:
+    """A kernel's environment with the token taken out of the request URL and query string that Voila
+    puts there (the notebook's code, and anything it prints or logs, can read them)."""
+    env = dict(env)
+    if env.get(REQUEST_URL_ENV):
+        env[REQUEST_URL_ENV] = scrub_url(env[REQUEST_URL_ENV])
+    if env.get(QUERY_STRING_ENV):
+        env[QUERY_STRING_ENV] = scrub_query(env[QUERY_STRING_ENV])
+    return env
 
 
 def upload_limits(max_upload_mb: int) -> dict[str, int]:
     """The tornado limits that let one upload of ``max_upload_mb`` MiB through: the websocket message
-    size (an application setting) and the HTTP server's body and read-buffer sizes (never below
-    tornado's defaults)."""
+    size (an application setting) and the HTTP server's read buffer, which holds a whole websocket
+    frame (never below tornado's default). The HTTP body limit stays at tornado's default: it
+    follows the read buffer unless it is given, and uploads do not come as request bodies."""
     message = max_upload_mb * 2**20 + MESSAGE_OVERHEAD
     return {"websocket_max_message_size": message,
-            "max_body_size": max(TORNADO_BUFFER_DEFAULT, message),
+            "max_body_size": TORNADO_BUFFER_DEFAULT,
             "max_buffer_size": max(TORNADO_BUFFER_DEFAULT, message + MESSAGE_OVERHEAD)}
 
 
@@ -149,12 +210,56 @@ class EmbgeoVoilaHandler(TornadoVoilaHandler):
 
 
 class KernelListHandler(APIHandler):
-    """``GET /api/kernels``: the live kernels (id, execution state, last activity, connections)."""
+    """``GET /api/kernels``: how many kernels live, and their execution states; never their ids, which
+    would let one participant reach another's kernel."""
 
     @tornado.web.authenticated
     async def get(self):
         km = self.kernel_manager
-        self.finish(json.dumps([km.kernel_model(kid) for kid in km.list_kernel_ids()], default=str))
+        states = collections.Counter(km.kernel_model(kid).get("execution_state", "unknown")
+                                     for kid in km.list_kernel_ids())
+        self.finish(json.dumps({"kernels": sum(states.values()), "execution_states": dict(states),
+                                "max_kernels": getattr(km, "max_kernels", 0)}))
+
+
+class AuthenticatedAllowListFileHandler(JupyterHandler, AllowListFileHandler):
+    """Voila's ``/voila/files/`` handler (the notebook folder's files that ``file_allowlist`` lets
+    through) behind the token, like the page."""
+
+    @tornado.web.authenticated
+    def head(self, path):
+        return AllowListFileHandler.head(self, path)
+
+    @tornado.web.authenticated
+    def get(self, path, include_body=True):
+        return AllowListFileHandler.get(self, path, include_body)
+
+
+def is_cross_site_fetch(headers) -> bool:
+    """Whether a browser says the request comes from another site's page, and is not a top-level
+    navigation (``fetch``, ``<img>``, ``<script>``, a form in a frame...): Fetch Metadata headers,
+    sent by current browsers and never by ``curl`` or scripts. ``same-site`` counts: a page on
+    another port of ``localhost`` is the same site."""
+    site = headers.get("Sec-Fetch-Site", "").lower()
+    mode = headers.get("Sec-Fetch-Mode", "").lower()
+    return site in ("cross-site", "same-site") and mode != "navigate"
+
+
+class CrossSiteFetch(tornado.routing.Matcher):
+    """Matches the requests :func:`is_cross_site_fetch` refuses."""
+
+    def match(self, request):
+        return {} if is_cross_site_fetch(request.headers) else None
+
+
+class CrossSiteRefusedHandler(tornado.web.RequestHandler):
+    """A cross-site request that is not a navigation: 403, nothing else runs (no kernel starts)."""
+
+    def prepare(self):
+        app_log.warning("embgeo: refused a cross-site %s request (Sec-Fetch-Mode %r)", self.request.method,
+                        self.request.headers.get("Sec-Fetch-Mode", ""))
+        self.set_status(403)
+        self.finish(_page("forbidden", "This server does not answer requests made by other sites' pages."))
 
 
 class ForbiddenHostHandler(tornado.web.RequestHandler):
@@ -187,12 +292,18 @@ class EmbgeoVoila(Voila):
         limits = upload_limits(self.max_upload_mb)
         message_limit = self.app.settings["websocket_max_message_size"] = limits.pop("websocket_max_message_size")
         self.app.listen = functools.partial(self.app.listen, **limits)  # Voila.listen calls app.listen(port, ip)
+        # jupyter-server's access log: the token (and other secrets) in a URL logged as [secret]
+        self.app.settings["log_function"] = log_request
         if self.allowed_hosts:
             self.app.settings["allow_remote_access"] = False
             self.app.settings["local_hostnames"] = [h for h in self.allowed_hosts if not _is_ip(h)]
             # checked before any handler: static files and the login page included
             self.app.add_handlers(host_pattern(self.allowed_hosts), [(r".*", ForbiddenHostHandler)])
-        handlers = [(h[0], EmbgeoVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in handlers]
+        # first of all rules, whatever the host
+        router = self.app.default_router
+        router.rules.insert(0, router.process_rule(tornado.routing.Rule(CrossSiteFetch(), CrossSiteRefusedHandler)))
+        replace = {TornadoVoilaHandler: EmbgeoVoilaHandler, AllowListFileHandler: AuthenticatedAllowListFileHandler}
+        handlers = [(h[0], replace.get(h[1], h[1]), *h[2:]) for h in handlers]
         handlers.insert(0, (url_path_join(self.server_url, r"/api/kernels"), KernelListHandler))
         self.log.info("embgeo: uploads up to %d MiB (websocket messages up to %d bytes); Host allowlist: %s",
                       self.max_upload_mb, message_limit, ", ".join(self.allowed_hosts) or "off (token)")

@@ -5,7 +5,9 @@ In a Jupyter or Voila kernel, ``sys.stderr`` is ipykernel's stream: whatever is 
 the websocket to the browser, server paths and code included. ipykernel also captures file
 descriptor 2 and forwards it the same way; the descriptor that still reaches the server's log is the
 copy it keeps (``sys.stderr._original_stdstream_copy``). :func:`log_failure` writes there, so the
-page shows only its one-line message and the traceback lands in the server's log.
+page shows only its one-line message (:func:`page_message`: an input problem as itself, anything else
+a generic line, since an unexpected exception's text can hold server paths, file names or data) and
+the traceback lands in the server's log.
 
 Outside a kernel (a script, the tests) the ``embgeo.widgets`` logger has only a ``NullHandler``:
 records propagate to whatever logging the program configured, and nothing is printed by default.
@@ -53,6 +55,18 @@ def route_to_server_log() -> None:
         "[embgeo %(levelname)s %(asctime)s kernel pid %(process)d] %(name)s: %(message)s"))
     log.addHandler(_server_handler)
     log.propagate = False  # a root handler set up in the notebook would write to the browser
+
+
+#: What the page says about a failure that is not an input problem (its text stays in the server's log).
+UNEXPECTED = "Something went wrong ({kind}); the details are in the server's log."
+
+
+def page_message(exc: BaseException) -> str:
+    """The page's one line about ``exc`` (plain text, to be escaped): an :class:`EmbeddingInputError`
+    (embgeo's errors about what the user gave or chose) as itself; anything else only its kind."""
+    if isinstance(exc, EmbeddingInputError):
+        return str(exc)
+    return UNEXPECTED.format(kind=type(exc).__name__)
 
 
 def log_failure(what: str, exc: BaseException) -> None:

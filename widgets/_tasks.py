@@ -5,9 +5,10 @@
 :meth:`TaskRunner.progress_between` as their ``progress`` callback, so the bar moves tile by tile
 inside a k-NN search. :meth:`TaskRunner.cancel` makes the next step (or the next tile) raise
 :class:`~embgeo.analysis.Cancelled`: the task stops, nothing half-computed is cached, and the page says
-it was cancelled. Errors become a one-paragraph message for the page; the traceback goes to the
-server's log through :mod:`logging` (:func:`._logging.log_failure`), never to the kernel's stderr,
-which ipykernel forwards to the browser.
+it was cancelled. Errors become a one-line message for the page (an input problem as itself, anything
+else a generic line: :func:`._logging.page_message`); the traceback goes to the server's log through
+:mod:`logging` (:func:`._logging.log_failure`), never to the kernel's stderr, which ipykernel forwards
+to the browser.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import traitlets
 
 from embgeo.analysis import Cancelled, EmbeddingInputError
 
-from ._logging import log_failure
+from ._logging import log_failure, page_message
 
 
 class TaskRunner(traitlets.HasTraits):
@@ -103,6 +104,7 @@ class TaskRunner(traitlets.HasTraits):
 
 
 def describe(exc: Exception) -> str:
-    """A one-paragraph message for the page (no traceback)."""
-    kind = "Input problem" if isinstance(exc, (EmbeddingInputError, ValueError)) else type(exc).__name__
-    return html.escape(f"{kind}: {exc}")
+    """The page's one line (HTML-escaped, no traceback): ``Input problem: ...`` for an
+    EmbeddingInputError, a generic line for anything else, whose text may hold server paths."""
+    text = page_message(exc)
+    return html.escape(f"Input problem: {text}" if isinstance(exc, EmbeddingInputError) else text)

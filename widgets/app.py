@@ -10,7 +10,7 @@ import ipywidgets as W
 
 from embgeo.analysis import EmbeddingInputError, EmbeddingSet
 
-from ._logging import log_failure
+from ._logging import log_failure, page_message
 from .dashboard import Dashboard
 
 #: Largest upload accepted by default, in bytes (the browser sends the whole file through the kernel's
@@ -106,9 +106,13 @@ class DashboardApp(W.VBox):
         self.body = W.VBox()
         self.picker.observe(lambda ch: self.open_sample(ch.new), "value")
         self.upload.observe(self._on_upload, "value")
+        limit_mb = self.max_upload_bytes // 2**20
+        # the browser sends the whole file before the kernel sees it: a file well over the limit is
+        # cut off by the server's websocket limit, and the page cannot say so afterwards; say it here
         help_ = W.HTML(f"<span style='color:#555;font-size:12px'>Upload {', '.join(UPLOAD_TYPES)}: one vector per "
                        "row (parquet/csv: a list column or numeric columns; a <code>text</code> column labels "
-                       "points).</span>")
+                       f"points). <b>At most {limit_mb} MB</b>: a larger file is not received (nothing happens "
+                       "after the upload); load it in a notebook with <code>embgeo.analysis.io.load</code>.</span>")
         super().__init__([W.HBox([self.picker, self.upload]), help_, self.message, self.body])
         self.open_sample(initial)
 
@@ -121,9 +125,10 @@ class DashboardApp(W.VBox):
             previous.close()
 
     def _fail(self, exc: Exception, what: str = "opening a dataset") -> None:
-        log_failure(what, exc)  # the server's log; the page gets the one line below
+        log_failure(what, exc)  # the server's log; the page gets the one line below (input problems as
+        # they are, anything else generic: its text may name server paths)
         self.message.value = ("<div style='color:#a00;background:#fee;border:1px solid #e99;padding:6px 10px;"
-                              f"border-radius:4px'>{html.escape(str(exc))}</div>")
+                              f"border-radius:4px'>{html.escape(page_message(exc))}</div>")
 
     def open_sample(self, name: str) -> None:
         try:

@@ -1,5 +1,6 @@
 """Errors of the widgets go to the server's log through logging, never to the kernel's stderr (which
-ipykernel forwards to the browser); the page keeps its one-line message."""
+ipykernel forwards to the browser); the page keeps its one-line message, which repeats an input
+problem and says nothing of an unexpected error's text (server paths, file names, data)."""
 
 import logging
 import os
@@ -37,25 +38,43 @@ def _boom():
 def test_a_failing_task_logs_through_logging_and_writes_nothing_to_stderr(records, capsys):
     runner = TaskRunner(background=False)
     runner.submit("overview", _boom)
-    assert runner.error == "RuntimeError: boom in /srv/secret/path.py" and runner.status == "overview failed"
+    assert runner.error == "Something went wrong (RuntimeError); the details are in the server&#x27;s log."
+    assert "/srv/secret" not in runner.error and runner.status == "overview failed"
     assert runner.error.count("\n") == 0
     out, err = capsys.readouterr()
     assert err == "" and out == ""
     [record] = records
     assert record.levelno == logging.ERROR and record.name == "embgeo.widgets"
     assert record.exc_info and record.exc_info[0] is RuntimeError
-    assert "overview failed" in record.getMessage()
+    assert "overview failed" in record.getMessage() and "boom in /srv/secret/path.py" in record.getMessage()
 
-    runner.submit("loading", lambda: (_ for _ in ()).throw(EmbeddingInputError("3 rows with NaN")))
-    assert records[-1].levelno == logging.WARNING and not records[-1].exc_info  # input problems: one line
+    runner.submit("loading", lambda: (_ for _ in ()).throw(EmbeddingInputError("3 rows with <NaN>")))
+    assert runner.error == "Input problem: 3 rows with &lt;NaN&gt;"  # input problems: shown, escaped
+    assert records[-1].levelno == logging.WARNING and not records[-1].exc_info  # and logged in one line
     assert capsys.readouterr().err == ""
 
     def bad_done(result):
-        raise ValueError("cannot show")
+        raise ValueError("cannot show /srv/secret/cache.npy")
 
     runner.submit("render", lambda: 1, done=bad_done)
-    assert "cannot show" in runner.error and records[-1].exc_info[0] is ValueError
+    assert runner.error == "Something went wrong (ValueError); the details are in the server&#x27;s log."
+    assert records[-1].exc_info[0] is ValueError and "/srv/secret/cache.npy" in records[-1].getMessage()
     assert capsys.readouterr().err == ""
+
+
+def test_the_app_shows_input_problems_and_hides_unexpected_errors(records, monkeypatch):
+    from embgeo.widgets import app as app_module
+
+    monkeypatch.delenv(UPLOAD_ENV, raising=False)
+    app = app_module.DashboardApp(app_module.SYNTHETIC, background=False)
+    # a file far over the limit never reaches the kernel (the server drops the websocket): said up front
+    assert "Upload (<= 50 MB)" == app.upload.description and "At most 50 MB" in app.children[1].value
+    app.open_upload("notes.txt", b"hello")
+    assert "unsupported file type .txt" in app.message.value  # the user's own mistake, said plainly
+    monkeypatch.setattr(app_module, "load_upload", lambda *a: _boom())
+    app.open_upload("v.npy", b"")
+    assert "Something went wrong (RuntimeError)" in app.message.value and "/srv/secret" not in app.message.value
+    assert records[-1].exc_info[0] is RuntimeError and "boom in /srv/secret/path.py" in records[-1].getMessage()
 
 
 class FakeKernelStderr:
@@ -98,7 +117,7 @@ def test_in_a_kernel_the_traceback_goes_to_the_server_descriptor_not_to_the_brow
     assert "projection failed: RuntimeError" in server_log and "Traceback (most recent call last)" in server_log
     assert "[embgeo ERROR" in server_log
     assert fake.written == []  # nothing reached the stream that ipykernel forwards
-    assert runner.error == "RuntimeError: boom in /srv/secret/path.py"
+    assert "boom in /srv/secret/path.py" in server_log and "/srv/secret" not in runner.error
 
 
 def test_the_upload_limit_follows_the_server(monkeypatch):

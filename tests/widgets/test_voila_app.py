@@ -133,7 +133,7 @@ def test_serve_script_runs_embgeo_serve_on_loopback_without_a_token(monkeypatch)
     seen = []
     monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 0)
     assert serve.main(["--port", "9123", "--no-warm"]) == 0
-    assert seen == [["serve", "--port", "9123", "--no-warm"]]
+    assert seen == [["serve", "--no-token", "--port", "9123", "--no-warm"]]
     args = cli.build_parser().parse_args(seen[0])
     assert args.host == "127.0.0.1" and _commands_serve.resolve_token(args) is None
     cmd = _commands_serve.server_command(args, APP)
