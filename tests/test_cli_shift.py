@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,10 +34,15 @@ def test_shift_prints_the_headline_and_writes_json(files, tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0
     assert text.startswith("shift: ") and "centroid gap" in text and "classifier AUC" in text
-    assert "center on the pooled mean" in text and "q" in text.split("hardest queries")[1]
+    assert "center on the pooled mean" in text
+    # the hardest queries are named by the queries' text column (q0 ... q59) with their k-th distance
+    assert re.search(r"^  hardest queries +q\d+ \(\d[\d.e+-]*\); q\d+ \(", text, re.MULTILINE)
+    assert re.search(r"^  MMD\^2 linear .* on the samples, p = 0\.02; .* over all rows$", text, re.MULTILINE)
     d = json.loads(out.read_text())
     assert d["metric"] == "euclidean" and d["k"] == 5 and d["n_queries"] == 60
     assert d["mmd_p_value"] == pytest.approx(1 / 50) and d["classifier_auc"] > 0.9
+    assert d["mmd_linear_p_value"] == pytest.approx(1 / 50) and d["mmd_linear_sample"] > 0
+    assert all(0.0 <= t["classifier_auc"] <= 1.0 for t in d["transforms"])
     assert d["centroid_gap"] == pytest.approx(2.0 * np.sqrt(8), rel=0.25)  # the planted offset
     assert {v["title"] for v in d["verdicts"]} >= {"Centroid gap", "Two-sample tests"}
 
@@ -68,6 +74,10 @@ def test_too_few_queries_and_bad_options(files, tmp_path, capsys):
     assert "too few queries" in capsys.readouterr().err
     assert main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--permutations", "-1"]) == EXIT_USAGE
     assert "--permutations" in capsys.readouterr().err
+    assert main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--sample-size", "20000"]) \
+        == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sample_size=20,000" in err and "use at most 10,000" in err
     with pytest.raises(SystemExit) as info:
         main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--index", "annoy"])
     assert info.value.code == EXIT_USAGE

@@ -15,7 +15,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet, datasets, shift_report, verdicts_html
+from embgeo.analysis import EmbeddingInputError, EmbeddingSet, Moments, datasets, shift_report, verdicts_html
 
 from . import _figures as F
 from ._html import format_number, italic
@@ -125,7 +125,8 @@ class ShiftView:
                        f"{e(meaning)}</td></tr>" for name, meaning in HEADLINE)
         transforms = "".join(
             f"<tr><td>{e(t['transform'])}</td><td>{format_number(t['centroid_gap_in_spreads'])}</td>"
-            f"<td>{format_number(t['modality_gap'])}</td><td>{format_number(t['mmd_rbf'])}</td></tr>"
+            f"<td>{format_number(t['modality_gap'])}</td><td>{format_number(t['classifier_auc'])}</td>"
+            f"<td>{format_number(t['mmd_rbf'])}</td></tr>"
             for t in report.transforms)
         hardest = "".join(f"<li>{e(h['text'] or h['label'] or '#' + str(h['query']))} "
                           f"<span class='embgeo-note'>({h['knn_distance']:.3g})</span></li>"
@@ -137,7 +138,8 @@ class ShiftView:
             + verdicts_html(report.verdicts, style=False)
             + f"<table class='embgeo-nn'><tr><th>statistic</th><th>value</th><th>meaning</th></tr>{rows}</table>"
             + (f"<p><b>After each transform</b> (fitted as named, applied to both sets)</p><table class='embgeo-nn'>"
-               f"<tr><th>transform</th><th>gap (spreads)</th><th>modality gap</th><th>MMD^2</th></tr>"
+               f"<tr><th>transform</th><th>gap (spreads)</th><th>modality gap</th><th>classifier AUC</th>"
+               f"<th>MMD^2 (own bandwidth)</th></tr>"
                f"{transforms}</table>" if transforms else "")
             + f"<p><b>Hardest queries</b> (distance to the {report.k}-th corpus neighbour)</p><ul>{hardest}</ul>")
         F.redraw(self._figure_in(self._shift_boxes["map"]), shift_map_figure(self.controller.data, queries,
@@ -158,9 +160,9 @@ def shift_map_figure(corpus: EmbeddingSet, queries: EmbeddingSet, metric: str, *
         if metric == "cosine":
             x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float64).tiny)
         parts.append((es, rows, x))
-    pooled = np.vstack([x for _, _, x in parts])
-    mean = pooled.mean(axis=0)
-    axes = np.linalg.svd(pooled - mean, full_matrices=False)[2][:2].T
+    pooled = Moments(corpus.dim).update(np.vstack([x for _, _, x in parts]))
+    mean = pooled.mean
+    axes = pooled.principal_axes(n_components=min(2, corpus.dim))[1]
     fig = go.Figure(layout=go.Layout(template="plotly_white", height=480, width=560, margin=dict(l=40, r=10, t=40, b=40),
                                      title="The two sets in one PCA map", xaxis_title="PC 1", yaxis_title="PC 2"))
     for (es, rows, x), label, colour in zip(parts, ("corpus", "queries"), ("#4C78A8", "#F58518")):

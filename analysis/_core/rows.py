@@ -26,10 +26,11 @@ def unit_rows(x, *, dtype=np.float32) -> np.ndarray:
     return block / np.maximum(norms, np.finfo(dtype).tiny)
 
 
-def prepare_rows(block, metric: str) -> np.ndarray:
-    """The float32 rows a metric's kernels compare: unit rows under cosine, the rows as they are otherwise."""
-    block = np.asarray(block, dtype=np.float32)
-    return unit_rows(block) if metric == "cosine" else block
+def prepare_rows(block, metric: str, *, dtype=np.float32) -> np.ndarray:
+    """The rows a metric's kernels compare, in ``dtype`` (float32 for the searches, float64 for the
+    quadratic statistics): unit rows under cosine, the rows as they are otherwise."""
+    block = np.asarray(block, dtype=dtype)
+    return unit_rows(block, dtype=dtype) if metric == "cosine" else block
 
 
 @numba.njit(parallel=True, cache=True)

@@ -12,6 +12,9 @@ import numpy as np
 
 from .._core import EmbeddingInputError, Moments, iter_row_blocks
 
+#: Largest share of the corpus one held-out fold of the Mahalanobis reference takes out of the fit.
+HELD_OUT_SHARE = 0.1
+
 
 def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
     """The symmetric square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
@@ -113,7 +116,9 @@ class MahalanobisMap:
     With ``C = U diag(lambda) U^T`` (ddof=1) and ``e = eps * lambda_1``, the distance of a row x is
     ``||(x - mu) U diag(lambda + e)^(-1/2)||``: the row norm after PCA whitening fitted on the set,
     which equals ``sqrt((x - mu)^T (C + e I)^(-1) (x - mu))``. The regulariser keeps directions the
-    set does not vary in (fewer rows than dimensions) finite but large.
+    set does not vary in (fewer rows than dimensions) finite but large. Wide moments (fewer rows than
+    dimensions) keep only the r axes they span: the rest of ``x - mu`` adds ``||residual||^2 / e``
+    (those eigenvalues are exactly 0), so no d x d basis is built.
 
     References
     ----------
@@ -124,27 +129,105 @@ class MahalanobisMap:
     """
 
     def __init__(self, moments: Moments, *, eps: float = 1e-6, axes=None):
-        if not (np.isfinite(eps) and 0 <= eps <= 1):
-            raise EmbeddingInputError(f"eps must be a number in [0, 1] (relative to the largest eigenvalue), got {eps!r}")
-        lam, u = moments.principal_axes(ddof=1) if axes is None else axes  # axes: that call's result
+        check_eps(eps)
+        if axes is None:  # axes: the result of principal_axes(ddof=1) or eigensystem(ddof=1)
+            axes = moments.eigensystem(ddof=1) if moments.wide else moments.principal_axes(ddof=1)
+        self._fit(moments.mean, *axes, eps=eps, dim=moments.dim)
+
+    @classmethod
+    def from_covariance(cls, mean, covariance, *, eps: float = 1e-6) -> "MahalanobisMap":
+        """The map of a given mean and (ddof=1) covariance, e.g. moments with some rows taken out."""
+        check_eps(eps)
+        lam, u = np.linalg.eigh((covariance + covariance.T) / 2.0)
+        out = cls.__new__(cls)
+        out._fit(np.asarray(mean, dtype=np.float64), np.clip(lam[::-1], 0.0, None), u[:, ::-1], eps=eps,
+                 dim=len(lam))
+        return out
+
+    def _fit(self, mean, lam, u, *, eps: float, dim: int) -> None:
         if not lam[0] > 0:
             raise EmbeddingInputError("the corpus has no variance (every row alike): the Mahalanobis distance "
                                       "to it is undefined")
-        reg = lam + eps * lam[0]
-        if not (reg > 0).all():
+        e = eps * lam[0]
+        if not (lam + e > 0).all():
             raise EmbeddingInputError(
-                f"the corpus covariance has rank {int((lam > 0).sum())} of {moments.dim} and eps=0 leaves the "
+                f"the corpus covariance has rank {int((lam > 0).sum())} of {dim} and eps=0 leaves the "
                 "other directions without variance; use eps > 0")
-        self.mean_ = moments.mean
-        self.matrix_ = u / np.sqrt(reg)
-        self.regulariser_ = float(eps * lam[0])
+        r = u.shape[1]
+        self.mean_ = mean
+        self.axes_ = u
+        self.matrix_ = u / np.sqrt(lam[:r] + e)
+        self.regulariser_ = float(e)
+        self.residual_weight_ = 1.0 / e if r < dim else 0.0  # the directions without an axis
 
     def distances(self, x, *, prepare=None, block_rows: int = 16_384) -> np.ndarray:
         """Distances of the rows of ``x`` (read in blocks; ``prepare(block)`` maps each block into the
         space the moments describe, e.g. unit rows)."""
         out = np.empty(x.shape[0], dtype=np.float64)
         for start, block in iter_row_blocks(x, block_rows):
-            b = np.asarray(block if prepare is None else prepare(block), dtype=np.float64)
-            z = (b - self.mean_) @ self.matrix_
-            out[start:start + len(b)] = np.sqrt(np.einsum("ij,ij->i", z, z))
+            b = np.asarray(block if prepare is None else prepare(block), dtype=np.float64) - self.mean_
+            z = b @ self.matrix_
+            d2 = np.einsum("ij,ij->i", z, z)
+            if self.residual_weight_:
+                p = b @ self.axes_
+                d2 += np.clip(np.einsum("ij,ij->i", b, b) - np.einsum("ij,ij->i", p, p), 0.0, None) \
+                    * self.residual_weight_
+            out[start:start + len(b)] = np.sqrt(d2)
         return out
+
+
+def check_eps(eps) -> float:
+    """The Mahalanobis regulariser: a number in [0, 1], relative to the largest eigenvalue."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) or \
+            not (np.isfinite(eps) and 0 <= eps <= 1):
+        raise EmbeddingInputError(f"eps must be a number in [0, 1] (relative to the largest eigenvalue), got {eps!r}")
+    return float(eps)
+
+
+def held_out_folds(n: int, rows: np.ndarray | None) -> list[np.ndarray]:
+    """The reference rows (all n when None) split into interleaved folds of at most
+    :data:`HELD_OUT_SHARE` of the n rows each (one fold when the sample is that small)."""
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    k = max(1, int(np.ceil(len(rows) / (HELD_OUT_SHARE * n))))
+    return [rows[f::k] for f in range(k)]
+
+
+def held_out_scores(moments: Moments, vectors, queries, folds: list[np.ndarray], *, prepare, eps: float):
+    """Mahalanobis distances of the queries and of the reference rows, each under a map fitted on the set
+    *without* the held-out rows: one :class:`MahalanobisMap` per fold, fitted without that fold, scores
+    the fold's rows and the queries ``i`` with ``i mod len(folds)`` equal to the fold's number, so the
+    queries and the reference are scored alike. Returns ``(query distances, reference distances in
+    fold order)``.
+
+    Scoring the rows a covariance was fitted on biases their distances low: a fitted point has
+    ``E[D^2] = d (n - 1) / n``, a new point of the same distribution about ``d (1 + (d + 2) / n)``
+    (Gaussian rows), so a threshold taken on fitted rows flags too many new ones. The fold's moments
+    are taken out of the full ones (the pairwise update of Chan et al., 1979, run backwards):
+    ``n' = n - m``, ``mu' = (n mu - m mu_s) / n'``,
+    ``S' = S - S_s - (m n' / n) (mu_s - mu')(mu_s - mu')^T``, with ``S_s`` the fold's own scatter; no
+    further pass over the set. Wide moments (fewer rows than dimensions) refit on the other rows.
+    """
+    n, maps, ref = moments.count, [], []
+    for rows in folds:
+        xs = np.asarray(prepare(vectors[rows]), dtype=np.float64)
+        m = len(rows)
+        rest = n - m
+        if rest < 2:
+            raise EmbeddingInputError(f"too few corpus rows ({n}) to fit a covariance without {m} held-out rows")
+        if moments.wide:
+            keep = np.setdiff1d(np.arange(n), rows)
+            fitted = Moments(moments.dim).update(np.asarray(prepare(vectors[keep]), dtype=np.float64))
+            fold_map = MahalanobisMap(fitted, eps=eps)
+        else:
+            mu_s = xs.mean(axis=0)
+            centred = xs - mu_s
+            mu = (n * moments.mean - m * mu_s) / rest
+            delta = mu_s - mu
+            scatter = moments.scatter_ - centred.T @ centred - np.outer(delta, delta * (m * rest / n))
+            fold_map = MahalanobisMap.from_covariance(mu, scatter / (rest - 1), eps=eps)
+        maps.append(fold_map)
+        ref.append(fold_map.distances(xs))
+    out = np.empty(queries.shape[0])
+    for f, fold_map in enumerate(maps):
+        out[f::len(maps)] = fold_map.distances(queries[f::len(maps)], prepare=prepare)
+    return out, np.concatenate(ref)

@@ -28,16 +28,16 @@ from .._core import (
     format_value,
     hidden,
     metric as _field,
+    prepare_rows,
     sample_rows,
     stylesheet,
     sub_progress,
-    unit_rows,
 )
 from ..embeddings import EmbeddingSet
 from ..index import INDEX_KINDS
-from ..neighbors import exact_knn
+from ..neighbors import duplicate_mask, exact_knn
 from ..report import verdicts_html
-from .gaussian import MahalanobisMap, centroid_statistics, covariance_statistics
+from .gaussian import centroid_statistics, check_eps, covariance_statistics, held_out_folds, held_out_scores
 from .retrieval import recall_by_index, transform_rows
 from .two_sample import classifier_test, mmd_linear_from_sums, mmd_test
 from .verdicts import shift_verdicts
@@ -48,6 +48,11 @@ MIN_TEST_ROWS = 10
 OOD_PERCENTILE = 95.0
 #: Label groups listed one by one at most (more distinct labels are too many to be groups).
 MAX_LABEL_GROUPS = 20
+#: Largest sample of each set for the quadratic tests: the pooled (2 x 10,000)^2 float64 kernel is
+#: 3.2 GB, the one n x n array the MMD holds (built in place).
+MAX_SHIFT_SAMPLE = 10_000
+#: Corpus rows per dimension below which the corpus covariance (the Mahalanobis score) is poorly estimated.
+ROWS_PER_DIM = 10
 
 
 @dataclass(frozen=True, repr=False)
@@ -81,12 +86,16 @@ class ShiftReport(Result):
     n_components: int = _field("Dimension of the compared principal subspaces.")
     mmd_linear: float = _field("Unbiased MMD^2 with the linear kernel, over all rows (from the moments).",
                                "Gretton et al., JMLR 2012")
-    mmd_linear_p_value: float | None = _field("Permutation p-value of the linear MMD on the samples.",
+    mmd_linear_sample: float = _field("Unbiased linear-kernel MMD^2 on the samples: the statistic "
+                                      "mmd_linear_p_value tests.", "Gretton et al., JMLR 2012")
+    mmd_linear_p_value: float | None = _field("Permutation p-value of the linear MMD on the samples "
+                                              "(of mmd_linear_sample, not of mmd_linear).",
                                               "Gretton et al., JMLR 2012")
     mmd_rbf: float = _field("Unbiased MMD^2 with a Gaussian kernel on the samples.", "Gretton et al., JMLR 2012")
     mmd_p_value: float | None = _field("Permutation p-value of the Gaussian MMD (below 0.05: the sets differ).",
                                        "Gretton et al., JMLR 2012")
-    mmd_bandwidth: float = _field("Gaussian kernel sigma: the median distance in the pooled sample (median heuristic).")
+    mmd_bandwidth: float = _field("Gaussian kernel sigma: the median distance between the pooled sample's "
+                                  "pairs that do not coincide (median heuristic; None when no two differ).")
     n_permutations: int = _field("Label permutations behind each p-value.")
     sample_size: dict = _field("Rows of each set the MMD, the classifier and the corpus reference scores used.")
     classifier_auc: float = _field("Held-out AUC of a logistic regression telling queries from corpus rows "
@@ -100,8 +109,10 @@ class ShiftReport(Result):
     knn_ood_rate: float = _field("Share of queries beyond that threshold (0.05 when they look like the corpus).",
                                  "Sun et al., ICML 2022")
     mahalanobis_median: float = _field("Median Mahalanobis distance of the queries under the corpus mean and "
-                                       "covariance.", "Rippel, Mertens, Merhof, ICPR 2020")
-    mahalanobis_corpus_threshold: float = _field("95th percentile of the corpus sample's own Mahalanobis distance.")
+                                       "covariance (fitted without the held-out reference rows).",
+                                       "Rippel, Mertens, Merhof, ICPR 2020")
+    mahalanobis_corpus_threshold: float = _field("95th percentile of the corpus sample's Mahalanobis distance, each "
+                                                 "row scored by a fit that did not see it.")
     mahalanobis_ood_rate: float = _field("Share of queries beyond it.", "Rippel, Mertens, Merhof, ICPR 2020")
     by_bucket: list = _field("Per Mahalanobis quantile bucket of the queries (near to far): k-th neighbour "
                              "distance, the margin D_{k+1} - D_k, relative contrast and, with an index, recall@k.",
@@ -110,7 +121,9 @@ class ShiftReport(Result):
     by_label: list | None = _field("The scores per query label, when labels name a few groups.", default=None)
     index: dict | None = _field("The index scored by bucket: setting and recall@k.", default=None)
     transforms: list = _field("The shift after each transform, fitted as named and applied to both sets: "
-                              "centroid gap, modality gap, Frechet distance, Gaussian MMD^2 (re-tuned bandwidth).",
+                              "centroid gap, modality gap, Frechet distance, Gaussian MMD^2 (re-tuned bandwidth: "
+                              "not comparable across rows), and the classifier AUC with its interval (one scale "
+                              "in every space: the verdict reads it).",
                               "Liang et al., NeurIPS 2022; Su et al., 2021", default_factory=list)
     verdicts: list = _field("Each headline number in plain language, with a status and what to do next.",
                             default_factory=list)
@@ -118,7 +131,9 @@ class ShiftReport(Result):
     timings: dict = _field("Seconds of each part.", default_factory=dict)
     knn_distance: np.ndarray = _field("Distance of every query to its k-th corpus neighbour.", summary=False,
                                       default=None)
-    mahalanobis: np.ndarray = _field("Mahalanobis distance of every query.", summary=False, default=None)
+    mahalanobis: np.ndarray = _field("Mahalanobis distance of every query (query i under the fit without "
+                                     "held-out fold i mod n_folds, as the reference rows are scored).",
+                                     summary=False, default=None)
     labels: np.ndarray | None = hidden()
     names: np.ndarray | None = hidden()
     gap_vector: np.ndarray | None = hidden()
@@ -276,7 +291,8 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         Permutations of each MMD p-value (0: no p-values).
     sample_size : int
         Rows drawn from each set (without replacement; all when fewer) for the quadratic MMD, the
-        classifier test and the corpus's reference scores. Pairs formed: (2 sample_size)^2.
+        classifier test and the corpus's reference scores. Pairs formed: (2 sample_size)^2; at most
+        :data:`MAX_SHIFT_SAMPLE` (the pooled kernel matrix is the one quadratic array held).
     n_components : int
         Dimension of the principal subspaces compared by principal angles (at most d).
     n_folds : int
@@ -306,7 +322,8 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
     ------
     EmbeddingInputError
         Different dimensions, fewer than :data:`MIN_TEST_ROWS` rows in a set, NaN/inf rows (named),
-        zero rows under cosine, k larger than the corpus allows, an unknown index kind.
+        zero rows under cosine, k larger than the corpus allows, an unknown index kind, a sample_size,
+        n_permutations or eps out of range (all refused before any pass over the rows).
 
     References
     ----------
@@ -340,6 +357,13 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         raise EmbeddingInputError(f"unknown index kind {index!r}; choose from {', '.join(INDEX_KINDS)}")
     if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < MIN_TEST_ROWS:
         raise EmbeddingInputError(f"sample_size must be an integer >= {MIN_TEST_ROWS}, got {sample_size!r}")
+    if sample_size > MAX_SHIFT_SAMPLE:
+        raise EmbeddingInputError(
+            f"sample_size={sample_size:,} would hold a ({2 * sample_size:,})^2 float64 kernel matrix "
+            f"({(2 * sample_size) ** 2 * 8 / 2**30:.1f} GiB) for the MMD; use at most {MAX_SHIFT_SAMPLE:,}")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 0:
+        raise EmbeddingInputError(f"n_permutations must be a non-negative integer, got {n_permutations!r}")
+    eps = check_eps(eps)
     n_buckets = check_k(n_buckets, qs.n, what="n_buckets", context="queries")
     n_hardest = check_k(n_hardest, 10**12, what="n_hardest")
     n_components = min(check_k(n_components, 10**12, what="n_components"), cs.dim)  # at most d directions
@@ -348,7 +372,10 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
     query_labels, names = _labels(labels, qs), _names(qs)  # refused before any work, not after it
     rng = check_random_state(random_state)
     cosine = metric == "cosine"
-    prep = (lambda b: unit_rows(b, dtype=np.float64)) if cosine else (lambda b: np.asarray(b, dtype=np.float64))
+
+    def prep(block):  # the rows the statistics describe, in float64
+        return prepare_rows(block, metric, dtype=np.float64)
+
     total = 7 + (index is not None) + (3 if transforms else 0)
     notes, timings = [], {}
     with Progress(progress, total, "shift report") as bar:
@@ -377,8 +404,12 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         xq = prep(qs.vectors if rows_q is None else qs.vectors[rows_q])
         rbf = mmd_test(xc, xq, kernel="rbf", n_permutations=n_permutations, random_state=rng)
         lin = mmd_test(xc, xq, kernel="linear", n_permutations=n_permutations, random_state=rng)
+        if not np.isfinite(rbf["bandwidth"]):
+            notes.append("no two rows of the pooled MMD sample differ: the Gaussian bandwidth is undefined "
+                         "(every kernel value is 1, so the Gaussian MMD^2 is 0)")
         step("mmd")
-        clf = classifier_test(xc, xq, n_folds=n_folds, random_state=rng)
+        clf_seed = int(rng.integers(2**31 - 1))  # the same folds for the raw rows and every transform
+        clf = classifier_test(xc, xq, n_folds=n_folds, random_state=clf_seed)
         step("classifier")
 
         depth = min(k + 1, cs.n)
@@ -388,6 +419,12 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         margin = (table.distances[:, k] - table.distances[:, k - 1]).astype(np.float64) if depth > k else None
         rc = None if table.mean_distance is None else \
             table.mean_distance / np.where(knn > 0, knn, np.nan)
+        if metric != "dot":
+            copies = int(duplicate_mask(table).sum())
+            if copies:
+                notes.append(f"{copies:,} of {qs.n:,} queries coincide with a corpus row (nearest corpus distance "
+                             "0): their own copy is one of their k neighbours, so their k-th neighbour distance "
+                             "and the k-NN OOD rate are biased low")
         step("query_search")
         cached = cs.cached_neighbors(k, metric=metric)
         if cached is not None:
@@ -399,10 +436,17 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
                             validate=False).distances[:, k - 1]
         knn_thr = float(np.percentile(ref, OOD_PERCENTILE))
         step("corpus_reference")
-        maha_map = MahalanobisMap(mc, eps=eps, axes=s.pop("axes"))
-        maha = maha_map.distances(qs.vectors, prepare=prep)
-        maha_ref = maha_map.distances(xc)
+        s.pop("axes")
+        # the reference rows are scored by fits that did not see them, and so are the queries (query i
+        # by fold i mod n_folds): a fitted row sits closer to its own mean and covariance than a new one
+        maha, maha_ref = held_out_scores(mc, cs.vectors, qs.vectors, held_out_folds(cs.n, rows_c), prepare=prep,
+                                         eps=eps)
         maha_thr = float(np.percentile(maha_ref, OOD_PERCENTILE))
+        if cs.n < ROWS_PER_DIM * cs.dim:
+            notes.append(f"the corpus has {cs.n:,} rows for {cs.dim} dimensions (fewer than {ROWS_PER_DIM} per "
+                         "dimension): its covariance is poorly estimated, so the Mahalanobis score mostly measures "
+                         "the directions the corpus does not span; its OOD rate stays calibrated (held-out "
+                         "reference rows) but tells the sets apart less well than the k-NN score")
         step("mahalanobis")
 
         recall = index_row = None
@@ -416,8 +460,9 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         if transforms:
             transform_table = transform_rows(cs, qs, mc, mq, xc_raw=cs.vectors if rows_c is None else cs.vectors[rows_c],
                                              xq_raw=qs.vectors if rows_q is None else qs.vectors[rows_q],
-                                             base={**s, "mmd_rbf": rbf["mmd2"]}, metric=metric, eps=eps,
-                                             progress=bar, notes=notes)
+                                             base={**s, "mmd_rbf": rbf["mmd2"], "classifier_auc": clf["auc"],
+                                                   "classifier_auc_ci": clf["ci"]}, metric=metric, eps=eps,
+                                             n_folds=n_folds, classifier_seed=clf_seed, progress=bar, notes=notes)
             timings["transforms"] = time.perf_counter() - clock[0]
 
     order = np.argsort(-knn, kind="stable")[:n_hardest]
@@ -430,7 +475,8 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         covariance_frobenius_relative=s["covariance_frobenius_relative"], frechet_distance=s["frechet_distance"],
         bures_wasserstein=s["bures_wasserstein"], total_variance_ratio=s["total_variance_ratio"],
         principal_angles=[float(a) for a in s["principal_angles"]], n_components=s["n_components"],
-        mmd_linear=s["mmd_linear"], mmd_linear_p_value=lin["p_value"], mmd_rbf=rbf["mmd2"],
+        mmd_linear=s["mmd_linear"], mmd_linear_sample=lin["mmd2"], mmd_linear_p_value=lin["p_value"],
+        mmd_rbf=rbf["mmd2"],
         mmd_p_value=rbf["p_value"], mmd_bandwidth=rbf["bandwidth"], n_permutations=int(n_permutations),
         sample_size={"corpus": len(xc), "queries": len(xq)}, classifier_auc=clf["auc"],
         classifier_auc_ci=clf["ci"], n_folds=clf["n_folds"], knn_distance_median=float(np.median(knn)),

@@ -20,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core import EmbeddingInputError, bootstrap, check_random_state, percentile_interval
+from .._core import (
+    EmbeddingInputError,
+    bootstrap,
+    check_random_state,
+    median_distance,
+    pairwise_sq_distances,
+    percentile_interval,
+)
 
 #: Permutation label columns multiplied with the kernel matrix at once (N x 64 float64).
 PERMUTATION_BATCH = 64
@@ -28,32 +35,21 @@ PERMUTATION_BATCH = 64
 NEWTON_MAX_DIM = 1024
 
 
-def pairwise_sq_distances(z: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances between the rows of ``z`` (float64, clipped at 0, zero diagonal)."""
-    sq = np.einsum("ij,ij->i", z, z)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)
-    np.maximum(d2, 0.0, out=d2)
-    np.fill_diagonal(d2, 0.0)
-    return d2
-
-
-def median_bandwidth(d2: np.ndarray) -> float:
-    """The median heuristic: the median distance between distinct pooled points (Gretton et al.,
-    2012, Section 8); 1.0 when every point is the same (no scale to take)."""
-    iu = np.triu_indices(d2.shape[0], k=1)
-    sigma = float(np.median(np.sqrt(d2[iu]))) if len(iu[0]) else 0.0
-    return sigma if sigma > 0 else 1.0
-
-
 def kernel_matrix(z: np.ndarray, kernel: str, bandwidth: float | None = None) -> tuple[np.ndarray, float | None]:
     """The pooled kernel matrix: ``z z^T`` (linear) or ``exp(-||a - b||^2 / (2 sigma^2))`` (rbf, sigma
-    from :func:`median_bandwidth` unless given). Returns ``(K, sigma)`` (sigma None for linear)."""
+    the median distance of the distinct, non-coinciding pairs unless given:
+    :func:`~embgeo.analysis._core.median_distance`). Returns ``(K, sigma)`` (sigma None for linear; NaN
+    when every pooled point is the same, where every Gaussian kernel value is 1 whatever sigma is).
+    One N x N float64 array, built in place."""
     if kernel == "linear":
         return z @ z.T, None
     if kernel != "rbf":
         raise EmbeddingInputError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
     d2 = pairwise_sq_distances(z)
-    sigma = median_bandwidth(d2) if bandwidth is None else float(bandwidth)
+    sigma = median_distance(d2=d2) if bandwidth is None else float(bandwidth)
+    if not np.isfinite(sigma):  # no two points differ: d2 is all 0 and so is its exponent
+        d2.fill(1.0)
+        return d2, sigma
     d2 *= -1.0 / (2.0 * sigma * sigma)
     return np.exp(d2, out=d2), sigma
 
@@ -81,7 +77,8 @@ def mmd_test(x, y, *, kernel: str = "rbf", n_permutations: int = 200, bandwidth:
     x, y : array-like of shape (m, d), (n, d)
         The two samples (m, n >= 2), in the space to compare (unit rows for cosine).
     kernel : {"rbf", "linear"}
-        Gaussian kernel with the median-heuristic bandwidth of the pooled sample, or ``<a, b>``.
+        Gaussian kernel with the median-heuristic bandwidth of the pooled sample (the median distance
+        of its pairs that do not coincide), or ``<a, b>``.
     n_permutations : int
         Label permutations of the pooled sample for the p-value (0: no p-value).
     bandwidth : float, optional
@@ -92,8 +89,8 @@ def mmd_test(x, y, *, kernel: str = "rbf", n_permutations: int = 200, bandwidth:
     -------
     dict
         ``mmd2`` (the unbiased estimate; may be slightly negative when the samples agree),
-        ``p_value`` (None without permutations), ``bandwidth`` (sigma, None for linear),
-        ``n_permutations``.
+        ``p_value`` (None without permutations), ``bandwidth`` (sigma, None for linear, NaN when
+        every pooled point is the same), ``n_permutations``.
 
     References
     ----------

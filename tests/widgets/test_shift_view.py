@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from embgeo.analysis import EmbeddingSet
 from embgeo.widgets import Dashboard
 from embgeo.widgets._options import TABS
+from embgeo.widgets._shift_view import shift_map_figure
 
 
 def _sets():
@@ -25,7 +26,7 @@ def test_shift_tab_shows_the_report_of_given_queries():
     assert d.error.value == "", d.error.value
     page = d.shift_page.value
     assert "shifted" in page and "embgeo-card" in page and "Centroid gap" in page
-    assert "center on the pooled mean" in page and "Hardest queries" in page
+    assert "center on the pooled mean" in page and "Hardest queries" in page and "classifier AUC" in page
     report = d.shift_report
     assert report.n_queries == 80 and report.mmd_p_value < 0.05  # the planted offset is found
     pca, buckets = (box.children[0] for box in (d._shift_boxes["map"], d._shift_boxes["buckets"]))
@@ -45,3 +46,15 @@ def test_shift_tab_reports_bad_queries_in_the_page():
     assert "dimension 5" in d.error.value and "dimension 8" in d.error.value
     assert "could not be computed" in d.shift_page.value
     d.close()
+
+
+def test_the_pca_map_is_the_pooled_principal_plane():
+    """Against an independent SVD of the pooled (unit) rows: the same two coordinates up to each axis's sign."""
+    corpus, queries = _sets()
+    fig = shift_map_figure(EmbeddingSet(corpus), EmbeddingSet(queries), "cosine")
+    pooled = np.vstack([corpus, queries]).astype(np.float64)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    centred = pooled - pooled.mean(axis=0)
+    xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    got = np.vstack([np.c_[t.x, t.y] for t in fig.data]).astype(np.float64)
+    np.testing.assert_allclose(np.abs(got), np.abs(xy), rtol=1e-4, atol=1e-5)

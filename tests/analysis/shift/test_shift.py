@@ -169,12 +169,22 @@ def test_permutation_p_value_against_a_direct_loop():
 def test_mahalanobis_and_knn_distance_against_scipy():
     c, q = _gauss(500, 0), _gauss(60, 1, shift=0.8)
     eps = 1e-6
-    r = shift_report(c, q, metric="euclidean", k=4, eps=eps, **FAST)
+    r = shift_report(c, q, metric="euclidean", k=4, eps=eps, **{**FAST, "sample_size": 500})
     c64 = c.astype(np.float64)
-    cov = np.cov(c64.T)
-    vi = np.linalg.inv(cov + eps * np.linalg.eigvalsh(cov)[-1] * np.eye(D))
-    expected = [mahalanobis(row, c64.mean(0), vi) for row in q.astype(np.float64)]
-    np.testing.assert_allclose(r.mahalanobis, expected, rtol=1e-5)
+    # every corpus row is a reference row: 10 interleaved folds (rows f::10) of 10 % each; row r of fold f
+    # and query i (fold i mod 10) are scored under the mean and covariance of the corpus without fold f
+    expected, reference = [], []
+    for f in range(10):
+        rest = np.delete(c64, np.arange(f, 500, 10), axis=0)
+        cov = np.cov(rest.T)
+        vi = np.linalg.inv(cov + eps * np.linalg.eigvalsh(cov)[-1] * np.eye(D))
+        reference += [mahalanobis(row, rest.mean(0), vi) for row in c64[f::10]]
+        expected.append([mahalanobis(row, rest.mean(0), vi) for row in q.astype(np.float64)[f::10]])
+    by_query = np.empty(60)
+    for f in range(10):
+        by_query[f::10] = expected[f]
+    np.testing.assert_allclose(r.mahalanobis, by_query, rtol=1e-5)
+    assert r.mahalanobis_corpus_threshold == pytest.approx(np.percentile(reference, 95), rel=1e-5)
     kth = np.sort(cdist(q.astype(np.float64), c64), axis=1)[:, 3]
     np.testing.assert_allclose(r.knn_distance, kth, rtol=1e-4)
     assert r.hardest[0]["knn_distance"] == pytest.approx(kth.max(), rel=1e-4)
