@@ -2,19 +2,23 @@
 
 validation (the one error type, the checks and :data:`METRICS`), results (frozen result objects with
 meanings and references), rows (unit rows and norms), stats (samples, bootstrap, skewness, Spearman),
-moments (mergeable mean and covariance, principal axes, PCA dimension), cross_moments (mergeable
-cross-moments of two representations of the same items), progress (bars, callbacks,
+moments (mergeable mean and covariance, principal axes, PCA dimension), pairwise (the squared distances of a
+row sample and the median-heuristic bandwidth), cross_moments (mergeable
+cross-moments of two representations of the same items), stacked_moments (those of every pair of
+many sets from one pass), progress (bars, callbacks,
 cancellation), memory (the memory budget) and scratch (float32 matrices in unnamed scratch files).
 Other layers import these names from ``embgeo.analysis._core``, never from its modules.
 """
 
-from .cross_moments import CROSS_BLOCK_ROWS, CrossMoments, scan_cross_moments
+from .cross_moments import CROSS_BLOCK_ROWS, CrossMoments, check_cross_memory, scan_cross_moments
 from .memory import available_memory, size_text, resolve_memory_limit
 from .moments import MOMENT_BLOCK_ROWS, Moments, pca_dimension, scan_moments
+from .pairwise import MEDIAN_PAIRS, median_distance, pairwise_sq_distances
 from .progress import Cancelled, Progress, sub_progress
 from .results import Result, format_value, hidden, metric, stylesheet
 from .rows import blocked_row_norms, prepare_rows, row_norms, unit_rows
 from .scratch import float32_matrix_from_blocks, is_file_map, is_scratch_map, scratch_dir, scratch_matrix
+from .stacked_moments import StackedMoments, plan_stacked_passes, scan_stacked_moments, stacked_moments_bytes
 from .stats import (
     bootstrap,
     check_confidence,

@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .memory import resolve_memory_limit, size_text
 from .progress import Progress
-from .validation import EmbeddingInputError, as_float32_matrix, iter_row_blocks
+from .validation import EmbeddingInputError, _first, as_float32_matrix, iter_row_blocks
 
 #: Rows per block of a scan: two float64 blocks of 8,192 x 768 are ~100 MB together.
 CROSS_BLOCK_ROWS = 8_192
+#: Float64 (d_a + d_b)^2 arrays' worth alive at the peak of ``linear_statistics`` (the moments, their
+#: centred copy, the eigenvectors, whitening bases and SVD factors): 4.0 measured with tracemalloc.
+CROSS_COPIES = 4
 
 _FIELDS = ("sum_a", "sum_b", "aa", "bb", "ab", "q_aa", "q_bb", "q_ab", "qv_aa", "qv_bb", "qv_ab", "qv_ba")
 
@@ -87,8 +91,11 @@ class CrossMoments:
         self.qv_ab, self.qv_ba = np.zeros(self.dim_b), np.zeros(self.dim_a)
 
     # ------------------------------------------------------------------------------------ updates
-    def update(self, block_a, block_b) -> "CrossMoments":
-        """Add the same rows of both representations (shapes (m, d_a) and (m, d_b)); returns self."""
+    def update(self, block_a, block_b, *, start: int | None = None) -> "CrossMoments":
+        """Add the same rows of both representations (shapes (m, d_a) and (m, d_b)); returns self.
+
+        A block holding NaN or inf is refused, naming its rows: ``start + i`` (``start`` defaults to the
+        rows this object has seen, which is the row number in a single scan)."""
         x, y = np.asarray(block_a), np.asarray(block_b)
         if x.ndim != 2 or x.shape[1] != self.dim_a or y.ndim != 2 or y.shape[1] != self.dim_b:
             raise EmbeddingInputError(f"blocks must have shapes (m, {self.dim_a}) and (m, {self.dim_b}); "
@@ -98,10 +105,17 @@ class CrossMoments:
         if x.shape[0] == 0:
             return self
         x, y = x.astype(np.float64), y.astype(np.float64)  # new arrays: the caller's blocks are never written
+        for v, side in ((x, "A"), (y, "B")):
+            _check_block(v, self.count if start is None else start, side)
         if self.count == 0:
             self.pivot_a, self.pivot_b = x.mean(axis=0), y.mean(axis=0)
         x -= self.pivot_a
         y -= self.pivot_b
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is refused by centred()
+            self._add(x, y)
+        return self
+
+    def _add(self, x: np.ndarray, y: np.ndarray) -> None:
         sa, sb = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
         self.count += x.shape[0]
         self.sum_a += x.sum(axis=0)
@@ -116,7 +130,6 @@ class CrossMoments:
         self.qv_bb += sb @ y
         self.qv_ab += sa @ y
         self.qv_ba += sb @ x
-        return self
 
     def copy(self) -> "CrossMoments":
         out = CrossMoments(self.dim_a, self.dim_b)
@@ -177,9 +190,21 @@ class CrossMoments:
         scatter, ``q_ab`` is ``sum ||x_i - mu||^2 ||y_i - nu||^2``, ...)."""
         if self.count == 0:
             raise EmbeddingInputError("no rows have been added to these cross-moments")
+        self._check_finite()
         out = self._shifted(self.sum_a / self.count, self.sum_b / self.count)
         out.sum_a, out.sum_b = np.zeros(self.dim_a), np.zeros(self.dim_b)  # exactly, not rounding noise
+        out._check_finite()
         return out
+
+    def _check_finite(self) -> None:
+        """Raise if any sum is NaN or inf (else every statistic would be NaN, or the traces would fail the
+        zero-variance check with the wrong diagnosis)."""
+        bad = [name for name in ("pivot_a", "pivot_b", *_FIELDS) if not np.all(np.isfinite(getattr(self, name)))]
+        if bad:
+            raise EmbeddingInputError(
+                f"NaN/inf in the cross-moments ({', '.join(bad)}, over {self.count:,} rows): a block held NaN "
+                "or inf, or values too large for float64 fourth powers (|value| above ~1e76); check the "
+                "rows (EmbeddingSet(vectors) names the bad ones) and every chunk that was merged")
 
     def swapped(self) -> "CrossMoments":
         """The same statistics with the roles of A and B exchanged."""
@@ -207,6 +232,33 @@ class CrossMoments:
         return f"CrossMoments(dim_a={self.dim_a}, dim_b={self.dim_b}, count={self.count})"
 
 
+def _check_block(v: np.ndarray, start: int, side: str) -> None:
+    """Raise, naming the rows (``start`` + offset in the block), if the float64 block ``v`` holds NaN/inf."""
+    finite = np.isfinite(v)
+    if not finite.all():
+        rows = start + np.flatnonzero(~finite.all(axis=1))
+        raise EmbeddingInputError(f"NaN/inf in the cross-moments' input: rows {_first(rows)} of {side} hold NaN or "
+                                  "inf values; fix them at the source, or drop the same rows from every set")
+
+
+def cross_moments_bytes(dims, block_rows: int) -> int:
+    """Peak bytes of a scan of sets of dimensions ``dims`` (the moments and two float64 blocks of
+    ``block_rows`` rows) and of its statistics (:data:`CROSS_COPIES` float64 (sum d)^2 arrays)."""
+    total = int(sum(dims))
+    return 8 * max(CROSS_COPIES * total * total, total * total + 2 * int(block_rows) * total)
+
+
+def check_cross_memory(need: int, memory_limit, what: str) -> None:
+    """Raise if ``need`` bytes exceed ``memory_limit`` (None: half of the available memory), naming both."""
+    limit = resolve_memory_limit(memory_limit)
+    if need > limit:
+        raise EmbeddingInputError(
+            f"{what} need about {size_text(need)} of float64 moments, more than the memory limit "
+            f"{size_text(limit)}: the linear statistics are computed in feature space, (d_A + d_B)^2 numbers "
+            "whatever n is; reduce the dimensions first (e.g. PCA to a few hundred) or pass a larger "
+            "memory_limit")
+
+
 def _second(suv, su, sv, d, e, n):
     """sum (u - d)(v - e)^T from sum u v^T, sum u, sum v."""
     return suv - np.outer(su, e) - np.outer(d, sv) + n * np.outer(d, e)
@@ -226,7 +278,7 @@ def _quartic(st, sv_sum, tu_sum, suv, su, sv, s, t, d, e, n):
 
 
 def scan_cross_moments(x, y, *, block_rows: int = CROSS_BLOCK_ROWS, progress=None,
-                       description: str = "cross-moments") -> CrossMoments:
+                       description: str = "cross-moments", memory_limit=None) -> CrossMoments:
     """Cross-moments of two row-aligned arrays (memory maps are read a block at a time, never whole).
 
     Parameters
@@ -238,10 +290,18 @@ def scan_cross_moments(x, y, *, block_rows: int = CROSS_BLOCK_ROWS, progress=Non
     progress : None, bool or callable
         Reports one step per block (see :class:`~embgeo.analysis._core.Progress`); a callback that raises
         stops the scan between two blocks.
+    memory_limit : int, optional
+        Bytes the moments and their statistics may take (default half of the available memory); wider
+        sets raise before the scan (two 8,192-d sets need ~8 GiB).
 
     Returns
     -------
     CrossMoments
+
+    Raises
+    ------
+    EmbeddingInputError
+        Different numbers of rows, NaN/inf in a block (naming the rows), or moments over the memory limit.
     """
     x, y = (v if isinstance(v, np.ndarray) and v.ndim == 2 and v.dtype in (np.float32, np.float64)
             else as_float32_matrix(v) for v in (x, y))
@@ -250,10 +310,12 @@ def scan_cross_moments(x, y, *, block_rows: int = CROSS_BLOCK_ROWS, progress=Non
                                   f"{y.shape[0]}; they must be the same items, row for row")
     if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
         raise EmbeddingInputError(f"block_rows must be a positive integer, got {block_rows!r}")
+    check_cross_memory(cross_moments_bytes((x.shape[1], y.shape[1]), min(int(block_rows), x.shape[0])),
+                       memory_limit, f"cross-moments of {x.shape[1]:,}-d and {y.shape[1]:,}-d sets")
     m = CrossMoments(x.shape[1], y.shape[1])
     steps = -(-x.shape[0] // int(block_rows))
     with Progress(progress, steps, description, unit="block", auto=x.shape[0] >= 500_000) as bar:
         for start, block in iter_row_blocks(x, int(block_rows)):
-            m.update(block, y[start:start + block.shape[0]])
+            m.update(block, y[start:start + block.shape[0]], start=start)
             bar.update()
     return m

@@ -1,5 +1,6 @@
 """A matrix of one similarity statistic over many representations of the same items (layers x layers,
-models x models): the CKA heat map, one cross-moment pass over both sets' rows per pair."""
+models x models): the CKA heat map, from one pass over every set's rows at once (the stacked
+cross-moments hold every pair's)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ from .._core import (
     check_k,
     format_value,
     metric as _field,
-    scan_cross_moments,
+    plan_stacked_passes,
+    resolve_memory_limit,
+    scan_stacked_moments,
     stylesheet,
     sub_progress,
 )
 from ..neighbors import recall_per_query
-from .similarity import LINEAR_STATISTICS, _as_set, check_same_items, linear_statistics
+from .similarity import LINEAR_STATISTICS, _as_set, _linear_statistics, check_same_items
 
+#: Values of one stacked block at most (that of a default block of two 768-d sets, ~100 MB in float64):
+#: wide stacks read fewer rows at a time.
+STACKED_BLOCK_VALUES = CROSS_BLOCK_ROWS * 1_536
 #: What :func:`similarity_matrix` computes, and the value of a set with itself (its diagonal).
 MATRIX_STATISTICS = {**LINEAR_STATISTICS, "mutual_knn": 1.0}
 
@@ -57,7 +63,8 @@ class SimilarityMatrix(Result):
 
 
 def similarity_matrix(sets, *, statistic: str = "linear_cka", names=None, k: int = 10, metric: str = "cosine",
-                      knn: str = "exact", block_rows: int = CROSS_BLOCK_ROWS, progress=None) -> SimilarityMatrix:
+                      knn: str = "exact", block_rows: int = CROSS_BLOCK_ROWS, memory_limit=None,
+                      progress=None) -> SimilarityMatrix:
     """A matrix of one similarity statistic over every pair of representations of the same items.
 
     Parameters
@@ -67,15 +74,23 @@ def similarity_matrix(sets, *, statistic: str = "linear_cka", names=None, k: int
         differ). Checked as :func:`representation_similarity` checks a pair.
     statistic : str
         One of :data:`MATRIX_STATISTICS`: a linear statistic (``linear_cka``, ``debiased_cka``,
-        ``svcca``, ``pwcca``, ``procrustes_distance``, ``angular_shape_distance``), from one cross-moment
-        pass over both sets' rows per pair, or ``mutual_knn``, from each set's neighbour table (one
-        search per set, cached on it, then no pass over the rows).
+        ``svcca``, ``pwcca``, ``procrustes_distance``, ``angular_shape_distance``), from one pass over
+        the rows of all the sets at once (their stacked cross-moments), or ``mutual_knn``, from each
+        set's neighbour table (one search per set, cached on it, then no pass over the rows).
     names : sequence of str, optional
         Row and column labels; default the sets' names (``"0"``, ``"1"``, ... for arrays).
     k, metric, knn
         Neighbours, metric and table kind of ``mutual_knn`` (ignored by the linear statistics).
+    block_rows : int
+        Rows of every set read at a time by the linear statistics (fewer where the stacked block would
+        exceed :data:`STACKED_BLOCK_VALUES` values).
+    memory_limit : int, optional
+        Bytes the linear statistics may hold (default half of the available memory). The stacked
+        moments take ``8 D^2`` bytes, D the sum of the dimensions (25 layers of 768: 2.9 GB); where that
+        does not fit, the sets go in chunks any two of which fit, one pass per pair of chunks.
     progress : None, bool or callable
-        ``progress(done, total, description)`` after each pair; raising in it stops the work.
+        ``progress(done, total, description)`` after each block (linear statistics) or pair
+        (``mutual_knn``); raising in it stops the work.
 
     Returns
     -------
@@ -107,20 +122,39 @@ def similarity_matrix(sets, *, statistic: str = "linear_cka", names=None, k: int
         raise EmbeddingInputError(f"a similarity matrix needs at least 4 items; got n={n}")
     m = len(sets)
     out = np.diag(np.full(m, MATRIX_STATISTICS[statistic]))
-    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-    tables = None
     if statistic == "mutual_knn":
         k = check_k(k, n - 1, context="neighbours (self excluded)")
         tables = [s.neighbors(k, metric=metric, exact=knn == "exact").indices for s in sets]
-    for step, (i, j) in enumerate(pairs):
-        if tables is not None:
+        pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+        for step, (i, j) in enumerate(pairs):
             out[i, j] = out[j, i] = float(recall_per_query(tables[i], tables[j]).mean())
-        else:
-            cm = scan_cross_moments(sets[i].vectors, sets[j].vectors, block_rows=block_rows,
-                                    progress=sub_progress(progress, step, len(pairs)),
-                                    description=f"cross-moments of {names[i]} and {names[j]}")
-            out[i, j] = linear_statistics(cm)[statistic]
-            out[j, i] = linear_statistics(cm.swapped())[statistic] if statistic == "pwcca" else out[i, j]
-        if callable(progress):
-            progress(step + 1, len(pairs), f"{statistic} of {names[i]} and {names[j]}")
+            if callable(progress):
+                progress(step + 1, len(pairs), f"{statistic} of {names[i]} and {names[j]}")
+    elif m > 1:
+        _fill_linear(out, sets, names, statistic, block_rows, memory_limit, progress)
     return SimilarityMatrix(statistic=statistic, names=names, matrix=out, n=n)
+
+
+def _fill_linear(out, sets, names, statistic, block_rows, memory_limit, progress) -> None:
+    """Every off-diagonal cell of a linear statistic, from the stacked cross-moments of as few passes over
+    the rows as the memory limit allows (one when they fit)."""
+    if isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
+        raise EmbeddingInputError(f"block_rows must be a positive integer, got {block_rows!r}")
+    limit = resolve_memory_limit(memory_limit)
+    rows = min(int(block_rows), sets[0].n, max(1, STACKED_BLOCK_VALUES // sum(s.dim for s in sets)))
+    passes = plan_stacked_passes([s.dim for s in sets], rows, limit)
+    filled = np.eye(len(sets), dtype=bool)
+    for step, group in enumerate(passes):
+        stacked = scan_stacked_moments([sets[i].vectors for i in group], names=[names[i] for i in group],
+                                       block_rows=rows, progress=sub_progress(progress, step, len(passes)),
+                                       description=f"cross-moments of {len(group)} sets", memory_limit=limit)
+        for a, i in enumerate(group):
+            for b, j in enumerate(group[a + 1:], a + 1):
+                if filled[i, j]:
+                    continue
+                stats, pwcca_ji = _linear_statistics(stacked.pair(a, b))
+                out[i, j] = stats[statistic]
+                out[j, i] = pwcca_ji if statistic == "pwcca" else out[i, j]
+                filled[i, j] = filled[j, i] = True
+        if callable(progress):
+            progress(step + 1, len(passes), f"{statistic} of {len(group)} sets")

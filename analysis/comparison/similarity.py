@@ -8,7 +8,8 @@
   CKA, RSA) are quadratic in n and run on a stated row sample; mutual k-NN reads the two sets' shared
   neighbour tables (:meth:`EmbeddingSet.neighbors`).
 * :func:`~.matrix.similarity_matrix` (in :mod:`.matrix`) fills a layers x layers or models x models
-  matrix of one statistic (the CKA heat map), one pass over both sets' rows per pair.
+  matrix of one statistic (the CKA heat map), from one pass over all the sets' rows (their stacked
+  cross-moments).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from .._core import (
     check_metric,
     check_random_state,
     hidden,
+    median_distance,
     metric as _field,
+    pairwise_sq_distances,
     pca_dimension,
     sample_rows,
     scan_cross_moments,
@@ -66,7 +69,8 @@ class RepresentationSimilarity(Result):
         "Linear CKA from the unbiased HSIC estimator: near 0 for independent representations at any n.",
         "Song et al., JMLR 2012; Kornblith et al., ICML 2019; Nguyen, Raghu & Kornblith, ICLR 2021")
     rbf_cka: float = _field(
-        "CKA with Gaussian kernels (bandwidth = the sample's median pairwise Euclidean distance, per space) "
+        "CKA with Gaussian kernels (bandwidth = the sample's median pairwise Euclidean distance over the "
+        "pairs that do not coincide, per space) "
         "on `sample_size` items.", _CKA_REF)
     svcca: float = _field(
         "Mean canonical correlation after keeping each side's top SVD directions (99 % of the variance).",
@@ -185,6 +189,12 @@ def linear_statistics(cross_moments: CrossMoments) -> dict:
     The moments may be about any pivot (they are centred here). Returns a dict named as the fields of
     :class:`RepresentationSimilarity`, plus ``canonical_correlations``.
     """
+    return _linear_statistics(cross_moments)[0]
+
+
+def _linear_statistics(cross_moments: CrossMoments) -> tuple[dict, float]:
+    """:func:`linear_statistics` and the PWCCA of (B, A) (weighted by B on a tie), from the same
+    factorisations (what a similarity matrix fills its lower triangle with)."""
     c = cross_moments.centred()
     n = c.count
     ta, tb = float(np.trace(c.aa)), float(np.trace(c.bb))
@@ -203,61 +213,115 @@ def linear_statistics(cross_moments: CrossMoments) -> dict:
     lam_b, vb, wb = _whitening(c.bb)
     u, rho, vt = np.linalg.svd(wa.T @ c.ab @ wb, full_matrices=False)
     rho = np.clip(rho, 0.0, 1.0)
-    # weight by the smaller side (as Morcos et al.'s code does); A on a tie
-    pw = _pwcca(rho, wb, vt.T, c.bb) if wb.shape[1] < wa.shape[1] else _pwcca(rho, wa, u, c.aa)
+    # weight by the smaller side (as Morcos et al.'s code does); the first one on a tie: A for (A, B),
+    # B for (B, A)
+    pw_a, pw_b = _pwcca(rho, wa, u, c.aa), _pwcca(rho, wb, vt.T, c.bb)
+    pw = pw_b if wb.shape[1] < wa.shape[1] else pw_a
+    pw_ba = pw_a if wa.shape[1] < wb.shape[1] else pw_b
     ka, kb = pca_dimension(lam_a, SVCCA_SHARE), pca_dimension(lam_b, SVCCA_SHARE)
     pa, pb = va[:, :ka] / np.sqrt(lam_a[:ka]), vb[:, :kb] / np.sqrt(lam_b[:kb])
     sv_rho = np.clip(np.linalg.svd(pa.T @ c.ab @ pb, compute_uv=False), 0.0, 1.0)
     return {"linear_cka": float(fab / np.sqrt(fa * fb)), "debiased_cka": float(debiased),
             "svcca": float(sv_rho.mean()), "svcca_dims": (ka, kb), "pwcca": pw,
             "procrustes_distance": float(np.sqrt(max(2.0 - 2.0 * nuclear, 0.0))),
-            "angular_shape_distance": float(np.arccos(nuclear)), "canonical_correlations": rho}
+            "angular_shape_distance": float(np.arccos(nuclear)), "canonical_correlations": rho}, pw_ba
 
 
 # ---------------------------------------------------------------------------------- sampled statistics
 
 
-def _squared_distances(x: np.ndarray) -> np.ndarray:
-    """Pairwise squared Euclidean distances of float64 rows, centred first (a large common offset would
-    otherwise cancel in |x|^2 + |y|^2 - 2 x.y)."""
-    x = x - x.mean(axis=0)
-    sq = np.einsum("ij,ij->i", x, x)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
-    np.maximum(d2, 0.0, out=d2)
-    np.fill_diagonal(d2, 0.0)
-    return d2
+#: Float64 entries of one block of kernel or dissimilarity rows (32 MB), whatever the sample size.
+_BLOCK_ENTRIES = 4_000_000
+
+
+def _block_rows(n: int) -> int:
+    return max(1, _BLOCK_ENTRIES // max(n, 1))
 
 
 def _centred_rbf(x: np.ndarray) -> np.ndarray | None:
-    """The doubly centred Gaussian Gram matrix H K H of the rows, sigma = median pairwise distance
-    (None when more than half the pairs coincide, so the median is 0)."""
-    d2 = _squared_distances(x)
-    sigma2 = float(np.median(d2[np.triu_indices(len(x), 1)]))
-    if not sigma2 > 0:
+    """The doubly centred Gaussian Gram matrix H K H of the rows, sigma = the median distance of the
+    pairs that do not coincide (:func:`~embgeo.analysis._core.median_distance`); None when every row
+    is the same point. Built in place: one n x n float64 array."""
+    d2 = pairwise_sq_distances(x)
+    sigma = median_distance(d2=d2)
+    if not np.isfinite(sigma):
         return None
-    k = np.exp(d2 / (-2.0 * sigma2), out=d2)
+    d2 *= -1.0 / (2.0 * sigma * sigma)
+    k = np.exp(d2, out=d2)
     k -= k.mean(axis=0)[None, :]
     k -= k.mean(axis=1)[:, None]
     return k
 
 
 def _rbf_cka(xs: np.ndarray, ys: np.ndarray) -> float:
-    kx, ky = _centred_rbf(xs), _centred_rbf(ys)
-    if kx is None or ky is None:
+    """CKA of the Gaussian Grams of the two samples (Kornblith et al., 2019), holding one n x n matrix.
+
+    H Kx H is built whole; K_y is read in row blocks: ``<H Kx H, H Ky H> = <H Kx H, Ky>`` (H is
+    idempotent) and ``||H Ky H||_F^2 = ||Ky||_F^2 - 2 ||Ky 1||^2 / n + (1^T Ky 1)^2 / n^2``."""
+    kx = _centred_rbf(xs)
+    if kx is None:
         return float("nan")
-    return float(np.sum(kx * ky) / np.sqrt(np.sum(kx * kx) * np.sum(ky * ky)))
+    sigma = median_distance(ys)  # the same pairs as for xs when sampled (one seed)
+    if not np.isfinite(sigma):
+        return float("nan")
+    n = len(ys)
+    y = np.array(ys, dtype=np.float64)
+    y -= y.mean(axis=0)
+    sq = np.einsum("ij,ij->i", y, y)
+    cross = frob = 0.0
+    row_sums = np.empty(n)
+    step = _block_rows(n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = y[start:stop] @ y.T
+        block *= -2.0
+        block += sq[start:stop, None]
+        block += sq[None, :]
+        np.maximum(block, 0.0, out=block)
+        block[np.arange(stop - start), np.arange(start, stop)] = 0.0  # the diagonal exactly
+        block *= -1.0 / (2.0 * sigma * sigma)
+        np.exp(block, out=block)
+        cross += float(np.einsum("ij,ij->", kx[start:stop], block))
+        frob += float(np.einsum("ij,ij->", block, block))
+        row_sums[start:stop] = block.sum(axis=1)
+    ky2 = frob - 2.0 * float(row_sums @ row_sums) / n + float(row_sums.sum()) ** 2 / n**2
+    kx2 = float(np.einsum("ij,ij->", kx, kx))
+    return float(cross / np.sqrt(kx2 * ky2)) if kx2 > 0 and ky2 > 0 else float("nan")
 
 
 def _dissimilarities(x: np.ndarray, metric: str) -> np.ndarray:
-    """Upper-triangle pairwise dissimilarities: 1 - cos (cosine), Euclidean, or minus the inner product
-    (dot, which ranks pairs as a dot-product search does)."""
-    iu = np.triu_indices(len(x), 1)
+    """Upper-triangle pairwise dissimilarities (condensed, in ``scipy.spatial.distance.pdist`` order):
+    1 - cos (cosine), Euclidean, or minus the inner product (dot, which ranks pairs as a dot-product
+    search does). Built in row blocks: the n (n - 1) / 2 result and one block, never an n x n matrix."""
+    n = len(x)
     if metric == "cosine":
-        u = unit_rows(x, dtype=np.float64)
-        return 1.0 - (u @ u.T)[iu]
-    if metric == "euclidean":
-        return np.sqrt(_squared_distances(x)[iu])
-    return -(x @ x.T)[iu]
+        z = unit_rows(x, dtype=np.float64)
+    elif metric == "euclidean":
+        z = np.array(x, dtype=np.float64)
+        z -= z.mean(axis=0)  # a large common offset would cancel in |a|^2 + |b|^2 - 2 a.b
+        sq = np.einsum("ij,ij->i", z, z)
+    else:
+        z = np.asarray(x, dtype=np.float64)
+    out = np.empty(n * (n - 1) // 2)
+    pos, step = 0, _block_rows(n)
+    for start in range(0, n - 1, step):
+        stop = min(start + step, n - 1)
+        g = z[start:stop] @ z[start:].T  # row i of the block against rows start.. n-1
+        if metric == "cosine":
+            np.subtract(1.0, g, out=g)
+        elif metric == "euclidean":
+            g *= -2.0
+            g += sq[start:stop, None]
+            g += sq[None, start:]
+            np.maximum(g, 0.0, out=g)
+            np.sqrt(g, out=g)
+        else:
+            np.negative(g, out=g)
+        for r in range(stop - start):
+            row = g[r, r + 1:]
+            out[pos:pos + len(row)] = row
+            pos += len(row)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ the result
@@ -271,7 +335,7 @@ def _notes(lin: dict, n: int, dim_a: int, dim_b: int, knn, rbf: float) -> list[s
     if knn is None:
         notes.append("mutual k-NN was not computed (knn=None)")
     if not np.isfinite(rbf):
-        notes.append("RBF CKA is undefined: more than half the sampled pairs coincide in one space")
+        notes.append("RBF CKA is undefined: every sampled item is the same point in one space (no bandwidth)")
     if not np.isfinite(lin["debiased_cka"]):
         notes.append("debiased CKA is undefined: an unbiased self-HSIC is not positive (too few distinct items)")
     return notes

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.linalg import orthogonal_procrustes
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
 from embgeo.analysis import (
@@ -85,16 +85,36 @@ def test_debiased_cka_matches_the_unbiased_hsic_of_the_raw_grams(xy, sim):
     assert sim.debiased_cka < sim.linear_cka  # the biased form is inflated
 
 
-def test_rbf_cka_matches_gaussian_grams_with_the_median_bandwidth(xy, sim):
+def _median_grams(*sets):
+    """Gaussian Grams, sigma = the median pdist distance of the pairs that do not coincide."""
     grams = []
-    for v in xy:
+    for v in sets:
         d = pdist(v.astype(np.float64))
-        sigma2 = np.median(d ** 2)
-        sq = np.zeros((N, N))
-        sq[np.triu_indices(N, 1)] = d ** 2
-        grams.append(np.exp(-(sq + sq.T) / (2 * sigma2)))
+        sigma2 = np.median(d[d > 0]) ** 2
+        grams.append(np.exp(-squareform(d) ** 2 / (2 * sigma2)))
+    return grams
+
+
+def test_rbf_cka_matches_gaussian_grams_with_the_median_bandwidth(xy, sim):
     assert sim.sample_size == N
-    assert sim.rbf_cka == pytest.approx(_cka(_hsic_biased, *grams), rel=1e-9)
+    assert sim.rbf_cka == pytest.approx(_cka(_hsic_biased, *_median_grams(*xy)), rel=1e-9)
+
+
+def test_rbf_cka_with_mostly_coinciding_items_and_with_one_point():
+    """More than half the sampled pairs coincide (the old rule gave NaN): the bandwidth comes from the
+    pairs that differ. Every item the same point: undefined, and the notes say so."""
+    x, y = _pair(n=60)
+    x[:45] = x[0]  # 990 of 1770 pairs coincide in A
+    s = representation_similarity(x, y, knn=None)
+    assert np.isfinite(s.rbf_cka)
+    assert s.rbf_cka == pytest.approx(_cka(_hsic_biased, *_median_grams(x, y)), rel=1e-9)
+    from embgeo.analysis.comparison.similarity import _dissimilarities, _rbf_cka
+
+    assert np.isnan(_rbf_cka(np.ones((20, 3)), y[:20]))  # (the linear statistics refuse such a set first)
+    # the blocked condensed dissimilarities, in pdist order, for the dot metric too
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    np.testing.assert_allclose(_dissimilarities(x, "dot"), -(x @ x.T)[np.triu_indices(60, 1)], rtol=1e-12)
+    np.testing.assert_allclose(_dissimilarities(y, "euclidean"), pdist(y), rtol=1e-9)
 
 
 @pytest.mark.parametrize("metric,scipy_metric", [("cosine", "cosine"), ("euclidean", "euclidean")])
@@ -352,3 +372,164 @@ def test_compare_leaves_similarity_out_with_a_note_when_ids_disagree(xy):
     assert c.similarity is None and any("similarity left out" in note and "different order" in note
                                         for note in c.notes)
     assert c.neighborhood_preservation is not None  # the existing outputs stay as they were
+
+
+# ------------------------------------------------- matrix: one pass, independent formulas, finiteness, memory
+
+
+class _CountingArray(np.ndarray):
+    """A float32 array that records the rows of every 2-D slice taken of it (or of its views)."""
+
+    def __array_finalize__(self, obj):
+        self.reads = getattr(obj, "reads", None)
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        if self.reads is not None and isinstance(out, np.ndarray) and out.ndim == 2:
+            self.reads.append(out.shape[0])
+        return out
+
+
+def _counted_sets(arrays):
+    sets = []
+    for i, a in enumerate(arrays):
+        v = np.ascontiguousarray(a, dtype=np.float32).view(_CountingArray)
+        v.reads = []
+        s = EmbeddingSet(v, name=f"s{i}")
+        assert isinstance(s.vectors, _CountingArray)
+        v.reads.clear()  # the validation pass is not the matrix's
+        sets.append(s)
+    return sets
+
+
+def _four_sets():
+    x, y = _pair(seed=4)
+    rng = np.random.default_rng(9)
+    w = (y @ rng.normal(size=(7, 7)) + rng.normal(size=(N, 7))).astype(np.float32)  # the same dim as y: a tie
+    z = rng.normal(size=(N, 5)).astype(np.float32)
+    return [x, y, w, z]
+
+
+def test_similarity_matrix_reads_each_set_once_and_equals_the_pairwise_scans():
+    arrays = _four_sets()
+    sets = _counted_sets(arrays)
+    expected = {}
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                expected[i, j] = linear_statistics(scan_cross_moments(arrays[i], arrays[j], block_rows=64))
+    for statistic in ("linear_cka", "debiased_cka", "svcca", "pwcca", "procrustes_distance",
+                      "angular_shape_distance"):
+        m = similarity_matrix(sets, statistic=statistic, block_rows=64)
+        for s in sets:  # every row of every set read exactly once, in blocks
+            assert sum(s.vectors.reads) == N and max(s.vectors.reads) <= 64, (statistic, s.vectors.reads)
+            s.vectors.reads.clear()
+        for (i, j), stats in expected.items():
+            assert m.matrix[i, j] == pytest.approx(stats[statistic], rel=1e-9, abs=1e-9), (statistic, i, j)
+    # y and w have the same dimension: PWCCA weights by the row's set, so that pair is asymmetric
+    m = similarity_matrix(arrays, statistic="pwcca")
+    assert m.matrix[1, 2] != pytest.approx(m.matrix[2, 1], rel=1e-6)
+
+
+def test_linear_cka_matrix_against_the_gram_formula_with_its_diagonal_and_symmetry():
+    arrays = _four_sets()
+    grams = [v.astype(np.float64) @ v.astype(np.float64).T for v in arrays]
+    cka = similarity_matrix(arrays, statistic="linear_cka").matrix
+    debiased = similarity_matrix(arrays, statistic="debiased_cka").matrix
+    for i in range(4):
+        for j in range(4):
+            assert cka[i, j] == pytest.approx(_cka(_hsic_biased, grams[i], grams[j]), rel=1e-9)
+            assert debiased[i, j] == pytest.approx(_cka(_hsic_unbiased, grams[i], grams[j]), rel=1e-7, abs=1e-9)
+    for statistic, diagonal in (("linear_cka", 1.0), ("procrustes_distance", 0.0), ("svcca", 1.0)):
+        m = similarity_matrix(arrays, statistic=statistic).matrix
+        np.testing.assert_array_equal(np.diag(m), diagonal)
+        np.testing.assert_array_equal(m, m.T)
+    # PWCCA of the tied pair, row by row, by Morcos et al.'s recipe on the data (weights from the row's set)
+    pw = similarity_matrix(arrays, statistic="pwcca").matrix
+    for i, j in ((1, 2), (2, 1)):
+        a, b = (arrays[t].astype(np.float64) for t in (i, j))
+        rho, variates = _qr_cca(a, b)
+        alpha = np.abs(variates.T @ a).sum(axis=1)
+        assert pw[i, j] == pytest.approx(float(alpha @ rho / alpha.sum()), rel=1e-8)
+
+
+def test_similarity_matrix_in_chunks_when_the_stack_does_not_fit():
+    from embgeo.analysis._core import plan_stacked_passes, stacked_moments_bytes
+
+    arrays = _four_sets()
+    dims, rows = [a.shape[1] for a in arrays], N
+    whole = similarity_matrix(arrays, statistic="linear_cka", block_rows=rows).matrix
+    limit = stacked_moments_bytes(dims[:3], rows)  # any two single sets fit, all four do not
+    assert stacked_moments_bytes(dims, rows) > limit
+    passes = plan_stacked_passes(dims, rows, limit)
+    assert len(passes) > 1 and {(i, j) for g in passes for i in g for j in g if i < j} == {
+        (i, j) for i in range(4) for j in range(i + 1, 4)}
+    sets = _counted_sets(arrays)
+    reported = []
+    m = similarity_matrix(sets, statistic="linear_cka", block_rows=rows, memory_limit=limit,
+                          progress=lambda done, total, what: reported.append((done, total)))
+    np.testing.assert_allclose(m.matrix, whole, rtol=1e-12)
+    assert reported[-1] == (len(passes), len(passes))
+    for i, s in enumerate(sets):
+        assert sum(s.vectors.reads) == N * sum(i in g for g in passes)
+    with pytest.raises(EmbeddingInputError, match="memory limit"):
+        similarity_matrix(arrays, memory_limit=1_000)
+
+
+def test_nan_in_the_cross_moments_input_names_the_rows():
+    x, y = _pair()
+    bad = y.copy()
+    bad[200, 1] = np.nan  # in the fourth block of 64 rows
+    with pytest.raises(EmbeddingInputError, match=r"NaN/inf.*rows \[200\] of B"):
+        scan_cross_moments(x, bad, block_rows=64)
+    worse = x.copy()
+    worse[[3, 5], 0] = np.inf
+    with pytest.raises(EmbeddingInputError, match=r"rows \[3, 5\] of A"):
+        CrossMoments(10, 7).update(worse[:50], y[:50])
+    from embgeo.analysis._core import scan_stacked_moments
+
+    with pytest.raises(EmbeddingInputError, match=r"rows \[200\] of 'y'"):
+        scan_stacked_moments([x, bad], names=["x", "y"], block_rows=64)
+    with pytest.raises(EmbeddingInputError, match=r"rows \[200\] of 'layer 3'"):
+        similarity_matrix([EmbeddingSet(x), EmbeddingSet(bad, validate=False, name="layer 3")])
+
+
+def test_nan_in_merged_cross_moments_is_named_not_called_zero_variance(xy):
+    for field, index in (("aa", (0, 0)), ("ab", (1, 2)), ("qv_ab", (3,))):
+        cm = scan_cross_moments(*xy)
+        getattr(cm, field)[index] = np.nan  # a bad chunk merged in
+        with pytest.raises(EmbeddingInputError, match=f"NaN/inf in the cross-moments \\({field},"):
+            representation_similarity(*xy, cross_moments=cm, knn=None)
+        with pytest.raises(EmbeddingInputError, match="NaN/inf in the cross-moments"):
+            linear_statistics(cm.merge(scan_cross_moments(*xy)))
+    # finite float64 rows whose fourth powers overflow: the sums turn inf
+    huge = xy[0].astype(np.float64) * 1e80
+    with pytest.raises(EmbeddingInputError, match="NaN/inf in the cross-moments.*too large"):
+        linear_statistics(scan_cross_moments(huge, xy[1]))
+
+
+def test_cross_moments_over_the_memory_limit_raise_naming_the_memory(xy, monkeypatch):
+    with pytest.raises(EmbeddingInputError, match=r"10-d and 7-d sets need about 0\.\d MiB.*memory limit 0\.0 MiB"):
+        scan_cross_moments(*xy, memory_limit=1_000)
+    from embgeo.analysis._core import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 20_000)  # the default limit is half of it
+    with pytest.raises(EmbeddingInputError, match="more than the memory limit.*reduce the dimensions"):
+        representation_similarity(*xy, knn=None)
+    monkeypatch.undo()
+    assert np.isfinite(representation_similarity(*xy, knn=None).linear_cka)
+
+
+def test_stacked_moments_slice_out_every_pair_in_either_order():
+    from embgeo.analysis._core import scan_stacked_moments
+
+    arrays = _four_sets()
+    stacked = scan_stacked_moments(arrays, block_rows=70)
+    for i, j in ((0, 1), (2, 0), (3, 1), (1, 2)):
+        direct = scan_cross_moments(arrays[i], arrays[j], block_rows=70)
+        got = stacked.pair(i, j)
+        for name in ("pivot_a", "pivot_b", "sum_a", "sum_b", "aa", "bb", "ab", "q_aa", "q_bb", "q_ab",
+                     "qv_aa", "qv_bb", "qv_ab", "qv_ba"):
+            np.testing.assert_allclose(getattr(got, name), getattr(direct, name), rtol=1e-10, atol=1e-8,
+                                       err_msg=f"{name} of ({i}, {j})")
+        np.testing.assert_array_equal(got.aa, got.aa.T)
