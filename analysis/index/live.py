@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core import EmbeddingInputError, Progress, Result, as_float32_matrix, check_k, check_random_state, hidden
+from .._core import (EmbeddingInputError, Progress, Result, as_float32_matrix, blocked_row_norms, check_k,
+                     check_random_state, hidden)
 from .._core import metric as _field
 from ..io import open_live_index
-from ..neighbors import exact_knn, recall_per_query
+from ..neighbors import exact_knn, recall_per_query, refine_distances
 from .difficulty import QueryDifficulty, query_difficulty
 from .faiss_indexes import IndexSweep
 from .ground_truth import GroundTruth
@@ -26,6 +27,9 @@ from .reachability import Reachability, reachability
 #: The faiss kinds and search values of ``faiss=True`` (the quick sweep of ``embgeo index-stats``).
 FAISS_KINDS = ("hnsw", "ivf")
 FAISS_SWEEP = {"hnsw": {"efSearch": (16, 64, 256)}, "ivf": {"nprobe": (1, 8, 64)}}
+#: An answer counts as a hit when its distance is at most the exact k-th distance times (1 + this):
+#: ANN-Benchmarks' tolerance, so that a tied copy of the k-th neighbour is not a miss.
+TIE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True, repr=False)
@@ -38,22 +42,28 @@ class LiveIndexReport(Result):
     metric: str = _field("The distance the database ranks by, and the exact search uses.")
     settings: dict = _field("The search settings the database reports (index kind, ef, M, ...).")
     n: int = _field("Vectors in the collection.")
-    k: int = _field("Neighbours per query scored by recall@k (set overlap).", "Aumueller et al., 2020")
+    k: int = _field("Neighbours per query scored by recall@k.", "Aumueller et al., 2020")
     n_queries: int = _field("Queries sent, one call each.")
     query_source: str = _field("held-out(m): m corpus rows (each query's own id left out of both lists), or array.")
-    recall_at_k: float = _field("Mean over queries of |database top-k & exact top-k| / k.",
-                                "Aumueller, Bernhardsson and Faithfull, Information Systems 87, 2020")
-    recall_min: float = _field("The worst query's recall.")
+    recall_at_k: float = _field(
+        "Mean over queries of the share of the database's k answers whose distance (the collection's metric, "
+        "from the vectors) is at most the exact k-th distance x (1 + 1e-3): ties with the k-th count as hits.",
+        "Aumueller, Bernhardsson and Faithfull, Information Systems 87, 2020")
+    recall_at_k_ids: float = _field("Mean over queries of |database top-k ids & exact top-k ids| / k (set overlap; "
+                                    "a tied copy of a true neighbour counts as a miss).")
+    recall_min: float = _field("The worst query's recall (by distance).")
     latency_ms_p50: float = _field("Median time of one search call, in milliseconds (client included).")
     latency_ms_p95: float = _field("95th percentile of the search-call time, ms.")
     latency_ms_p99: float = _field("99th percentile of the search-call time, ms.")
     qps: float = _field("Queries per second, one client sending one query at a time.")
     exact_seconds: float = _field("Time of the exact search that gives the ground truth.")
     never_returned_rate: float = _field("Share of the collection in no query's database answer.")
-    sweep: list = _field("One row per swept search parameter value: params, recall@k, latency p50/p95/p99, QPS.")
+    sweep: list = _field("One row per swept search parameter value: params, recall@k (by distance and by ids), "
+                         "latency p50/p95/p99, QPS.")
     faiss: IndexSweep | None = _field("embgeo's faiss sweep on the same vectors and queries, for comparison.",
                                       "Johnson, Douze and Jegou, IEEE TBD 2019", default=None)
-    recall_per_query: np.ndarray = _field("Recall of every query.", summary=False, default=None)
+    recall_per_query: np.ndarray = _field("Recall of every query (by distance).", summary=False, default=None)
+    recall_per_query_ids: np.ndarray = _field("Id-overlap recall of every query.", summary=False, default=None)
     difficulty: QueryDifficulty | None = _field(
         "Per-query LID, relative contrast, expansion, and the database's recall by LID bucket (None under dot).",
         "Aumueller and Ceccarello, Information Systems 2021", default=None)
@@ -116,7 +126,8 @@ def live_index_report(source, *, collection: str | None = None, queries=None, k:
     References
     ----------
     Aumueller, Bernhardsson and Faithfull (2020), "ANN-Benchmarks: A benchmarking tool for approximate
-    nearest neighbor algorithms", Information Systems 87 (recall@k by set overlap, latency and QPS).
+    nearest neighbor algorithms", Information Systems 87 (recall@k with a distance tolerance of 1e-3, so
+    ties with the k-th neighbour count; latency and QPS). The id overlap is reported beside it.
     """
     live = open_live_index(source, collection, vectors=vectors, metric=metric)
     try:
@@ -153,14 +164,17 @@ def _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss) 
                          backend=exact.backend, indices=exact.indices, distances=exact.distances,
                          mean_distance=exact.mean_distance, corpus_rows=np.arange(data.n), query_rows=rows,
                          file_neighbors=None, file_distances=None)
+    norms = (blocked_row_norms(corpus), blocked_row_norms(q)) if live.metric == "cosine" else None
     steps = m * (1 + len(sweep))
     with Progress(progress, steps, f"searching {live.where}", unit="query") as bar:
         found, latencies = _search_all(live, q, k, rows, row_of, {}, bar)
         swept = []
         for params in sweep:
             f, lat = _search_all(live, q, k, rows, row_of, params, bar)
-            swept.append({"params": params, **_timing(recall_per_query(f, ground.truth), lat)})
-    per_query = recall_per_query(found, ground.truth)
+            swept.append({"params": params, **_timing(_recall_by_distance(corpus, q, f, ground.truth, live.metric, norms),
+                                                      lat, recall_per_query(f, ground.truth))})
+    per_query = _recall_by_distance(corpus, q, found, ground.truth, live.metric, norms)
+    per_query_ids = recall_per_query(found, ground.truth)
     returned = np.zeros(data.n, dtype=bool)
     returned[found[found >= 0]] = True
     difficulty = None if live.metric == "dot" else query_difficulty(
@@ -168,9 +182,11 @@ def _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss) 
     faiss_sweep = None if not faiss else _faiss(data, corpus, q, rows, k, live.metric, faiss, random_state)
     return LiveIndexReport(
         source=live.where, database=live.database, metric=live.metric, settings=dict(live.settings), n=data.n, k=k,
-        n_queries=m, query_source=f"held-out({m})" if held_out else "array", **_timing(per_query, latencies),
+        n_queries=m, query_source=f"held-out({m})" if held_out else "array",
+        **_timing(per_query, latencies, per_query_ids),
         recall_min=float(per_query.min()), exact_seconds=exact_seconds, never_returned_rate=float(1.0 - returned.mean()),
-        sweep=swept, faiss=faiss_sweep, recall_per_query=per_query, difficulty=difficulty,
+        sweep=swept, faiss=faiss_sweep, recall_per_query=per_query, recall_per_query_ids=per_query_ids,
+        difficulty=difficulty,
         reachability=reachability(ground, corpus_as_queries=False), latencies_ms=latencies, query_rows=rows,
         found=found, truth=np.asarray(ground.truth))
 
@@ -194,9 +210,26 @@ def _search_all(live, q, k, rows, row_of, params, bar):
     return found, latencies
 
 
-def _timing(per_query, latencies) -> dict:
+def _recall_by_distance(corpus, q, found, truth, metric: str, norms=None) -> np.ndarray:
+    """Per query, the share of the k answers within the exact k-th distance x (1 + TIE_TOLERANCE).
+
+    Both distances come from the vectors by the same computation (``refine_distances``: the chord
+    between unit vectors for cosine, euclidean, ``-<q, x>`` for dot), so a copy of the k-th neighbour
+    gets exactly its distance. An answer that is not in the collection read (-1) is a miss. ``norms``:
+    the cosine row norms of the corpus and the queries, computed once for every call.
+    """
+    truth = np.asarray(truth)
+    k = truth.shape[1]
+    got = refine_distances(corpus, q, found, metric, norms=norms)
+    kth = refine_distances(corpus, q, truth[:, k - 1:k], metric, norms=norms)[:, 0].astype(np.float64)
+    limit = kth + TIE_TOLERANCE * np.abs(kth)
+    return (got <= limit[:, None]).sum(axis=1) / k  # NaN (no answer) compares False
+
+
+def _timing(per_query, latencies, per_query_ids) -> dict:
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
-    return {"recall_at_k": float(per_query.mean()), "latency_ms_p50": float(p50), "latency_ms_p95": float(p95),
+    return {"recall_at_k": float(per_query.mean()), "recall_at_k_ids": float(per_query_ids.mean()),
+            "latency_ms_p50": float(p50), "latency_ms_p95": float(p95),
             "latency_ms_p99": float(p99), "qps": float(len(latencies) / (latencies.sum() / 1e3))}
 
 

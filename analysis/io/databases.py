@@ -28,7 +28,9 @@ check the count and a checksum with each database's own client). LanceDB tables,
 saved datasets stay byte for byte as they were. Two clients do housekeeping of their own when they open
 a collection, which embgeo cannot switch off: Chroma's client persists its pending HNSW index segment and
 updates ``chroma.sqlite3``, and Milvus Lite builds its index file when the collection is loaded for the
-read (and embgeo releases the collection again if it was not loaded before).
+read (and embgeo releases the collection again if it was not loaded before). Chroma's schema migrations
+are only validated, never applied: a folder written by another Chroma version that needs one is refused
+with a clear error, not upgraded in place.
 
 References
 ----------

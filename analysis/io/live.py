@@ -165,7 +165,7 @@ def _qdrant(source, collection, vectors) -> LiveIndex:
 
 
 def _milvus(source, collection, vectors) -> LiveIndex:
-    from .clients import _milvus_fields, _quiet
+    from .clients import _milvus_close, _milvus_fields, _quiet
 
     pymilvus = require("pymilvus", "milvus")
     own = not hasattr(source, "describe_collection")
@@ -175,29 +175,32 @@ def _milvus(source, collection, vectors) -> LiveIndex:
             client, where = pymilvus.MilvusClient(str(existing(Path(path), "Milvus Lite file", source))), source
     else:
         client, where = source, f"Milvus collection {collection!r}"
-    with _quiet():
-        field_name, pk, _ = _milvus_fields(pymilvus, client, collection, vectors, where)
-        index = next((client.describe_index(collection, i) for i in client.list_indexes(collection, field_name=field_name)),
-                     {})
-        state = str(client.get_load_state(collection).get("state"))
-        loaded = state.split(".")[-1].rstrip(">") == "Loaded"
-        if not loaded:
-            client.load_collection(collection)
+    loaded = True  # until we load it ourselves: nothing to release
+    try:
+        with _quiet():
+            field_name, pk, _ = _milvus_fields(pymilvus, client, collection, vectors, where)
+            index = next((client.describe_index(collection, i)
+                          for i in client.list_indexes(collection, field_name=field_name)), {})
+            state = str(client.get_load_state(collection).get("state"))
+            if state.split(".")[-1].rstrip(">") != "Loaded":
+                client.load_collection(collection)  # Milvus serves searches only from a loaded collection
+                loaded = False
+            metric = _metric(index.get("metric_type", "l2"), "milvus", where)
+    except BaseException:
+        _milvus_close(client, collection, not loaded, own)
+        raise
 
     def search(q, k, **params):
         extra = {"search_params": {"params": params}} if params else {}
         with _quiet():
-            hits = client.search(collection, data=[np.asarray(q).tolist()], limit=k, anns_field=field_name, **extra)
-        return [h["id"] for h in hits[0]]
+            hits = client.search(collection, data=[np.asarray(q).tolist()], limit=k, anns_field=field_name,
+                                 output_fields=[pk], **extra)
+        return [h[pk] for h in hits[0]]  # pymilvus keys each hit by the primary key's own name
 
     def close():
-        with _quiet():
-            if not loaded:
-                client.release_collection(collection)
-            if own:
-                client.close()
+        _milvus_close(client, collection, not loaded, own)
 
     settings: dict[str, Any] = {k: v for k, v in index.items() if isinstance(v, (int, float, str))}
-    return LiveIndex(where, "milvus", _metric(index.get("metric_type", "l2"), "milvus", where), search, id_column=pk,
+    return LiveIndex(where, "milvus", metric, search, id_column=pk,
                      settings=settings, close=close, params=("ef", "nprobe", "search_list"),
                      read=lambda progress=None: from_milvus(client, collection, vectors=field_name, progress=progress))

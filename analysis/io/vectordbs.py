@@ -164,17 +164,41 @@ def from_chroma(source, collection: str | None = None, *, vectors=None, metadata
                   page_size=page_size, progress=progress)
 
 
+#: Chroma settings for reading: no telemetry, and migrations only *validated*. Chroma's default
+#: ("apply") upgrades a folder written by an older Chroma in place, irreversibly, on opening.
+CHROMA_SETTINGS = {"anonymized_telemetry": False, "migrations": "validate"}
+
+
 def _chroma_client(chromadb, path: Path, where: str):
+    """A ``PersistentClient`` on ``path`` that never migrates the folder.
+
+    When this process already has the folder open with other settings (Chroma keeps one system per
+    folder and refuses a second with different settings), that open system is reused as it is: it was
+    started (and any migration run) by whoever opened it, and reusing it starts nothing.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
     from chromadb.config import Settings
 
+    systems = SharedSystemClient._identifier_to_system
+    before = set(systems)
     try:
-        return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
-    except ValueError:  # this process already opened the folder with other settings: reuse those
-        try:
-            return chromadb.PersistentClient(path=str(path))
-        except ValueError as exc:
-            raise EmbeddingInputError(f"{where}: this process has the folder open with other client settings "
-                                      f"({exc}); pass the collection object instead") from None
+        return chromadb.PersistentClient(path=str(path), settings=Settings(**CHROMA_SETTINGS))
+    except ValueError as exc:  # this process already opened the folder with other settings: reuse that system
+        system = systems.get(str(path))
+        if system is None:
+            raise EmbeddingInputError(f"{where}: Chroma could not open the folder ({exc}); if this process has it "
+                                      "open already, pass the collection object instead") from None
+        return chromadb.PersistentClient(path=str(path), settings=system.settings)
+    except Exception as exc:
+        for identifier in set(systems) - before:  # Chroma caches the system before starting it: drop ours
+            systems.pop(identifier, None)
+        if "migration" not in str(exc).lower():
+            raise
+        raise EmbeddingInputError(
+            f"{where}: the folder was written by another Chroma version and needs a migration ({exc}); "
+            f"embgeo reads it without changing it, so it is not upgraded (chromadb {chromadb.__version__} would "
+            "upgrade it in place, irreversibly). Open a copy of the folder with chromadb.PersistentClient to "
+            "upgrade the copy, or read it with the Chroma version that wrote it") from None
 
 
 # --------------------------------------------------------------------------------------------- datasets

@@ -46,7 +46,26 @@ def _exact(x, q, k, metric, exclude=None):
 
 
 def _recall(answers, truth):
+    """Id overlap, counted in Python."""
     return np.array([len(set(a) & set(t)) / truth.shape[1] for a, t in zip(answers, truth)])
+
+
+def _distance(x, v, metric):
+    """Distances of one query v to rows x by a direct float64 formula (cosine: the chord of unit vectors)."""
+    x64, v64 = np.asarray(x, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    if metric == "cosine":
+        x64, v64 = x64 / np.linalg.norm(x64, axis=-1, keepdims=True), v64 / np.linalg.norm(v64)
+    return -(x64 @ v64) if metric == "dot" else np.sqrt(((x64 - v64) ** 2).sum(-1))
+
+
+def _recall_by_distance(x, q, answers, truth, metric):
+    """ANN-Benchmarks' rule, looped in Python: an answer within the exact k-th distance x 1.001 is a hit."""
+    out = []
+    for v, a, t in zip(q, answers, truth):
+        kth = _distance(x[t[-1]], v, metric)
+        a = [i for i in a if i >= 0]
+        out.append(sum(d <= kth + 1e-3 * abs(kth) for d in _distance(x[a], v, metric)) / truth.shape[1] if a else 0.0)
+    return np.array(out)
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +86,11 @@ def test_recall_of_a_poorly_tuned_hnsw_equals_an_independent_count(data, low_chr
     r = live_index_report(uri, queries=q, k=K)
     truth = _exact(x, q, K, "euclidean")
     answers = [[int(i[1:]) for i in col.query(query_embeddings=[v], n_results=K, include=[])["ids"][0]] for v in q]
-    expected = _recall(answers, truth)
+    expected = _recall_by_distance(x, q, answers, truth, "euclidean")
     np.testing.assert_array_equal(np.sort(r.truth, axis=1), np.sort(truth, axis=1))
     np.testing.assert_allclose(r.recall_per_query, expected)
+    np.testing.assert_allclose(r.recall_per_query_ids, _recall(answers, truth))
+    assert r.recall_at_k_ids == pytest.approx(_recall(answers, truth).mean())
     assert r.recall_at_k == pytest.approx(expected.mean()) and r.recall_at_k < 0.9  # the tiny HNSW misses
     assert (r.database, r.metric, r.n, r.n_queries, r.query_source) == ("chroma", "euclidean", N, len(q), "array")
     assert r.settings["ef_search"] == 3
@@ -102,7 +123,8 @@ def test_held_out_rows_leave_their_own_id_out_of_both_lists(data, tmp_path):
     assert len(rows) == 25 and len(set(rows.tolist())) == 25 and r.query_source == "held-out(25)"
     assert all(rows[i] not in r.truth[i] and rows[i] not in r.found[i] for i in range(25))
     np.testing.assert_array_equal(np.sort(r.truth, axis=1), np.sort(truth, axis=1))
-    np.testing.assert_allclose(r.recall_per_query, _recall(answers, truth))
+    np.testing.assert_allclose(r.recall_per_query, _recall_by_distance(x, x[rows], answers, truth, "cosine"))
+    np.testing.assert_allclose(r.recall_per_query_ids, _recall(answers, truth))
     assert r.metric == "cosine"
 
 
@@ -131,7 +153,8 @@ def test_lancedb_and_milvus_are_measured_with_their_distance(db, data, tmp_path)
     truth = _exact(x, q, K, metric)
     assert r.metric == metric
     np.testing.assert_array_equal(np.sort(r.truth, axis=1), np.sort(truth, axis=1))
-    np.testing.assert_allclose(r.recall_per_query, _recall(r.found, truth))  # found: the database's rows
+    np.testing.assert_allclose(r.recall_per_query_ids, _recall(r.found, truth))  # found: the database's rows
+    np.testing.assert_allclose(r.recall_per_query, _recall_by_distance(x, q, r.found, truth, metric))
     assert r.recall_at_k == pytest.approx(1.0)  # both search these 600 vectors exhaustively
 
 
@@ -185,7 +208,8 @@ def test_a_sweep_of_lancedb_nprobes_scores_each_setting_independently(data, tmp_
     for row in r.sweep:
         answers = [tbl.search(v).nprobes(row["params"]["nprobes"]).limit(K).select(["id"]).to_arrow()
                    .column("id").to_pylist() for v in q]
-        assert row["recall_at_k"] == pytest.approx(_recall(answers, truth).mean())
+        assert row["recall_at_k_ids"] == pytest.approx(_recall(answers, truth).mean())
+        assert row["recall_at_k"] == pytest.approx(_recall_by_distance(x, q, answers, truth, "euclidean").mean())
         assert row["latency_ms_p50"] <= row["latency_ms_p99"] and row["qps"] > 0
     assert r.sweep[0]["recall_at_k"] < r.sweep[1]["recall_at_k"] == pytest.approx(1.0)  # 1 of 16 lists misses
     with pytest.raises(EmbeddingInputError, match="lancedb searches take nprobes, ef, refine_factor, not hnsw_ef"):
@@ -201,3 +225,98 @@ def test_faiss_runs_side_by_side_on_the_same_queries_and_truth(low_chroma, data)
     assert r.recall_at_k < 0.9  # the database's tiny HNSW, beside faiss's
     with pytest.raises(EmbeddingInputError, match="chroma takes no search parameters per query"):
         live_index_report(uri, k=K, sweep={"ef": (8,)})
+
+
+def _milvus_doc_id(path, x, metric="L2"):
+    """A Milvus Lite collection whose primary key is ``doc_id`` and vector field ``emb``, released."""
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(path))
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("doc_id", DataType.INT64, is_primary=True)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=x.shape[1])
+    index = client.prepare_index_params()
+    index.add_index("emb", metric_type=metric, index_type="FLAT")
+    client.create_collection("docs", schema=schema, index_params=index)
+    client.insert("docs", [{"doc_id": 1000 + i, "emb": v.tolist()} for i, v in enumerate(x)])
+    client.release_collection("docs")
+    client.close()
+    return f"milvus://{path}/docs"
+
+
+def test_a_milvus_primary_key_not_called_id_is_matched_by_its_own_name(data, tmp_path):
+    _needs("pymilvus")
+    x, q = data
+    uri = _milvus_doc_id(tmp_path / "m.db", x)
+    r = live_index_report(uri, queries=q, k=K)
+    truth = _exact(x, q, K, "euclidean")
+    np.testing.assert_array_equal(np.sort(r.found, axis=1), np.sort(truth, axis=1))  # ids 1000+ mapped to rows
+    assert r.recall_at_k == pytest.approx(1.0) and r.metric == "euclidean"
+
+
+@pytest.mark.parametrize("where", ["fields", "after_load"])
+def test_a_milvus_failure_while_opening_closes_our_client_and_releases(where, data, tmp_path, monkeypatch):
+    _needs("pymilvus")
+    import pymilvus
+    from pymilvus import MilvusClient
+
+    from embgeo.analysis.io import clients as io_clients
+    from embgeo.analysis.io import live as io_live
+
+    uri = _milvus_doc_id(tmp_path / "m.db", data[0][:50])
+    closed = []
+    real_close = MilvusClient.close
+    monkeypatch.setattr(MilvusClient, "close", lambda self: (closed.append(self), real_close(self))[1])
+
+    def boom(*args, **kwargs):
+        raise EmbeddingInputError("injected")
+
+    if where == "fields":
+        monkeypatch.setattr(io_clients, "_milvus_fields", boom)
+    else:
+        monkeypatch.setattr(io_live, "_metric", boom)  # after load_collection
+    with pytest.raises(EmbeddingInputError, match="injected"):
+        live_index_report(uri, k=3, n_queries=5)
+    assert len(closed) == 1  # the client we opened is closed
+    monkeypatch.undo()
+    client = pymilvus.MilvusClient(str(tmp_path / "m.db"))
+    try:
+        assert str(client.get_load_state("docs")["state"]).endswith("NotLoad")  # released again, as we found it
+    finally:
+        client.close()
+
+
+def test_tied_copies_of_the_kth_neighbour_count_as_hits(monkeypatch):
+    """Planted duplicates: each distinct vector stored 3 times, so the k-th neighbour has tied copies.
+
+    An exact flat search may return any copy; id overlap calls the others misses, the distance rule
+    does not. The database here answers exactly but breaks ties towards the *last* copy, deterministically
+    unlike exact_knn's order, so id overlap is below 1 and recall by distance is exactly 1.
+    """
+    import pandas as pd
+
+    from embgeo.analysis import EmbeddingSet
+    from embgeo.analysis.index import live as index_live
+    from embgeo.analysis.io.live import LiveIndex
+
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((100, D)).astype(np.float32)
+    x = np.repeat(base, 3, axis=0)  # rows 3j, 3j+1, 3j+2 are copies
+    q = rng.standard_normal((20, D)).astype(np.float32)
+    ids = [f"r{i}" for i in range(len(x))]
+
+    def search(v, k):  # exact, ties to the highest row
+        d = _distance(x, v, "euclidean")
+        order = np.lexsort((-np.arange(len(x)), d))
+        return [ids[i] for i in order[:k]]
+
+    eset = EmbeddingSet(x, metadata=pd.DataFrame({"id": ids}))
+    fake = LiveIndex("planted", "planted", "euclidean", search, read=lambda progress=None: eset)
+    monkeypatch.setattr(index_live, "open_live_index", lambda *args, **kwargs: fake)
+    r = live_index_report("planted", queries=q, k=K)
+    truth = _exact(x, q, K, "euclidean")
+    answers = [[int(i[1:]) for i in search(v, K)] for v in q]
+    assert r.recall_at_k == 1.0 and r.recall_min == 1.0
+    np.testing.assert_allclose(r.recall_per_query, _recall_by_distance(x, q, answers, truth, "euclidean"))
+    np.testing.assert_allclose(r.recall_per_query_ids, _recall(answers, truth))
+    assert r.recall_at_k_ids < 0.95  # the copies chosen differ from the exact list's

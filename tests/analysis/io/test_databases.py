@@ -223,6 +223,86 @@ def test_paging_reads_every_row_exactly_once_in_pages(db, rows, untouched):
     np.testing.assert_array_equal(np.asarray(s.vectors)[order], rows[0])
 
 
+def _spy_pages(db, monkeypatch):
+    """Record each call the reader makes to the database's own paging API: (the size asked, rows returned)."""
+    calls = []
+    if db == "chroma":
+        from chromadb.api.models.Collection import Collection
+
+        real = Collection.get
+
+        def get(self, *args, limit=None, **kwargs):
+            got = real(self, *args, limit=limit, **kwargs)
+            calls.append((limit, len(got["ids"])))
+            return got
+
+        monkeypatch.setattr(Collection, "get", get)
+    elif db == "qdrant":
+        from qdrant_client import QdrantClient
+
+        real = QdrantClient.scroll
+
+        def scroll(self, *args, limit=None, **kwargs):
+            points, offset = real(self, *args, limit=limit, **kwargs)
+            calls.append((limit, len(points)))
+            return points, offset
+
+        monkeypatch.setattr(QdrantClient, "scroll", scroll)
+    elif db == "milvus":
+        from pymilvus import MilvusClient
+
+        real = MilvusClient.query_iterator
+
+        def query_iterator(self, *args, batch_size=None, **kwargs):
+            it = real(self, *args, batch_size=batch_size, **kwargs)
+            step = it.next
+
+            def next_page():
+                rows = step()
+                calls.append((batch_size, len(rows)))
+                return rows
+
+            it.next = next_page
+            return it
+
+        monkeypatch.setattr(MilvusClient, "query_iterator", query_iterator)
+    elif db == "lancedb":
+        from lancedb.query import LanceEmptyQueryBuilder
+
+        real = LanceEmptyQueryBuilder.to_batches
+
+        def to_batches(self, batch_size=None, *args, **kwargs):
+            for batch in real(self, batch_size, *args, **kwargs):
+                calls.append((batch_size, batch.num_rows))
+                yield batch
+
+        monkeypatch.setattr(LanceEmptyQueryBuilder, "to_batches", to_batches)
+    else:
+        import datasets
+
+        real = datasets.Dataset.iter
+
+        def iter_(self, batch_size, *args, **kwargs):
+            for batch in real(self, batch_size, *args, **kwargs):
+                calls.append((batch_size, len(batch)))
+                yield batch
+
+        monkeypatch.setattr(datasets.Dataset, "iter", iter_)
+    return calls
+
+
+@pytest.mark.parametrize("db", DBS)
+def test_each_call_to_the_database_asks_for_one_page(db, untouched, monkeypatch):
+    """Not a reader that fetches everything and splits it: every paging call asks for page_size rows."""
+    uri = untouched(db)
+    calls = _spy_pages(db, monkeypatch)
+    assert FROM[db](uri, page_size=PAGE).n == N
+    sizes = [size for size, _ in calls]
+    got = [rows for _, rows in calls if rows]
+    assert set(sizes) == {PAGE}, calls
+    assert sum(got) == N and max(got) <= PAGE and len(got) == math.ceil(N / PAGE), calls
+
+
 @pytest.mark.parametrize("db", DBS)
 def test_metadata_names_select_columns(db, untouched):
     uri = untouched(db)
@@ -302,6 +382,77 @@ def test_folder_databases_stay_byte_for_byte_the_same(db, collections):
     before = _files(root)
     FROM[db](uri, page_size=PAGE)
     assert _files(root) == before
+
+
+def _chroma_in_another_process(root, x):
+    """A Chroma folder written by another process (so this one holds no open system for it)."""
+    import subprocess
+
+    np.save(root.parent / "x.npy", x)
+    code = ("import sys, numpy as np, chromadb; c = chromadb.PersistentClient(path=sys.argv[1]);"
+            "x = np.load(sys.argv[2]); c.create_collection('docs').add(ids=[f's{i}' for i in range(len(x))], embeddings=x)")
+    subprocess.run([sys.executable, "-c", code, str(root), str(root.parent / "x.npy")], check=True, timeout=120)
+
+
+def _migrations(root):
+    import sqlite3
+
+    with sqlite3.connect(root / "chroma.sqlite3") as db:
+        return db.execute("SELECT dir, version FROM migrations ORDER BY dir, version").fetchall()
+
+
+@pytest.fixture
+def chroma_settings(monkeypatch):
+    """The settings every chromadb.PersistentClient call is given."""
+    _needs("chroma")
+    import chromadb
+
+    seen, real = [], chromadb.PersistentClient
+
+    def spy(*args, settings=None, **kwargs):
+        seen.append(settings)
+        return real(*args, settings=settings, **kwargs) if settings is not None else real(*args, **kwargs)
+
+    monkeypatch.setattr(chromadb, "PersistentClient", spy)
+    return seen
+
+
+def test_a_chroma_folder_is_opened_with_migrations_validated_only(rows, tmp_path, chroma_settings):
+    root = tmp_path / "c"
+    _chroma_in_another_process(root, rows[0][:20])
+    assert from_chroma(f"chroma://{root}/docs").n == 20
+    assert [(s.migrations, s.anonymized_telemetry) for s in chroma_settings] == [("validate", False)]
+
+
+def test_a_chroma_folder_needing_a_migration_is_refused_and_not_upgraded(rows, tmp_path, chroma_settings):
+    """An older Chroma's folder lacks the newest migrations; Chroma's default would apply them in place."""
+    import sqlite3
+
+    root = tmp_path / "c"
+    _chroma_in_another_process(root, rows[0][:20])
+    with sqlite3.connect(root / "chroma.sqlite3") as db:  # as if written before the newest sysdb migration
+        db.execute("DELETE FROM migrations WHERE dir = 'sysdb' AND version = (SELECT max(version) FROM migrations "
+                   "WHERE dir = 'sysdb')")
+    before = _migrations(root)
+    for _ in range(2):  # the half-started system is not left cached: the second try is refused the same way
+        with pytest.raises(EmbeddingInputError, match=r"needs a migration.*not upgraded"):
+            from_chroma(f"chroma://{root}/docs")
+    assert _migrations(root) == before
+    assert {s.migrations for s in chroma_settings} == {"validate"}
+
+
+def test_a_chroma_folder_this_process_has_open_reuses_that_system(collections, chroma_settings):
+    """The fallback starts nothing: it takes the settings of the system already open on the folder."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    uri = collections("chroma")  # written in this process with Chroma's default settings
+    root = uri.split("://", 1)[1].rpartition("/")[0]
+    systems = dict(SharedSystemClient._identifier_to_system)
+    chroma_settings.clear()
+    assert from_chroma(uri).n == N
+    assert chroma_settings[0].migrations == "validate"
+    assert all(s is systems[root].settings for s in chroma_settings[1:])
+    assert dict(SharedSystemClient._identifier_to_system) == systems  # no new system was started
 
 
 # --------------------------------------------------------------------------------------------- errors
