@@ -42,7 +42,7 @@ def test_layers_writes_the_json_of_layer_geometry(texts_file, tmp_path, capsys):
 
 def test_layers_with_tokens_and_labels(texts_file, tmp_path, capsys):
     labels = tmp_path / "labels.txt"
-    labels.write_text("\n".join(["animal"] * 4 + ["money"] * 4 + ["weather"] * 4) + "\n")
+    labels.write_text("\n".join(["animal"] * 4 + ["money"] * 2 + [""] + ["money"] * 2 + ["weather"] * 4) + "\n")
     out = tmp_path / "t.json"
     assert cli.main(["layers", "all-MiniLM-L6-v2", str(texts_file), "--pooling", "tokens", "--max-tokens", "30",
                      "--layers", "-1", "--k", "3", "--labels", str(labels), "--json", str(out)]) == 0
@@ -58,7 +58,7 @@ def test_layers_with_tokens_and_labels(texts_file, tmp_path, capsys):
     (["layers", "all-MiniLM-L6-v2", "{texts}", "--layers", "9"], 2, "layer 9 does not exist"),
     (["layers", "all-MiniLM-L6-v2", "{empty}"], 2, "holds no non-empty lines"),
     (["layers", "all-MiniLM-L6-v2", "{binary}"], 2, "is not UTF-8 text"),
-    (["layers", "all-MiniLM-L6-v2", "{texts}", "--labels", "{short_labels}"], 2, "2 labels for the 12 texts"),
+    (["layers", "all-MiniLM-L6-v2", "{texts}", "--labels", "{short_labels}"], 2, "2 label lines for the 13 lines"),
     (["layers", "all-MiniLM-L6-v2", "{texts}", "--k", "20"], 2, "give more texts than k"),
     (["layers", "all-MiniLM-L6-v2", "{texts}", "--max-tokens", "5"], 64, "only with --pooling tokens"),
 ])
@@ -79,3 +79,28 @@ def test_bad_layer_list_is_a_usage_error(texts_file, capsys):
         cli.main(["layers", "all-MiniLM-L6-v2", str(texts_file), "--layers", "first"])
     assert stop.value.code == cli.EXIT_USAGE
     assert "expected 'all' or comma-separated layer indices" in capsys.readouterr().err
+
+
+LABELS = ["animal"] * 4 + ["money"] * 4 + ["weather"] * 4
+
+
+def test_labels_pair_with_texts_line_by_line(texts_file, tmp_path, capsys):
+    """The texts file has a blank line 7: its label line is dropped with it, never shifting the rest."""
+    from embgeo.analysis import layer_geometry
+
+    ref = layer_geometry("all-MiniLM-L6-v2", TEXTS, layers=[-1], k=3, labels=LABELS, progress=False)
+    aligned = tmp_path / "aligned.txt"  # line 7 is a label for the blank text line: ignored with it
+    aligned.write_text("\n".join(LABELS[:6] + ["ignored"] + LABELS[6:]) + "\n\n")
+    out = tmp_path / "a.json"
+    assert cli.main(["layers", "all-MiniLM-L6-v2", str(texts_file), "--layers", "-1", "--k", "3",
+                     "--labels", str(aligned), "--json", str(out)]) == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["label_agreement"] == pytest.approx(ref.label_agreement.tolist())
+    shifted = tmp_path / "shifted.txt"  # one label per text, blank line not mirrored: would shift by one
+    shifted.write_text("\n".join(LABELS) + "\n")
+    blank = tmp_path / "blank.txt"  # a blank label where line 3 holds a text
+    blank.write_text("\n".join(LABELS[:2] + [""] + LABELS[3:6] + [""] + LABELS[6:]) + "\n")
+    for labels, message in ((shifted, "12 label lines for the 13 lines"),
+                            (blank, "line 3 is blank, but line 3 of")):
+        assert cli.main(["layers", "all-MiniLM-L6-v2", str(texts_file), "--labels", str(labels)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

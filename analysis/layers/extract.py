@@ -227,12 +227,14 @@ def _check_positive(name: str, value) -> int:
     return int(value)
 
 
-def resolve_device(device, module) -> str:
+def resolve_device(device, module, given: bool = False) -> str:
+    """The torch device to run on. ``None``: a caller's module (``given``) runs where it is; a model
+    loaded here runs where its weights are when not on the CPU, else on CUDA when there is one."""
     torch, _ = _transformers()
     if device is None:
-        current = next(iter(module.parameters()), None)
-        if current is not None and current.device.type != "cpu":
-            return str(current.device)
+        current = _device_of(module)
+        if given or current != "cpu":
+            return current
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         return str(torch.device(device))
@@ -294,18 +296,14 @@ def _extract(model, texts, *, layers, pooling, max_tokens, batch_size, device, t
                                   "(num_hidden_layers, hidden_size); pass a transformers encoder")
     chosen = check_layers(layers, n_hidden)
     wanted = tuple(sorted(set(chosen) | {int(v) % n_hidden for v in extra_layers}))
-    device = resolve_device(device, module)
+    given = not isinstance(model, (str, os.PathLike))  # the caller's module, not one loaded here
+    device = resolve_device(device, module, given)
     if loaded.lowercase:
         texts = [t.lower() for t in texts]
 
-    # lengths with the special tokens, untruncated: how many texts the model cuts, and the token counts
-    n_special = tok.num_special_tokens_to_add(pair=False)
-    lengths = np.concatenate([[len(ids) for ids in tok(texts[i:i + LENGTH_CHUNK], add_special_tokens=False,
-                                                         truncation=False, verbose=False)["input_ids"]]
-                              for i in range(0, len(texts), LENGTH_CHUNK)]).astype(np.int64) + n_special
+    lengths, per_text = _token_counts(tok, texts, loaded.max_length)
     n_truncated = int((lengths > loaded.max_length).sum())
-    rows_of, positions, token_ids = _rows(texts, lengths, n_special, loaded.max_length, pooling, max_tokens,
-                                          random_state)
+    rows_of, positions, token_ids = _rows(texts, per_text, pooling, max_tokens, random_state)
     n_rows = len(rows_of)
     if n_rows == 0:
         raise EmbeddingInputError("the texts hold no tokens besides the special ones: nothing to pool")
@@ -315,8 +313,8 @@ def _extract(model, texts, *, layers, pooling, max_tokens, batch_size, device, t
                    f"hidden states of {len(wanted)} layers", unit="batch", auto=n_batches > 4)
     first_row = np.searchsorted(rows_of, np.arange(len(texts) + 1)) if pooling == "tokens" else None
     was_training = module.training
-    moved = _device_of(module) != device
-    given = not isinstance(model, (str, os.PathLike))  # the caller's module, not one loaded here
+    home = _device_of(module)
+    moved = torch.device(home) != torch.device(device)
     try:
         if moved:
             module.to(device)
@@ -329,16 +327,18 @@ def _extract(model, texts, *, layers, pooling, max_tokens, batch_size, device, t
         raise
     finally:
         module.train(was_training)
+        if moved and given:  # a caller's module goes back where it was
+            module.to(home)
     notes = []
     if n_truncated:
         notes.append(f"{n_truncated:,} of {len(texts):,} texts are longer than the model's {loaded.max_length} "
                      "tokens and were truncated to it (as the model itself does)")
-    total_tokens = int(np.minimum(lengths, loaded.max_length).sum() - n_special * len(texts))
+    total_tokens = int(per_text.sum())
     if pooling == "tokens" and n_rows < total_tokens:
         notes.append(f"a uniform random sample of {n_rows:,} of the {total_tokens:,} non-special tokens "
                      f"(max_tokens={max_tokens:,}, random_state={random_state!r})")
     if moved and given:
-        notes.append(f"the given module was moved to {device}")
+        notes.append(f"the given module ran on {device} and was moved back to {home}")
     states = LayerStates(matrix=matrix, layers=wanted, n_hidden=n_hidden, pooling=pooling, n=n_rows, dim=dim,
                          texts=tuple(texts), text_index=rows_of, token_ids=token_ids, positions=positions,
                          tokens=None if token_ids is None else tuple(tok.convert_ids_to_tokens(token_ids.tolist())),
@@ -352,12 +352,33 @@ def _device_of(module) -> str:
     return "cpu" if p is None else str(p.device)
 
 
-def _rows(texts, lengths, n_special, max_length, pooling, max_tokens, random_state):
+def _token_counts(tok, texts, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: its length with the special tokens, untruncated (how many texts the model cuts), and
+    its non-special tokens counted from the encoding the batches get (special tokens added, truncated
+    to ``max_length``), by its ``special_tokens_mask``. A tokenizer may split a text differently with
+    and without its special tokens, so the count never comes from an encoding without them."""
+    lengths, content = [], []
+    for i in range(0, len(texts), LENGTH_CHUNK):
+        part = texts[i:i + LENGTH_CHUNK]
+        enc = tok(part, truncation=False, verbose=False, return_special_tokens_mask=True)
+        n = [len(ids) for ids in enc["input_ids"]]
+        c = [len(m) - int(sum(m)) for m in enc["special_tokens_mask"]]
+        long = [j for j, length in enumerate(n) if length > max_length]
+        if long:  # only the texts the model cuts are encoded again, as the batches will encode them
+            cut = tok([part[j] for j in long], truncation=True, max_length=max_length, verbose=False,
+                      return_special_tokens_mask=True)["special_tokens_mask"]
+            for j, m in zip(long, cut):
+                c[j] = len(m) - int(sum(m))
+        lengths.extend(n)
+        content.extend(c)
+    return np.asarray(lengths, dtype=np.int64), np.asarray(content, dtype=np.int64)
+
+
+def _rows(texts, per_text, pooling, max_tokens, random_state):
     """Which text each row comes from; for tokens also its position among the text's non-special tokens
     (a seeded uniform sample of at most ``max_tokens``), and its token id (filled in later)."""
     if pooling != "tokens":
         return np.arange(len(texts), dtype=np.int64), None, None
-    per_text = np.clip(np.minimum(lengths, max_length) - n_special, 0, None)
     total = int(per_text.sum())
     if total > max_tokens:  # a sample of positions among all tokens, never a list of every token
         flat = np.sort(check_random_state(random_state).choice(total, size=max_tokens, replace=False))
@@ -414,6 +435,11 @@ def _token_slots(rows, mask, special, first_row, positions, r0, device, torch):
         if lo == hi:
             continue
         seq = torch.nonzero(content[b], as_tuple=False).flatten().numpy()
+        if positions[hi - 1] >= len(seq):  # positions are sorted within a text: the last is the largest
+            raise EmbeddingInputError(
+                f"text {int(text)}: its batch encoding has {len(seq)} non-special tokens, but counting gave more "
+                f"(position {int(positions[hi - 1])} was sampled); the tokenizer encodes this text differently "
+                "from one call to the next")
         b_idx.append(np.full(hi - lo, b))
         s_idx.append(seq[positions[lo:hi]])
         dest.append(np.arange(lo, hi) - r0)

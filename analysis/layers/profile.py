@@ -7,6 +7,8 @@ estimators read it: :func:`isotropy_report` (mean cosine, IsoScore, effective ra
 :func:`knn_classification_accuracy` (labels) and :func:`recall_per_query` (the k-NN overlap with the last
 layer). Only one layer's set is analysed at a time; the states of all layers stay in the one stacked
 matrix of :func:`layer_states` (a scratch map when large), which :meth:`LayerGeometry.layer_set` reads.
+The result keeps the layers' neighbour tables only while they are small (:data:`TABLES_KEPT_BYTES`);
+otherwise :meth:`LayerGeometry.layer_set` searches that one layer again when asked.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ _REF_ID = "Valeriani et al., NeurIPS 2023; Cheng et al., 2024"
 _COLUMNS = (("mean_cosine", "mean cos"), ("isoscore", "IsoScore"), ("effective_rank", "eff. rank"),
             ("twonn", "TwoNN"), ("gride", "GRIDE"), ("hubness_skewness", "hub skew"),
             ("knn_overlap_last", "kNN∩last"), ("label_agreement", "label kNN"))
+#: The result keeps every layer's neighbour table (for layer_set) while they take at most this many bytes
+#: together; beyond it (200,000 texts x 25 layers x 32 neighbours is ~1.9 GB) none is kept, and
+#: layer_set recomputes the one layer asked for.
+TABLES_KEPT_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, repr=False)
@@ -68,8 +74,9 @@ class LayerGeometry(Result):
     layer_warnings: tuple = _field("Reasons to doubt a layer's intrinsic-dimension numbers, per layer.",
                                    default=())
     _states: LayerStates = hidden()
-    _tables: dict = hidden()
+    _tables: dict = hidden()  #: layer -> neighbour table, only when small (else empty)
     _labels: np.ndarray | None = hidden()
+    _k_table: int = hidden()  #: the neighbours per row of each layer's table
 
     def curves(self) -> dict:
         """Every per-layer statistic as ``{name: array over layers}``; ``gride`` is the GRIDE estimate at
@@ -84,12 +91,16 @@ class LayerGeometry(Result):
     def layer_set(self, layer: int) -> EmbeddingSet:
         """The pooled states of one layer as an :class:`EmbeddingSet` (texts, labels and, for tokens, the
         token and its text as metadata), with that layer's neighbour table already attached, so every
-        report and dashboard tab opened on it reuses the search."""
+        report and dashboard tab opened on it reuses the search (the table the statistics used when the
+        result kept it, else the same exact search run again for this layer)."""
         vectors = self._states.layer(layer)
         index = self._states.layers[self._states._slot(layer)]
         es = EmbeddingSet(vectors, self._metadata(), name=f"{self.model.rsplit('/', 1)[-1]} layer {index}",
                           validate=False)
-        es.attach_neighbors(self._tables[index])
+        if index in self._tables:
+            es.attach_neighbors(self._tables[index])
+        else:
+            es.neighbors(self._k_table, metric="cosine", progress=False)  # kept on the set
         return es
 
     def layer_sets(self) -> list[EmbeddingSet]:
@@ -212,7 +223,9 @@ def layer_geometry(model="all-MiniLM-L6-v2", texts=None, *, layers="all", poolin
     gride_max_rank : int
         Largest neighbour rank of the GRIDE scales.
     device : str, optional
-        Torch device; default a loaded module's own device, else CUDA when available, else CPU.
+        Torch device. Default: a loaded module given as ``model`` runs where it is (it is never moved
+        unless a device is named, and then it is moved back afterwards); a model loaded here by name or
+        folder runs on CUDA when available, else on the CPU.
     tokenizer : optional
         The tokenizer of a loaded transformers module (a sentence-transformers model brings its own).
     random_state : int, Generator or None
@@ -269,13 +282,19 @@ def layer_geometry(model="all-MiniLM-L6-v2", texts=None, *, layers="all", poolin
         k_table = max(k, min(gride_max_rank, states.n - 1))
         last = n_hidden - 1
         order = [last] + [layer for layer in states.layers if layer != last]  # the reference first
-        tables, stats = {}, {}
+        tables, stats, reference, keep = {}, {}, None, False
         for layer in order:
             bar.description = f"geometry of layer {layer}"
             es = EmbeddingSet(states.layer(layer), name=f"layer {layer}", validate=False)
-            tables[layer] = es.neighbors(k_table, metric="cosine", progress=False)
+            table = es.neighbors(k_table, metric="cosine", progress=False)
+            if reference is None:  # the last layer's k nearest, a copy (not a view holding the whole table)
+                reference = np.array(table.head(k).indices)
+                keep = (table.indices.nbytes + table.distances.nbytes) * len(order) <= TABLES_KEPT_BYTES
+            if keep:
+                tables[layer] = table
             if layer in chosen:
-                stats[layer] = _layer_stats(es, k, gride_max_rank, row_labels, tables[last].head(k))
+                stats[layer] = _layer_stats(es, k, gride_max_rank, row_labels, reference)
+            del es, table  # one layer's table at a time unless kept
             bar.update()
     rows = [stats[layer] for layer in chosen]
     # a layer with copies (equal rows: the same token at the same position in the embedding output) has
@@ -295,11 +314,11 @@ def layer_geometry(model="all-MiniLM-L6-v2", texts=None, *, layers="all", poolin
         label_agreement=None if row_labels is None else np.array([r["label_agreement"] for r in rows]),
         device=states.device, notes=states.notes,
         layer_warnings=tuple(tuple(f"layer {layer}: {w}" for w in stats[layer]["warnings"]) for layer in chosen),
-        _states=states, _tables=tables, _labels=row_labels,
+        _states=states, _tables=tables, _labels=row_labels, _k_table=k_table,
     )
 
 
-def _layer_stats(es: EmbeddingSet, k: int, gride_max_rank: int, labels, reference) -> dict:
+def _layer_stats(es: EmbeddingSet, k: int, gride_max_rank: int, labels, reference: np.ndarray) -> dict:
     """Every statistic of one layer's set, each from the set's one neighbour table.
 
     A layer whose rows are nearly all one vector (the embedding output of ``[CLS]`` is the same for
@@ -318,7 +337,7 @@ def _layer_stats(es: EmbeddingSet, k: int, gride_max_rank: int, labels, referenc
                              f"least k + 1 = {k + 1} and are left undefined (NaN)",)}
     idr = intrinsic_dimension(es, metric="cosine", k=k, bootstrap=0, scale_levels=1, gride_max_rank=gride_max_rank)
     hub = hubness_report(es, k=k, metric="cosine")
-    overlap = recall_per_query(es.neighbors(k, metric="cosine").indices, reference.indices)
+    overlap = recall_per_query(es.neighbors(k, metric="cosine").indices, reference)
     return {
         "mean_cosine": iso.mean_cosine, "isoscore": iso.isoscore, "effective_rank": iso.effective_rank,
         "twonn": idr.twonn, "gride_n1": np.asarray(idr.gride_n1), "gride": np.asarray(idr.gride_dimension),

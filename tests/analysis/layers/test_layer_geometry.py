@@ -185,3 +185,19 @@ def test_bad_input_is_refused(kwargs, match):
 def test_too_few_token_rows_for_k():
     with pytest.raises(EmbeddingInputError, match="among the rows of a layer"):
         layer_geometry("all-MiniLM-L6-v2", ["a cat", "a dog"], pooling="tokens", k=5)
+
+
+def test_large_tables_are_not_kept_and_layer_set_searches_again(geometry, monkeypatch):
+    """Past TABLES_KEPT_BYTES the result holds no neighbour table; layer_set still gives one, the same."""
+    from embgeo.analysis.layers import profile
+
+    monkeypatch.setattr(profile, "TABLES_KEPT_BYTES", 0)
+    g = layer_geometry("all-MiniLM-L6-v2", TEXTS, k=K, labels=LABELS, gride_max_rank=8, progress=False)
+    assert g._tables == {}
+    np.testing.assert_array_equal(g.knn_overlap_last, geometry.knn_overlap_last)  # the curves do not change
+    for layer in (0, 3, 6):
+        es, kept = g.layer_set(layer), geometry.layer_set(layer)
+        assert es.cached_neighbors(K) is not None and es.cached_neighbors(g._k_table) is not None
+        np.testing.assert_array_equal(es.neighbors(K).indices, _sklearn_knn(es.vectors, K)[1][:, 1:])
+        np.testing.assert_array_equal(es.cached_neighbors(g._k_table).indices,
+                                      kept.cached_neighbors(geometry._k_table).indices)

@@ -201,3 +201,39 @@ def test_a_module_that_is_not_a_transformers_model_is_refused():
         layer_states(torch.nn.Linear(3, 3), TEXTS)
     with pytest.raises(EmbeddingInputError, match="a name, a folder or a torch module"):
         layer_states(42, TEXTS)
+
+
+def test_token_positions_come_from_the_encoding_the_model_sees(reference):
+    """A tokenizer that splits a text into other pieces without its special tokens (as SentencePiece
+    tokenizers with a prefix space do): the sampled positions must still be the batch's own tokens."""
+    hidden, mask, special = reference
+    loaded = load_model("all-MiniLM-L6-v2")
+
+    class OtherPiecesWithoutSpecials(type(loaded.tokenizer)):
+        def __call__(self, text=None, *args, add_special_tokens=True, **kwargs):
+            enc = super().__call__(text, *args, add_special_tokens=add_special_tokens, **kwargs)
+            if not add_special_tokens:  # every piece split in two
+                enc["input_ids"] = [ids + ids for ids in enc["input_ids"]]
+            return enc
+
+    tok = OtherPiecesWithoutSpecials.from_pretrained(loaded.module.config._name_or_path, local_files_only=True)
+    content = (mask == 1) & (special == 0)
+    st = layer_states(loaded.module, TEXTS, tokenizer=tok, pooling="tokens", layers=[0, 6], batch_size=4,
+                      progress=False)
+    assert st.n == int(content.sum()) == st.n_tokens_total
+    for layer in (0, 6):
+        np.testing.assert_allclose(st.layer(layer), hidden[layer][content], rtol=0, atol=ATOL)
+    sampled = layer_states(loaded.module, TEXTS, tokenizer=tok, pooling="tokens", layers=[6], max_tokens=20,
+                           progress=False)
+    assert sampled.n == 20 and sampled.n_tokens_total == int(content.sum())
+
+
+def test_a_given_module_runs_where_it_is_when_no_device_is_named(monkeypatch):
+    """device=None never moves a caller's module (here on the CPU, with CUDA said to be there)."""
+    loaded = load_model("all-MiniLM-L6-v2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    moves = []
+    monkeypatch.setattr(type(loaded.module), "to", lambda self, *a, **kw: moves.append(a) or self)
+    st = layer_states(loaded.module, TEXTS[:3], tokenizer=loaded.tokenizer, layers=[6], progress=False)
+    assert st.device == "cpu" and moves == [] and st.notes == ()
+    assert next(loaded.module.parameters()).device.type == "cpu"
