@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -83,6 +84,7 @@ def run(n: int, dim: int, workers: int, k: int) -> dict:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_anisotropic(path, n, dim, 0)
+    load_before = os.getloadavg()[0]  # other work on the machine skews the ratio: recorded beside it
     t0 = time.perf_counter()
     here = geometry_report(load(path), k=k, progress=False)
     t_here = time.perf_counter() - t0
@@ -98,6 +100,7 @@ def run(n: int, dim: int, workers: int, k: int) -> dict:
             "single_process_s": t_here, "cluster_s": t_there, "ratio": t_there / t_here,
             "single_process_parts": here.timings, "cluster_parts": there.timings,
             "largest_relative_difference": worst, "largest_difference_in": where, "tasks": costs,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "date_utc": machine_info()["date_utc"]}
 
 
@@ -130,12 +133,17 @@ def main(argv=None) -> int:
              "cluster: the same with cluster=LocalCluster(workers, 1 thread each, processes), the workers "
              "mapping the file.", "",
              "| n | workers | chunk rows | one process s | cluster s | ratio | largest rel. difference | "
-             "pair tasks: count, mean s | run (UTC) |", "|---|---|---|---|---|---|---|---|---|"]
+             "chunk-pair tasks (diagonal + other): count, mean s | load average before, after | run (UTC) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        pair = r["tasks"].get("pair", {"count": 0, "mean_compute_s": 0.0})  # key_split drops the "_"
+        none = {"count": 0, "mean_compute_s": 0.0}
+        pair, diag = r["tasks"].get("pair", none), r["tasks"].get("diagonal", none)  # key_split drops the "_"
+        count = pair["count"] + diag["count"]
+        mean = (pair["count"] * pair["mean_compute_s"] + diag["count"] * diag["mean_compute_s"]) / max(count, 1)
+        load = ", ".join(f"{v:.1f}" for v in r["load_average"]) if "load_average" in r else "not recorded"
         lines.append(f"| {r['n']:,} | {r['workers']} | {r['chunk_rows']:,} | {r['single_process_s']:.1f} | "
                      f"{r['cluster_s']:.1f} | {r['ratio']:.2f} | {r['largest_relative_difference']:.1e} "
-                     f"({r['largest_difference_in']}) | {pair['count']}, {pair['mean_compute_s']:.2f} | "
+                     f"({r['largest_difference_in']}) | {diag['count']} + {pair['count']}, {mean:.2f} | {load} | "
                      f"{r['date_utc'][:16]} |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
