@@ -4,8 +4,9 @@ distribution.
 Runs :func:`embgeo.analysis.shift_report` on two inputs (files or bundled samples, of one dimension)
 and prints the headline numbers: the centroid and modality gap, the Frechet distance, the spread ratio
 and the largest principal angle, the MMD test and the classifier AUC (on stated samples), the share of
-out-of-distribution queries, the shift after each candidate transform, the hardest queries and the
-verdicts. ``--json`` writes ``ShiftReport.to_dict()``: ``centroid_gap``, ``modality_gap``,
+out-of-distribution queries, the shift after each candidate transform with what it does to retrieval
+(the overlap of the exact top-k with the raw space's and, with ``--index``, the index's recall@k in
+that space by shift bucket), the hardest queries and the verdicts. ``--json`` writes ``ShiftReport.to_dict()``: ``centroid_gap``, ``modality_gap``,
 ``bures_wasserstein``, ``mmd_rbf``, ``mmd_p_value``, ``classifier_auc``, ``classifier_auc_ci``,
 ``knn_ood_rate``, ``transforms[]``, ``by_bucket[]``, ``hardest[]``, ``verdicts[]``, among others.
 """
@@ -36,12 +37,17 @@ def _configure_shift(p: argparse.ArgumentParser) -> None:
                    help="also build this faiss index on the corpus and give its recall@k per shift bucket")
     p.add_argument("--no-transforms", action="store_true",
                    help="skip the shift after centring and whitening (up to five more passes over the "
-                        "corpus and four over the queries, and a classifier fit per transform)")
+                        "corpus and four over the queries, a classifier fit per transform, and an exact search "
+                        "(with --index, an index build) of the samples in each space)")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
 
 
 def _f(x, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}g}"
+
+
+def _buckets(values) -> str:
+    return " ".join("-" if v is None else f"{v:.2f}" for v in values or [])
 
 
 def headline(r) -> list[str]:
@@ -67,9 +73,15 @@ def headline(r) -> list[str]:
         "by Mahalanobis (5% when they look like the corpus)",
     ]
     if r.transforms:
+        settings = [c for c in r.transforms[0] if c.startswith("recall ") and not c.endswith(" by bucket")]
         lines.append("  after transforms      (centroid gap in spreads, classifier AUC, MMD^2 rbf in that space)")
+        lines.append(f"    and on {r.sample_size['queries']:,} queries against {r.sample_size['corpus']:,} corpus "
+                     f"rows: overlap@{r.k} (share of the exact top-{r.k} the raw space also retrieves)"
+                     + "".join(f"; {c[7:]} recall@{r.k}, by bucket near to far" for c in settings))
         lines += [f"    {t['transform']:<36} {_f(t['centroid_gap_in_spreads'], 3):>8} {_f(t['classifier_auc'], 3):>8} "
-                  f"{_f(t['mmd_rbf'], 3):>10}" for t in r.transforms]
+                  f"{_f(t['mmd_rbf'], 3):>10}   overlap@{r.k} {_f(t.get('overlap_at_k'), 3):>5}"
+                  + "".join(f"   recall@{r.k} {_f(t.get(c), 3):>5} [{_buckets(t.get(c + ' by bucket'))}]"
+                            for c in settings) for t in r.transforms]
     if r.index is not None:
         lines += [f"  index {s['setting']:<30} recall@{r.k} {s['recall_at_k']:.3f}" for s in r.index["settings"]]
     lines.append("  hardest queries       " + "; ".join(

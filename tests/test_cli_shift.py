@@ -47,6 +47,26 @@ def test_shift_prints_the_headline_and_writes_json(files, tmp_path, capsys):
     assert {v["title"] for v in d["verdicts"]} >= {"Centroid gap", "Two-sample tests"}
 
 
+def test_shift_prints_the_retrieval_columns_of_each_transform(files, tmp_path, capsys):
+    """Each transform row gets overlap@k (1 in the raw row and, under euclidean, after centring: the same
+    neighbours) and, with --index flat, the exact index's recall@k in that space (1) by bucket."""
+    out = tmp_path / "shift.json"
+    code = main(["shift", str(files / "corpus.npy"), str(files / "queries.npz"), "--metric", "euclidean",
+                 "--k", "5", "--sample-size", "100", "--permutations", "0", "--index", "flat", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "on 60 queries against 100 corpus rows: overlap@5" in text and "flat() recall@5, by bucket" in text
+    for name in ("none", "center on the corpus mean", "center on the pooled mean"):
+        assert re.search(rf"^    {name} .* overlap@5 +1 +recall@5 +1 \[1\.00 1\.00 1\.00 1\.00\]$", text,
+                         re.MULTILINE), name
+    zca = re.search(r"^    ZCA whitening fitted on the corpus .* overlap@5 +([\d.]+) +recall@5 +1 ", text, re.MULTILINE)
+    assert zca and 0.0 <= float(zca.group(1)) < 1.0  # whitening changes the euclidean neighbours
+    rows = json.loads(out.read_text())["transforms"]
+    assert [t["overlap_at_k"] for t in rows[:3]] == [1.0, 1.0, 1.0]
+    assert all(t["recall flat()"] == 1.0 and len(t["recall flat() by bucket"]) == 4 for t in rows)
+    assert "recall before and after" not in text
+
+
 def test_shift_on_a_bundled_sample_against_a_file(files, capsys):
     # sample: names are accepted like files; this one (384-d) does not match the 8-d queries
     code = main(["shift", "sample:sentences", str(files / "queries.npz"), "--no-transforms"])

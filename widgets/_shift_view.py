@@ -126,7 +126,7 @@ class ShiftView:
         transforms = "".join(
             f"<tr><td>{e(t['transform'])}</td><td>{format_number(t['centroid_gap_in_spreads'])}</td>"
             f"<td>{format_number(t['modality_gap'])}</td><td>{format_number(t['classifier_auc'])}</td>"
-            f"<td>{format_number(t['mmd_rbf'])}</td></tr>"
+            f"<td>{format_number(t['mmd_rbf'])}</td><td>{format_number(t.get('overlap_at_k'))}</td></tr>"
             for t in report.transforms)
         hardest = "".join(f"<li>{e(h['text'] or h['label'] or '#' + str(h['query']))} "
                           f"<span class='embgeo-note'>({h['knn_distance']:.3g})</span></li>"
@@ -139,7 +139,9 @@ class ShiftView:
             + f"<table class='embgeo-nn'><tr><th>statistic</th><th>value</th><th>meaning</th></tr>{rows}</table>"
             + (f"<p><b>After each transform</b> (fitted as named, applied to both sets)</p><table class='embgeo-nn'>"
                f"<tr><th>transform</th><th>gap (spreads)</th><th>modality gap</th><th>classifier AUC</th>"
-               f"<th>MMD^2 (own bandwidth)</th></tr>"
+               f"<th>MMD^2 (own bandwidth)</th><th title='share of each query&#39;s exact top-{report.k} that is "
+               f"also its raw top-{report.k}, on the {report.sample_size['queries']:,} sampled queries'>"
+               f"overlap@{report.k} with raw</th></tr>"
                f"{transforms}</table>" if transforms else "")
             + f"<p><b>Hardest queries</b> (distance to the {report.k}-th corpus neighbour)</p><ul>{hardest}</ul>")
         F.redraw(self._figure_in(self._shift_boxes["map"]), shift_map_figure(self.controller.data, queries,

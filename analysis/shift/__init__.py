@@ -4,9 +4,10 @@ Bures-Wasserstein, principal angles), two-sample tests (kernel MMD with a permut
 classifier test), per-query out-of-distribution scores (k-th neighbour distance, Mahalanobis), the
 retrieval margin and an index's recall by shift bucket, and the shift after the candidate transforms.
 
-``gaussian`` (moments compared), ``two_sample`` (MMD, classifier test), ``retrieval`` (index recall,
-transform rows), ``verdicts`` and ``report`` (:func:`shift_report`). Imports ``_core``, ``neighbors``,
-``embeddings``, ``transforms``, ``index`` and ``report`` (for the verdict cards).
+``gaussian`` (moments compared), ``two_sample`` (MMD, classifier test), ``retrieval`` (index recall by
+bucket, transform rows, each transform's overlap@k and index recall), ``verdicts`` and ``report``
+(:func:`shift_report`). Imports ``_core``, ``neighbors``, ``embeddings``, ``transforms``, ``index`` and
+``report`` (for the verdict cards).
 """
 
 from .gaussian import MahalanobisMap, frechet_distance, principal_angles

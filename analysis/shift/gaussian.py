@@ -89,15 +89,16 @@ def centroid_statistics(mc: Moments, mq: Moments, mean_norm: float) -> dict:
 
 def covariance_statistics(mc: Moments, mq: Moments, *, n_components: int) -> dict:
     """Frobenius and Frechet distances of the covariances (ddof=1), total-variance ratio, principal
-    angles between the top ``n_components`` principal subspaces."""
+    angles between the top ``n_components`` principal subspaces (at most d - 1: see
+    :func:`subspace_dimension`)."""
     cov_c, cov_q = mc.covariance(ddof=1), mq.covariance(ddof=1)
     diff = float(np.linalg.norm(cov_q - cov_c))
     norm_c = float(np.linalg.norm(cov_c))
     lam_c, axes_c = mc.principal_axes(ddof=1)  # one eigh serves the root, the angles and Mahalanobis
     fd = frechet_distance(mc.mean, cov_c, mq.mean, cov_q, root_a=(axes_c * np.sqrt(lam_c)) @ axes_c.T)
     tv_c, tv_q = float(np.trace(cov_c)), float(np.trace(cov_q))
-    r = min(int(n_components), mc.dim)
-    _, basis_q = mq.principal_axes(ddof=1, n_components=r)
+    r = min(int(n_components), mc.dim - 1)  # the top-d subspace of any set is the whole space
+    angles = principal_angles(axes_c[:, :r], mq.principal_axes(ddof=1, n_components=r)[1]) if r > 0 else np.empty(0)
     return {
         "axes": (lam_c, axes_c),
         "covariance_frobenius": diff,
@@ -105,8 +106,8 @@ def covariance_statistics(mc: Moments, mq: Moments, *, n_components: int) -> dic
         "frechet_distance": fd,
         "bures_wasserstein": float(np.sqrt(fd)),
         "total_variance_ratio": tv_q / tv_c if tv_c > 0 else float("nan"),
-        "principal_angles": principal_angles(axes_c[:, :r], basis_q),
-        "n_components": r,
+        "principal_angles": angles,
+        "n_components": max(r, 0),
     }
 
 
@@ -174,6 +175,20 @@ class MahalanobisMap:
                     * self.residual_weight_
             out[start:start + len(b)] = np.sqrt(d2)
         return out
+
+
+def subspace_dimension(n_components: int, dim: int) -> tuple[int, str | None]:
+    """The dimension of the principal subspaces to compare in d = ``dim`` dimensions, and a note when
+    it is not ``n_components``: at most d - 1, since the top-d principal subspace of any set is the
+    whole space, so its angles with another set's would all be 0 whatever the two sets are (d = 1:
+    no subspace to compare, no angles)."""
+    r = min(int(n_components), dim - 1)
+    if r == n_components:
+        return r, None
+    if r < 1:
+        return 0, f"d={dim}: no proper principal subspace to compare, so no principal angles"
+    return r, (f"n_components={n_components} is not below d={dim}: the top-{n_components} subspace of any set "
+               f"would be the whole space (every principal angle 0); the top {r} directions were compared")
 
 
 def check_eps(eps) -> float:

@@ -38,7 +38,8 @@ from ..index import INDEX_KINDS
 from ..neighbors import duplicate_mask, exact_knn
 from ..report import verdicts_html
 from .gaussian import centroid_statistics, check_eps, covariance_statistics, held_out_folds, held_out_scores
-from .retrieval import recall_by_index, transform_rows
+from .gaussian import subspace_dimension
+from .retrieval import bucket_table, query_buckets, recall_by_index, transform_rows
 from .two_sample import classifier_test, mmd_linear_from_sums, mmd_test
 from .verdicts import shift_verdicts
 
@@ -83,7 +84,8 @@ class ShiftReport(Result):
     principal_angles: list = _field("Angles (degrees, smallest first) between the top principal subspaces of "
                                     "the two sets (0 = the same directions, 90 = orthogonal).",
                                     "Bjorck & Golub, Math. Comp. 1973")
-    n_components: int = _field("Dimension of the compared principal subspaces.")
+    n_components: int = _field("Dimension of the compared principal subspaces (at most d - 1: the top-d "
+                               "subspace is the whole space).")
     mmd_linear: float = _field("Unbiased MMD^2 with the linear kernel, over all rows (from the moments).",
                                "Gretton et al., JMLR 2012")
     mmd_linear_sample: float = _field("Unbiased linear-kernel MMD^2 on the samples: the statistic "
@@ -97,7 +99,8 @@ class ShiftReport(Result):
     mmd_bandwidth: float = _field("Gaussian kernel sigma: the median distance between the pooled sample's "
                                   "pairs that do not coincide (median heuristic; None when no two differ).")
     n_permutations: int = _field("Label permutations behind each p-value.")
-    sample_size: dict = _field("Rows of each set the MMD, the classifier and the corpus reference scores used.")
+    sample_size: dict = _field("Rows of each set the MMD, the classifier, the corpus reference scores and the "
+                               "retrieval columns of the transform rows used.")
     classifier_auc: float = _field("Held-out AUC of a logistic regression telling queries from corpus rows "
                                    "(0.5 = indistinguishable).", "Lopez-Paz & Oquab, ICLR 2017")
     classifier_auc_ci: tuple = _field("95% percentile-bootstrap interval of that AUC (over the rows).",
@@ -122,8 +125,10 @@ class ShiftReport(Result):
     index: dict | None = _field("The index scored by bucket: setting and recall@k.", default=None)
     transforms: list = _field("The shift after each transform, fitted as named and applied to both sets: "
                               "centroid gap, modality gap, Frechet distance, Gaussian MMD^2 (re-tuned bandwidth: "
-                              "not comparable across rows), and the classifier AUC with its interval (one scale "
-                              "in every space: the verdict reads it).",
+                              "not comparable across rows), the classifier AUC with its interval (one scale "
+                              "in every space: the verdict reads it), and on the samples the overlap@k of each "
+                              "query's exact top-k with the raw space's and, with an index, its recall@k in that "
+                              "space (overall and by shift bucket).",
                               "Liang et al., NeurIPS 2022; Su et al., 2021", default_factory=list)
     verdicts: list = _field("Each headline number in plain language, with a status and what to do next.",
                             default_factory=list)
@@ -248,24 +253,6 @@ def _by_label(labels, knn, maha, knn_thr, maha_thr) -> list | None:
              "mahalanobis_ood_rate": float(np.mean(maha[labels == g] > maha_thr))} for g in groups]
 
 
-def _buckets(maha, knn, margin, rc, n_buckets: int, recall: dict | None) -> list:
-    edges = np.quantile(maha, np.linspace(0, 1, n_buckets + 1))
-    which = np.searchsorted(edges[1:-1], maha, side="right")
-    out = []
-    for b in range(n_buckets):
-        rows = which == b
-        if not rows.any():
-            continue
-        entry = {"bucket": b, "mahalanobis_low": float(edges[b]), "mahalanobis_high": float(edges[b + 1]),
-                 "n_queries": int(rows.sum()), "knn_distance_median": float(np.median(knn[rows])),
-                 "margin_median": None if margin is None else float(np.median(margin[rows])),
-                 "relative_contrast_median": None if rc is None else float(np.nanmedian(rc[rows]))}
-        for label, per_query in (recall or {}).items():
-            entry[f"recall {label}"] = float(per_query[rows].mean())
-        out.append(entry)
-    return out
-
-
 def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels=None, n_permutations: int = 200,
                  sample_size: int = 1000, n_components: int = 10, n_folds: int = 5, n_buckets: int = 4,
                  n_hardest: int = 10, eps: float = 1e-6, transforms: bool = True, index: str | None = None,
@@ -294,7 +281,8 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         classifier test and the corpus's reference scores. Pairs formed: (2 sample_size)^2; at most
         :data:`MAX_SHIFT_SAMPLE` (the pooled kernel matrix is the one quadratic array held).
     n_components : int
-        Dimension of the principal subspaces compared by principal angles (at most d).
+        Dimension of the principal subspaces compared by principal angles; at most d - 1 (a larger value
+        is capped, with a note: the top-d subspace of any set is the whole space, every angle 0).
     n_folds : int
         Cross-validation folds of the classifier two-sample test.
     n_buckets, n_hardest : int
@@ -305,10 +293,16 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
     transforms : bool
         Also measure the shift after centring on the corpus mean, centring on the pooled mean and ZCA
         whitening fitted on the corpus (:class:`Center`, :class:`Whitening`: fitted, then applied to both
-        sets in blocks).
+        sets in blocks), and what each does to retrieval, on the samples (``sample_size`` queries
+        against ``sample_size`` corpus rows, the same rows in every space): ``overlap_at_k``, the share
+        of each query's exact top-k that is also its exact top-k in the raw space (1 in the raw row,
+        by definition: the exact search is each space's own ground truth), and with ``index`` that
+        index's recall@k in each space (built on the transformed corpus sample), overall and by shift
+        bucket (:func:`~embgeo.analysis.shift.retrieval.space_retrieval`).
     index : {"hnsw", "ivf", "ivfpq", "sq8", "flat"}, optional
         Build this faiss index on the corpus and give its recall@k per bucket (:func:`index_sweep`
-        against the exact neighbours of the search above). ``index_params`` as for :func:`index_sweep`.
+        against the exact neighbours of the search above), and with ``transforms`` its recall in each
+        transformed space. ``index_params`` as for :func:`index_sweep`.
     random_state : int, Generator or None
     progress : None, bool or callable
         A bar, or ``progress(done, total, description)`` after every step; raising
@@ -366,7 +360,7 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
     eps = check_eps(eps)
     n_buckets = check_k(n_buckets, qs.n, what="n_buckets", context="queries")
     n_hardest = check_k(n_hardest, 10**12, what="n_hardest")
-    n_components = min(check_k(n_components, 10**12, what="n_components"), cs.dim)  # at most d directions
+    n_components, components_note = subspace_dimension(check_k(n_components, 10**12, what="n_components"), cs.dim)
     if check_k(n_folds, MIN_TEST_ROWS, what="n_folds", context="folds (each set has at least that many rows)") < 2:
         raise EmbeddingInputError(f"n_folds must be at least 2 (cross-validation), got {n_folds}")
     query_labels, names = _labels(labels, qs), _names(qs)  # refused before any work, not after it
@@ -377,7 +371,7 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         return prepare_rows(block, metric, dtype=np.float64)
 
     total = 7 + (index is not None) + (3 if transforms else 0)
-    notes, timings = [], {}
+    notes, timings = [] if components_note is None else [components_note], {}
     with Progress(progress, total, "shift report") as bar:
         bar_at = lambda: sub_progress(progress, bar.done, total)  # noqa: E731
         clock = [time.perf_counter()]
@@ -453,16 +447,18 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
         if index is not None:
             recall, index_row = recall_by_index(cs, qs, table, k=k, metric=metric, kind=index,
                                                 params=index_params, random_state=rng)
-            notes.append("recall before and after each transform needs an index per transformed space; "
-                         "transform_effect(corpus, method, queries=...) measures it, one transform at a time")
             step("index")
         transform_table = []
-        if transforms:
+        if transforms:  # and the retrieval in each space, on the samples, by the queries' shift buckets
+            search = dict(k=k, buckets=query_buckets(maha, n_buckets)[1][slice(None) if rows_q is None else rows_q],
+                          n_buckets=n_buckets, index=index, index_params=index_params,
+                          index_seed=int(rng.integers(2**31 - 1)))
             transform_table = transform_rows(cs, qs, mc, mq, xc_raw=cs.vectors if rows_c is None else cs.vectors[rows_c],
                                              xq_raw=qs.vectors if rows_q is None else qs.vectors[rows_q],
                                              base={**s, "mmd_rbf": rbf["mmd2"], "classifier_auc": clf["auc"],
                                                    "classifier_auc_ci": clf["ci"]}, metric=metric, eps=eps,
-                                             n_folds=n_folds, classifier_seed=clf_seed, progress=bar, notes=notes)
+                                             n_folds=n_folds, classifier_seed=clf_seed, progress=bar, notes=notes,
+                                             search=search)
             timings["transforms"] = time.perf_counter() - clock[0]
 
     order = np.argsort(-knn, kind="stable")[:n_hardest]
@@ -489,7 +485,7 @@ def shift_report(corpus, queries, *, metric: str = "cosine", k: int = 10, labels
                      "contrast is left out (dot is not a distance)")
     return ShiftReport(
         **summary,
-        by_bucket=_buckets(maha, knn, margin, rc, n_buckets, recall),
+        by_bucket=bucket_table(maha, knn, margin, rc, n_buckets, recall),
         hardest=[_query_row(int(i), names, query_labels, knn, maha) for i in order],
         by_label=_by_label(query_labels, knn, maha, knn_thr, maha_thr),
         index=index_row, transforms=transform_table, verdicts=shift_verdicts(summary, transform_table),

@@ -12,6 +12,10 @@ def _fmt(x, digits: int = 3) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
 
 
+def _share(x) -> str:
+    return "an unmeasured share" if x is None or not math.isfinite(x) else f"{x:.0%}"
+
+
 def _grade(value, ok: float, warn: float) -> str:
     """ok below ``ok``, warn below ``warn``, bad above; info when undefined."""
     if value is None or not math.isfinite(value):
@@ -80,7 +84,9 @@ def shift_verdicts(s: dict, transforms: list) -> list[Verdict]:
             "falls below the raw interval; each is fitted as stated and applied to corpus and queries alike, and "
             "an affine map applied to both sets (centring, whitening outside cosine) leaves them as separable as "
             "before.", "info", "not graded",
-            "Try it before indexing, and measure recall on the transformed vectors (transform_effect)." if helps
-            else "No transform tried makes the queries look like the corpus; look at the hardest queries instead.",
+            (f"After it a query's exact top-k keeps {_share(best.get('overlap_at_k'))} of its raw top-k "
+             "(overlap_at_k; with an index, the recall columns by bucket): judge that change on labelled "
+             "queries before indexing with it." if helps
+             else "No transform tried makes the queries look like the corpus; look at the hardest queries instead."),
             "Lopez-Paz & Oquab, ICLR 2017; Liang et al., NeurIPS 2022; Su et al., 2021"))
     return out

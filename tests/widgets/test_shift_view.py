@@ -28,6 +28,8 @@ def test_shift_tab_shows_the_report_of_given_queries():
     assert "shifted" in page and "embgeo-card" in page and "Centroid gap" in page
     assert "center on the pooled mean" in page and "Hardest queries" in page and "classifier AUC" in page
     report = d.shift_report
+    assert f"overlap@{report.k} with raw" in page
+    assert report.transforms[0]["overlap_at_k"] == 1.0  # the raw space retrieves its own top-k
     assert report.n_queries == 80 and report.mmd_p_value < 0.05  # the planted offset is found
     pca, buckets = (box.children[0] for box in (d._shift_boxes["map"], d._shift_boxes["buckets"]))
     assert [t.name.split(":")[0] for t in pca.data] == ["corpus", "queries"]
