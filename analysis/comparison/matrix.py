@@ -146,15 +146,15 @@ def _fill_linear(out, sets, names, statistic, block_rows, memory_limit, progress
     filled = np.eye(len(sets), dtype=bool)
     for step, group in enumerate(passes):
         stacked = scan_stacked_moments([sets[i].vectors for i in group], names=[names[i] for i in group],
-                                       block_rows=rows, progress=sub_progress(progress, step, len(passes)),
+                                       block_rows=rows, progress=sub_progress(progress, 2 * step, 2 * len(passes)),
                                        description=f"cross-moments of {len(group)} sets", memory_limit=limit)
-        for a, i in enumerate(group):
-            for b, j in enumerate(group[a + 1:], a + 1):
-                if filled[i, j]:
-                    continue
-                stats, pwcca_ji = _linear_statistics(stacked.pair(a, b))
-                out[i, j] = stats[statistic]
-                out[j, i] = pwcca_ji if statistic == "pwcca" else out[i, j]
-                filled[i, j] = filled[j, i] = True
-        if callable(progress):
-            progress(step + 1, len(passes), f"{statistic} of {len(group)} sets")
+        pairs = [(a, i, b, j) for a, i in enumerate(group) for b, j in enumerate(group[a + 1:], a + 1)
+                 if not filled[i, j]]
+        for done, (a, i, b, j) in enumerate(pairs):
+            stats, pwcca_ji = _linear_statistics(stacked.pair(a, b), only=statistic)
+            out[i, j] = stats[statistic]
+            out[j, i] = pwcca_ji if statistic == "pwcca" else out[i, j]
+            filled[i, j] = filled[j, i] = True
+            if callable(progress):  # a pair's decompositions take a second or more: move (and cancel) per pair
+                progress(2 * step + 1 + (done + 1) / max(len(pairs), 1), 2 * len(passes),
+                         f"{statistic} of {len(group)} sets")

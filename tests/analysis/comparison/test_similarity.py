@@ -469,7 +469,8 @@ def test_similarity_matrix_in_chunks_when_the_stack_does_not_fit():
     m = similarity_matrix(sets, statistic="linear_cka", block_rows=rows, memory_limit=limit,
                           progress=lambda done, total, what: reported.append((done, total)))
     np.testing.assert_allclose(m.matrix, whole, rtol=1e-12)
-    assert reported[-1] == (len(passes), len(passes))
+    assert reported[-1][0] == reported[-1][1] == 2 * len(passes)  # a scan and the pairs per pass
+    assert [d / t for d, t in reported] == sorted(d / t for d, t in reported)
     for i, s in enumerate(sets):
         assert sum(s.vectors.reads) == N * sum(i in g for g in passes)
     with pytest.raises(EmbeddingInputError, match="memory limit"):
@@ -533,3 +534,23 @@ def test_stacked_moments_slice_out_every_pair_in_either_order():
             np.testing.assert_allclose(getattr(got, name), getattr(direct, name), rtol=1e-10, atol=1e-8,
                                        err_msg=f"{name} of ({i}, {j})")
         np.testing.assert_array_equal(got.aa, got.aa.T)
+
+
+def test_a_cka_matrix_skips_the_decompositions_and_moves_per_pair(monkeypatch):
+    # CKA needs only Frobenius norms: no SVD of any pair's moments; progress moves per pair, forward only
+    rng = np.random.default_rng(11)
+    sets = [rng.normal(size=(300, 6)) @ rng.normal(size=(6, 12)) for _ in range(4)]
+    want = similarity_matrix(sets, statistic="linear_cka").matrix
+    calls = []
+
+    def no_svd(*args, **kwargs):
+        calls.append(1)
+        raise AssertionError("CKA must not decompose the moments")
+
+    monkeypatch.setattr(np.linalg, "svd", no_svd)
+    seen = []
+    got = similarity_matrix(sets, statistic="linear_cka", progress=lambda d, t, s: seen.append(d / t))
+    np.testing.assert_allclose(got.matrix, want, rtol=1e-12)
+    assert not calls
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert len({round(v, 6) for v in seen if v > 0.5}) >= 6  # one step per pair (4 sets: 6 pairs)
