@@ -16,7 +16,8 @@ whether or not a browser tab is still connected; at most ``--max-kernels`` live 
 starts while the machine has less than ``--memory-floor`` free (the page over the cap says "server
 busy"); the template and theme cannot be changed from the query string; on loopback only Host headers
 naming this machine (and each ``--allow-host``) are answered (DNS rebinding); uploads up to
-``--max-upload-mb`` pass the websocket. A token is required unless ``--no-token`` is given, which only
+``--max-upload-mb`` pass the websocket; the app's "connect" field opens only database URIs under an
+``--allow-uri`` prefix (none by default: the field is off). A token is required unless ``--no-token`` is given, which only
 a loopback ``--host`` at ``--base-url /`` without ``--allow-host`` accepts (a proxy in front would hand
 every visitor a kernel). The token comes from ``--token-file FILE``, the ``EMBGEO_SERVE_TOKEN``
 environment variable or ``--token T`` (which other users see in ``ps`` while the warm-up runs), else
@@ -50,6 +51,7 @@ APP_NOTEBOOK = REPO / "notebooks" / "apps" / "dashboard.ipynb"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 TOKEN_ENV = "EMBGEO_SERVE_TOKEN"  # read (and removed) by embgeo._voila_server
 UPLOAD_ENV = "EMBGEO_MAX_UPLOAD_MB"  # read by embgeo.widgets.app in each kernel
+ALLOW_URIS_ENV = "EMBGEO_ALLOW_URIS"  # read by embgeo.widgets._connect in each kernel (one prefix a line)
 DEFAULT_IDLE_TIMEOUT_S = 1800
 DEFAULT_MEMORY_FLOOR = "1.5GiB"
 
@@ -75,6 +77,18 @@ def _port(text: str) -> int:
 def _floor(text: str) -> int:
     """``--memory-floor``: a size, or 0 for no floor."""
     return 0 if text.strip() in ("0", "off") else _memory_size(text)
+
+
+def allowed_prefixes(args: argparse.Namespace) -> list[str]:
+    """The ``--allow-uri`` prefixes, canonical (a relative path is this directory's, ``..`` and links
+    resolved), as the kernels match URIs against them; a UsageError for one that is not a database URI."""
+    from embgeo.analysis import EmbeddingInputError
+    from embgeo.analysis.io import canonical_uri
+
+    try:
+        return list(dict.fromkeys(canonical_uri(p.strip(), prefix=True) for p in getattr(args, "allow_uri", None) or ()))
+    except EmbeddingInputError as exc:
+        raise UsageError(f"--allow-uri: {exc}") from None
 
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
@@ -105,6 +119,10 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
                    help="most sessions (kernels) at once; the next page load gets 'server busy' (default: 8)")
     p.add_argument("--max-upload-mb", type=_positive_int, default=50,
                    help="largest upload in MiB; the server's websocket limit is raised to fit it (default: 50)")
+    p.add_argument("--allow-uri", action="append", default=[], metavar="PREFIX",
+                   help="let the app's connect field open database URIs under PREFIX (repeatable), e.g. "
+                        "lancedb:///data/lance or qdrant://localhost:6333; paths are resolved, so ../ and links "
+                        "out of the folder are refused (default: none, the field is off)")
     p.add_argument("--idle-timeout", type=_positive_int, default=DEFAULT_IDLE_TIMEOUT_S, metavar="SECONDS",
                    help="shut down a kernel idle this long, connected or not (default: 1800)")
     p.add_argument("--cull-interval", type=_positive_int, default=None, metavar="SECONDS",
@@ -209,6 +227,18 @@ def server_command(args: argparse.Namespace, notebook: Path) -> list[str]:
             *(f"--EmbgeoVoila.allowed_hosts={h}" for h in hosts)]
 
 
+def server_env(args: argparse.Namespace, cache: Path) -> dict[str, str]:
+    """The environment of the warm-up child and the server, which every kernel inherits: the numba cache,
+    the upload limit and the allowlisted URI prefixes (the token is added after the warm-up)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), UPLOAD_ENV: str(args.max_upload_mb)}
+    env.pop(TOKEN_ENV, None)
+    env.pop(ALLOW_URIS_ENV, None)  # only what this command allows, never one inherited from the shell
+    prefixes = allowed_prefixes(args)
+    if prefixes:
+        env[ALLOW_URIS_ENV] = "\n".join(prefixes)
+    return env
+
+
 def numba_cache_dir() -> Path:
     """NUMBA_CACHE_DIR if set; the checkout's .cache/numba (shared with the tests); else ~/.cache/embgeo."""
     if os.environ.get("NUMBA_CACHE_DIR"):
@@ -260,13 +290,13 @@ def display_url(args: argparse.Namespace, token: str | None) -> str:
             configure=_configure_serve)
 def _run_serve(args: argparse.Namespace) -> int:
     token = resolve_token(args)
+    allowed_prefixes(args)  # a bad --allow-uri is a usage error before anything starts
     notebook = notebook_path(args.notebook)
     command = server_command(args, notebook)
     _check_port_free(args.host, args.port)
     cache = numba_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), UPLOAD_ENV: str(args.max_upload_mb)}
-    env.pop(TOKEN_ENV, None)  # the warm-up child does not need it; the server gets the resolved one
+    env = server_env(args, cache)  # no token: the warm-up child does not need it; the server gets the resolved one
     if not args.no_warm:
         print(f"embgeo: warming numba in a child process (cache in {cache}) ...", flush=True)
         warm = subprocess.run([sys.executable, "-m", "embgeo._commands_serve", "--warm"], env=env)

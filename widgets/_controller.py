@@ -26,6 +26,7 @@ from embgeo.analysis import (
     index_report,
     intrinsic_dimension,
     isotropy_report,
+    live_index_report,
     load,
     project,
     scan_moments,
@@ -40,6 +41,8 @@ from ._options import (
     ID_SAMPLE,
     INDEX_KINDS,
     INDEX_SWEEP,
+    LIVE_QUERIES,
+    LIVE_SCHEMES,
     PLAYGROUND_METRICS,
     APPROXIMATE_ABOVE,
     UMAP_MAX_POINTS,
@@ -384,6 +387,24 @@ class DashboardController(TaskRunner):
         return [{"kind": s.kind, "label": s.label, "recall": s.recall_at_k, "qps": s.qps,
                  "build_seconds": s.build_seconds, "bytes_per_vector": s.bytes_per_vector, "pareto": s.pareto}
                 for s in report.indexes]
+
+    def live_source(self) -> str | None:
+        """The database URI the set was read from (``EmbeddingSet.source``), when its search can be measured."""
+        source = self.data.source
+        scheme = source.split("://", 1)[0].lower() if isinstance(source, str) and "://" in source else None
+        return source if scheme in LIVE_SCHEMES else None
+
+    def live_index(self, n_queries: int = LIVE_QUERIES, k: int | None = None):
+        """:func:`embgeo.analysis.live_index_report` on the source database's own search, cached: ``n_queries``
+        held-out collection rows, k nearest (default the dashboard's k), the collection's own distance."""
+        source = self.live_source()
+        if source is None:
+            raise EmbeddingInputError("this set was not read from a vector database URI (lancedb://, chroma://, "
+                                      "qdrant://, qdrant+local://, milvus://): there is no live index to measure")
+        k = self.k if k is None else int(k)
+        return self._cached(("live_index", source, int(n_queries), k), lambda: live_index_report(
+            source, k=k, n_queries=int(n_queries), random_state=0,
+            progress=self.progress_between(5, 95, f"searching {source} ({n_queries:,} queries, k = {k})...")))
 
     # ------------------------------------------------------------------------------ colouring
     def color_options(self) -> list[str]:

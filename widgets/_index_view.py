@@ -1,7 +1,10 @@
 """The Index health tab: faiss indexes built on the data, swept, and scored against exact search.
 
 A mixin of :class:`~.dashboard.Dashboard`; its three charts (recall against speed, against memory, and
-by query difficulty) are FigureWidgets kept for the dashboard's life and redrawn for each run.
+by query difficulty) are FigureWidgets kept for the dashboard's life and redrawn for each run. When the
+set was read from a vector database URI, a live-index panel measures the database's *own* search
+(:func:`embgeo.analysis.live_index_report`: recall@k by distance and by id, latency, QPS, recall by
+difficulty) beside the faiss sweep's numbers, once both have run.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import ipywidgets as W
 
 from . import _figures as F
 from ._html import format_number, italic
-from ._options import DEFAULT_INDEX_KINDS, INDEX_KIND_LABELS, INDEX_KINDS, INDEX_SWEEP
+from ._options import DEFAULT_INDEX_KINDS, INDEX_KIND_LABELS, INDEX_KINDS, INDEX_SWEEP, LIVE_QUERIES
 
 _PRESS_RUN = "Press Run to build the indexes and measure them."
 
@@ -48,9 +51,10 @@ class IndexView:
                           for k, v in ((k, next(iter(INDEX_SWEEP[k].values()))) for k in INDEX_SWEEP))
         self.index_explain = own(W.HTML(""))
         self._index_sweep_text = sweep
+        self._build_live_panel()
         self.panels["Index health"].children = [
             own(W.HBox([*self.index_kinds.values(), self.index_holdout, self.index_run])), self.index_explain,
-            self.index_results]
+            self.index_results, self.live_box]
 
     def _layout_index(self) -> None:
         self.index_explain.value = (
@@ -121,5 +125,71 @@ class IndexView:
             parts.append(f"<p class='embgeo-note'>IVF lists: {b.n_lists}, imbalance factor "
                          f"{format_number(b.imbalance_factor)} (1 = even), {b.empty_lists} empty.</p>")
         self.index_details.value = "".join(parts)
+        if getattr(self, "live_report", None) is not None:  # the database's numbers beside the new sweep
+            self._show_live(self.live_report)
         self._show_results("Index health")
         self.index_buckets.layout.display = "none" if diff is None else None
+
+    # ------------------------------------------------------------------------------ the live index
+    def _build_live_panel(self) -> None:
+        c, own = self.controller, self._own
+        source = c.live_source()
+        self.live_report = None
+        self.live_queries = own(W.BoundedIntText(value=min(LIVE_QUERIES, c.data.n - 1), min=1, max=max(1, c.data.n - 1),
+                                                 description="queries", style={"description_width": "initial"},
+                                                 layout=W.Layout(width="160px")))
+        self.live_run = own(W.Button(description="Measure the database", icon="database", button_style="info",
+                                     layout=W.Layout(width="220px"),
+                                     tooltip="Send held-out rows to the database's own search and score its answers"))
+        self.live_run.on_click(lambda _: self.run_live_index())
+        self.live_page = own(W.HTML(""))
+        note = ("" if source is None else
+                f"<p class='embgeo-note'><b>Live index</b>: this set was read from <code>{html.escape(source)}</code>. "
+                "Measure sends held-out rows of the collection, one query at a time, to the database's own search "
+                "(its current settings; nothing is written) and scores its answers against exact search over the "
+                f"same vectors with the collection's distance (Aumueller et al., 2020).</p>")
+        self.live_box = own(W.VBox([own(W.HTML(note)), own(W.HBox([self.live_queries, self.live_run])),
+                                    self.live_page]))
+        self.live_box.layout.display = None if source is not None else "none"
+
+    def run_live_index(self) -> None:
+        """Measure the source database's search (worker thread, with progress; cancel stops between queries)."""
+        c, n = self.controller, int(self.live_queries.value)
+        self.live_page.value = italic(f"Measuring the database's search on {n:,} held-out rows...")
+
+        def failed():
+            self.live_page.value = italic("This could not be measured; see the message above (or it was cancelled).")
+        c.submit(f"live index ({c.live_source()})", lambda: c.live_index(n), self._show_live, failed)
+
+    def _show_live(self, rep) -> None:
+        e, f = html.escape, format_number
+        self.live_report = rep
+        rows = [(f"{rep.database} (its current settings)", rep.recall_at_k, rep.recall_at_k_ids, rep.qps,
+                 f"{f(rep.latency_ms_p50)} / {f(rep.latency_ms_p95)} / {f(rep.latency_ms_p99)}")]
+        faiss = getattr(self, "index_report", None)
+        if faiss is not None:
+            rows += [(f"embgeo faiss: {s.label}", s.recall_distance_rule, s.recall_at_k, s.qps, "")
+                     for s in faiss.indexes]
+        body = "".join(f"<tr><td>{e(r[0])}</td><td>{f(r[1])}</td><td>{f(r[2])}</td><td>{r[3]:,.0f}</td>"
+                       f"<td>{r[4]}</td></tr>" for r in rows)
+        settings = ", ".join(f"{e(str(k))} = {e(str(v))}" for k, v in rep.settings.items()) or "none reported"
+        beside = (f"The faiss rows are Index health's own sweep above ({faiss.n_queries:,} held-out rows, "
+                  f"{e(faiss.metric)}, k = {faiss.k}): other queries, so compare them as settings, not row by row."
+                  if faiss is not None else "Press Run above to put embgeo's faiss sweep on this data beside it.")
+        parts = [f"<b>Live index</b>: {e(rep.source)} ({rep.n:,} vectors, {rep.n_queries:,} queries, {e(rep.query_source)}, "
+                 f"{e(rep.metric)}, k = {rep.k}; exact search took {rep.exact_seconds:.2f} s)"
+                 f"<table class='embgeo-nn embgeo-live'><tr><th>search</th><th>recall@{rep.k} (distance)</th>"
+                 f"<th>recall@{rep.k} (ids)</th><th>QPS (1 client)</th><th>latency ms p50 / p95 / p99</th></tr>"
+                 f"{body}</table>",
+                 f"<p class='embgeo-note'>Database settings: {settings}. Worst query's recall {f(rep.recall_min)}; "
+                 f"{rep.never_returned_rate:.1%} of the collection is in no answer. Recall by distance counts an "
+                 "answer within the exact k-th distance (x 1.001) as a hit, so tied copies are not misses; by ids is "
+                 f"the set overlap. {beside}</p>"]
+        diff = rep.difficulty
+        if diff is not None and diff.recall_by_bucket:
+            cells = "".join(f"<tr><td>{f(b['lid_low'])}-{f(b['lid_high'])}</td><td>{b['n_queries']}</td>"
+                            f"<td>{f(b['recall'][rep.database])}</td></tr>" for b in diff.recall_by_bucket)
+            parts.append("<b>Recall by query difficulty</b> (local-ID quantile, easy to hard; Aumueller &amp; "
+                         "Ceccarello, 2021)<table class='embgeo-nn embgeo-live-buckets'><tr><th>local ID</th>"
+                         f"<th>queries</th><th>recall@{rep.k}</th></tr>{cells}</table>")
+        self.live_page.value = "".join(parts)

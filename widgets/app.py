@@ -1,4 +1,5 @@
-"""The Voila app: pick a bundled sample or upload a file, and get a :class:`Dashboard` for it."""
+"""The Voila app: pick a bundled sample, upload a file or connect to a vector database (an allowlisted URI),
+and get a :class:`Dashboard` for it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import ipywidgets as W
 
 from embgeo.analysis import EmbeddingInputError, EmbeddingSet
 
+from ._connect import ConnectBar, allow_uris_from_env
 from ._logging import log_failure, page_message
 from .dashboard import Dashboard
 
@@ -82,17 +84,21 @@ def _named(message: str, path: str, filename: str) -> str:
 
 
 class DashboardApp(W.VBox):
-    """A dataset picker and a file upload above a :class:`Dashboard`.
+    """A dataset picker, a file upload and a database URI field above a :class:`Dashboard`.
 
     Parameters
     ----------
     initial : str, optional
         Sample to open first (default: ``"words"`` when installed, else the first choice).
     background : bool
-        Passed to :class:`Dashboard`.
+        Passed to :class:`Dashboard` (and reads a connected database in a worker thread).
+    allow_uris : sequence of str, optional
+        Database URI prefixes the "connect" field may open (see :mod:`._connect`), e.g.
+        ``["lancedb:///data/lance", "qdrant://localhost:6333"]``. Default: those ``embgeo serve
+        --allow-uri`` put in ``EMBGEO_ALLOW_URIS``; none turns the field off.
     """
 
-    def __init__(self, initial: str | None = None, *, background: bool = True):
+    def __init__(self, initial: str | None = None, *, background: bool = True, allow_uris=None):
         choices = sample_choices()
         initial = initial if initial in choices else ("words" if "words" in choices else choices[0])
         self.background = background
@@ -103,6 +109,8 @@ class DashboardApp(W.VBox):
                                    description=f"Upload (<= {self.max_upload_bytes // 2**20} MB)",
                                    layout=W.Layout(width="220px"))
         self.message = W.HTML("")
+        self.connect_bar = ConnectBar(allow_uris_from_env() if allow_uris is None else allow_uris, self._show,
+                                      background=background)
         self.body = W.VBox()
         self.picker.observe(lambda ch: self.open_sample(ch.new), "value")
         self.upload.observe(self._on_upload, "value")
@@ -113,11 +121,11 @@ class DashboardApp(W.VBox):
                        "row (parquet/csv: a list column or numeric columns; a <code>text</code> column labels "
                        f"points). <b>At most {limit_mb} MB</b>: a larger file is not received (nothing happens "
                        "after the upload); load it in a notebook with <code>embgeo.analysis.io.load</code>.</span>")
-        super().__init__([W.HBox([self.picker, self.upload]), help_, self.message, self.body])
+        super().__init__([W.HBox([self.picker, self.upload]), help_, self.connect_bar, self.message, self.body])
         self.open_sample(initial)
 
     def _show(self, data) -> None:
-        self.message.value = ""
+        self.message.value = self.connect_bar.message.value = ""
         previous = getattr(self, "dashboard", None)
         self.dashboard = Dashboard(data, background=self.background)
         self.body.children = [self.dashboard]
@@ -141,6 +149,10 @@ class DashboardApp(W.VBox):
             self._show(load_upload(filename, content, self.max_upload_bytes))
         except Exception as exc:
             self._fail(exc, f"opening the upload {filename!r}")
+
+    def open_uri(self, uri: str) -> None:
+        """Open the collection ``uri`` names, if the allowlist covers it (see :class:`._connect.ConnectBar`)."""
+        self.connect_bar.connect(uri)
 
     def _on_upload(self, change) -> None:
         files = change.new

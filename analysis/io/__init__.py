@@ -70,10 +70,11 @@ from .formats import FORMATS, READERS
 from .live import LiveIndex, open_live_index
 from .shards import read_shards, shard_paths
 from .tables import Loaded, from_frame, is_name_list, tensor_to_numpy
+from .uris import allowed_uri, canonical_uri
 from .vectordbs import from_chroma, from_hf, from_lancedb, is_database_object
 
-__all__ = ["FORMATS", "SCHEMES", "LiveIndex", "from_chroma", "from_hf", "from_lancedb", "from_milvus", "from_qdrant",
-           "load", "open_live_index"]
+__all__ = ["FORMATS", "SCHEMES", "LiveIndex", "allowed_uri", "canonical_uri", "from_chroma", "from_hf", "from_lancedb",
+           "from_milvus", "from_qdrant", "load", "open_live_index"]
 
 
 # --------------------------------------------------------------------------------------------- entry point
