@@ -1,7 +1,9 @@
 """The Compare tab: this set (A) against a second set (B), every geometry number side by side.
 
 A mixin of :class:`~.dashboard.Dashboard`. B is a set given to the dashboard, a transformed copy of A,
-or a bundled sample; the table is :meth:`embgeo.analysis.Comparison.table`.
+or a bundled sample; the table is :meth:`embgeo.analysis.Comparison.table`. When both hold the same
+items, the representation-similarity block of the comparison (:func:`embgeo.analysis.representation_similarity`:
+CKA, Procrustes, mutual k-NN, RSA, SVCCA and PWCCA) stands beside it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,18 @@ import ipywidgets as W
 from ._html import format_change, format_number, italic
 
 _CHOOSE = "Choose a second set and press Compare."
+#: The similarity block's rows: field of RepresentationSimilarity, name, what the value says.
+SIMILARITY_ROWS = (
+    ("linear_cka", "linear CKA", "1 = the same up to rotation and scale (Kornblith et al., 2019)"),
+    ("debiased_cka", "debiased CKA", "unbiased HSIC: near 0 for unrelated spaces at any n"),
+    ("rbf_cka", "RBF CKA", "Gaussian kernels, on a sample"),
+    ("procrustes_distance", "Procrustes distance", "0 = a rotation, at most sqrt 2 (Williams et al., 2021)"),
+    ("angular_shape_distance", "angular shape distance", "radians: 0 = a rotation, pi/2 = orthogonal"),
+    ("mutual_knn", "mutual k-NN", "share of each item's k neighbours found in both (Huh et al., 2024)"),
+    ("rsa_spearman", "RSA", "Spearman of the two distance matrices, on a sample (Kriegeskorte et al., 2008)"),
+    ("svcca", "SVCCA", "mean canonical correlation, top SVD directions (Raghu et al., 2017)"),
+    ("pwcca", "PWCCA", "projection-weighted CCA (Morcos et al., 2018)"),
+)
 
 
 class CompareView:
@@ -77,5 +91,25 @@ class CompareView:
             for r in self.compare_rows)
         table = (f"<table class='embgeo-nn embgeo-compare'><tr><th>metric</th><th>A: {e(comparison.name_a)}</th>"
                  f"<th>B: {e(comparison.name_b)}</th><th>change (B - A)</th><th>meaning</th></tr>{body}</table>")
-        self.compare_page.value = warnings + "".join(lines) + table
+        self.compare_similarity = comparison.similarity
+        block = similarity_html(comparison.similarity)
+        self.compare_page.value = warnings + "".join(lines) + (
+            f"<div style='display:flex;gap:24px;align-items:flex-start'><div>{table}</div><div>{block}</div></div>"
+            if block else table)
         self._show_results("Compare")
+
+
+def similarity_html(sim) -> str:
+    """The headline rows of a :class:`RepresentationSimilarity` (empty for None), with its notes: the one
+    on CCA when n <= d_A + d_B, where SVCCA and PWCCA approach 1 for any two spaces."""
+    if sim is None:
+        return ""
+    e = html.escape
+    values = sim.to_dict()
+    rows = "".join(f"<tr><td>{e(name)}{f' (k = {sim.k})' if key == 'mutual_knn' else ''}</td>"
+                   f"<td>{format_number(values.get(key))}</td><td class='embgeo-note'>{e(meaning)}</td></tr>"
+                   for key, name, meaning in SIMILARITY_ROWS)
+    notes = "".join(f"<div class='embgeo-warning'>{e(n)}</div>" for n in sim.notes)
+    return (f"<p><b>Representation similarity</b> of the same {sim.n:,} items ({sim.dim_a} vs {sim.dim_b} dims; "
+            f"RBF CKA and RSA on {sim.sample_size:,})</p>{notes}<table class='embgeo-nn embgeo-similarity'>"
+            f"<tr><th>statistic</th><th>value</th><th>meaning</th></tr>{rows}</table>")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness", "Transforms", "Index health",
-        "Compare", "Shift")
+        "Compare", "Shift", "Layers")
 
 #: Above this many points the shared neighbour table is the approximate join (recall measured and shown
 #: on the cards; exact on request): the exact self-join would take about half an hour at 1,000,000.
@@ -28,6 +28,9 @@ UMAP_MAX_POINTS = 50_000
 ID_SAMPLE = 20_000
 #: Query sample of the sampled report parts in comparisons (A's report is computed once with it).
 COMPARE_SAMPLE = 2000
+#: Texts the Layers tab reads by default (a seeded sample of more), and the most it accepts: the forward
+#: pass of the bundled MiniLM dominates (about 25 ms a text on two busy CPU cores).
+LAYER_TEXTS_DEFAULT, LAYER_TEXTS_MAX = 1000, 20_000
 #: Colour-by options computed from the data rather than read from the metadata.
 DERIVED_COLOURS = ("none", "norm", "local ID", "k-occurrence")
 
@@ -63,6 +66,9 @@ INDEX_KIND_LABELS = {"hnsw": "HNSW", "ivf": "IVF-Flat", "sq8": "8-bit scalar", "
 #: A quick sweep: a few search-effort values per kind instead of index_report's longer defaults.
 INDEX_SWEEP = {"hnsw": {"efSearch": (16, 32, 64, 128)}, "ivf": {"nprobe": (1, 4, 16, 64)},
                "ivfpq": {"nprobe": (1, 4, 16, 64)}}
+#: The live-index panel: URI schemes whose database search it measures, and its held-out query rows.
+LIVE_SCHEMES = ("lancedb", "chroma", "qdrant", "qdrant+local", "milvus")
+LIVE_QUERIES = 200
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The view is thin: every number comes from :class:`~._controller.DashboardController` (cached per
 setting), and every picture from :mod:`._figures`. Each tab is a view module (``_summary_views``,
-``_projection_view``, ``_transforms_view``, ``_index_view``, ``_compare_view``, ``_shift_view``) mixed into
+``_projection_view``, ``_transforms_view``, ``_index_view``, ``_compare_view``, ``_shift_view``,
+``_layers_view``) mixed into
 :class:`Dashboard`. Panels are computed the first time their tab is opened; long work runs in a worker
 thread with a progress bar that moves during neighbour searches and a Cancel button, and errors are
 shown as a message in the page.
@@ -25,6 +26,7 @@ from ._compare_view import CompareView
 from ._controller import DashboardController
 from ._html import italic, page_css
 from ._index_view import IndexView
+from ._layers_view import LayersView
 from ._options import TABS
 from ._projection_view import ProjectionView
 from ._shift_view import ShiftView
@@ -35,7 +37,8 @@ from ._transforms_view import TransformsView
 _COMPUTED_TABS = ("Overview", "Spectrum", "Intrinsic dimension", "Hubness")
 
 
-class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, CompareView, ShiftView, W.VBox):
+class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, CompareView, ShiftView, LayersView,
+                W.VBox):
     """Tabbed dashboard of an embedding set's geometry.
 
     Parameters
@@ -71,7 +74,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self.cancel_button = own(W.Button(description="Cancel", icon="stop", layout=W.Layout(width="90px"),
                                           tooltip="Stop the running computation at its next step"))
         self.cancel_button.layout.display = "none"
-        self.cancel_button.on_click(lambda _: c.cancel())
+        self.cancel_button.on_click(lambda _: self.controller.cancel())  # the current one (see open_set)
         self.error = own(W.HTML(""))
         self._observers = [(self._on_progress, "progress"), (self._on_status, "status"), (self._on_error, "error"),
                            (self._on_busy, "busy")]
@@ -80,17 +83,13 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self.metric = own(W.Dropdown(options=list(METRICS), value=metric, description="metric",
                                      layout=W.Layout(width="200px")))
         self.metric.observe(self._on_metric, "value")
-        title = own(W.HTML(f"{page_css()}<h3 style='margin:4px 0'>embgeo: {html.escape(c.data.name)}"
-                           f" <span class='embgeo-note'>{c.data.n:,} vectors x {c.data.dim} dims</span></h3>"))
+        self.title = title = own(W.HTML(_title(c.data)))
         self.panels = {name: own(W.VBox()) for name in TABS}
         self._messages = {name: own(W.HTML(italic("Open this tab to compute it."))) for name in TABS}
         self._result_parts: dict[str, tuple[W.HTML, list[W.Widget]]] = {}
-        self._build_summary_views()
-        self._build_projection_view()
-        self._build_transforms_view()
-        self._build_index_view()
-        self._build_compare_view()
-        self._build_shift_view()
+        self._chrome = list(self._owned)  # what open_set keeps besides the Layers tab
+        self._build_views()
+        self._build_layers_view()
         self.tabs = own(W.Tab(children=[self.panels[name] for name in TABS]))
         for i, name in enumerate(TABS):
             self.tabs.set_title(i, name)
@@ -101,6 +100,47 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self._render("Overview")
 
     # ------------------------------------------------------------------------------ plumbing
+    def _build_views(self) -> None:
+        """Build every tab's controls and result areas over the controller's set (again in :meth:`open_set`)."""
+        self._build_summary_views()
+        self._build_projection_view()
+        self._build_transforms_view()
+        self._build_index_view()
+        self._build_compare_view()
+        self._build_shift_view()
+
+    def open_set(self, data, *, compare_with=...) -> None:
+        """Show ``data`` in every tab, as the app does for an upload, without leaving the page.
+
+        A new controller over ``data`` (the metric, the cache budget, background mode and k, where it
+        fits, kept) replaces the old one with its cached results; every tab but Layers is rebuilt and
+        computed again when opened, and the old tabs' widgets are closed. ``compare_with`` becomes the
+        Compare tab's given set (None: none; default: the one given before). The Layers tab's picker uses this.
+        """
+        old = self.controller
+        new = DashboardController(data, background=old.background, metric=old.metric, cache_bytes=old.cache.budget,
+                                  compare_with=old.compare_with if compare_with is ... else compare_with)
+        new.k = min(old.k, new.data.n - 1)
+        for handler, name in self._observers:
+            old.unobserve(handler, name)
+            new.observe(handler, name)
+        keep = {id(w) for w in (*self._chrome, *self._layers_widgets, *self.children)}
+        stale = [w for w in self._owned if id(w) not in keep]
+        self._owned = [w for w in self._owned if id(w) in keep]
+        self.controller = new
+        self._result_parts = {tab: parts for tab, parts in self._result_parts.items() if tab == "Layers"}
+        self._build_views()
+        for widget in stale:
+            for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+                if isinstance(part, W.Widget):
+                    part.close()
+            widget.close()
+        self.title.value = _title(new.data)
+        for message in self._messages.values():
+            message.value = italic("Open this tab to compute it.")
+        self._rendered.clear()
+        self._render(TABS[self.tabs.selected_index or 0])
+
     def _own(self, widget: W.Widget) -> W.Widget:
         """Record a widget this dashboard created, so that :meth:`close` releases it."""
         self._owned.append(widget)
@@ -162,6 +202,8 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
             self._layout_compare()
         elif name == "Shift":
             self._layout_shift()
+        elif name == "Layers":
+            self._layout_layers()
 
     def _show_result_message(self, tab: str, message: str) -> None:
         """Put ``message`` in a control tab's results area and hide its charts."""
@@ -195,3 +237,9 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         elif tab != "Overview":
             self._messages[tab].value = computing
         self.controller.submit(label, fn, done, failed)
+
+
+def _title(data) -> str:
+    """The dashboard's heading: the set's name and size."""
+    return (f"{page_css()}<h3 style='margin:4px 0'>embgeo: {html.escape(data.name)}"
+            f" <span class='embgeo-note'>{data.n:,} vectors x {data.dim} dims</span></h3>")
