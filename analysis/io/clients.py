@@ -21,6 +21,7 @@ from .databases import (
     expect_scheme,
     is_uri,
     listing_names,
+    locate,
     needs_name,
     path_and_name,
     require,
@@ -166,13 +167,8 @@ def from_milvus(source, collection: str | None = None, *, vectors=None, metadata
         client, collection = source, needs_name(collection, "collection", "from_milvus")
         where = f"Milvus collection {collection!r}"
     else:
-        if is_uri(source):
-            expect_scheme(source, ("milvus",), "from_milvus")
-            path, collection = path_and_name(source, "COLLECTION")
-            where = source
-        else:
-            path, collection = Path(source), needs_name(collection, "collection", "from_milvus")
-            where = f"Milvus collection {collection!r} in {path}"
+        path, collection, where = locate(source, collection, scheme="milvus", what="collection",
+                                         function="from_milvus", kind="Milvus")
         existing(path, "Milvus Lite file", where)
         with _quiet():
             client = pymilvus.MilvusClient(str(path))

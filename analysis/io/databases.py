@@ -352,6 +352,18 @@ def expect_scheme(uri: str, schemes: tuple[str, ...], function: str) -> str:
     return scheme
 
 
+def locate(source, name, *, scheme: str, what: str, function: str, kind: str) -> tuple[Path, str, str]:
+    """The folder (or file), the table or collection name, and how errors name them, of a URI
+    ``scheme://PATH/NAME`` or of a path with a separate ``name`` (``what``: "table" or "collection",
+    ``kind``: the database, as messages say it)."""
+    if is_uri(source):
+        expect_scheme(source, (scheme,), function)
+        path, name = path_and_name(source, what.upper())
+        return path, name, source
+    path, name = Path(source), needs_name(name, what, function)
+    return path, name, f"{kind} {what} {name!r} in {path}"
+
+
 def needs_name(name, what: str, function: str):
     if not isinstance(name, str) or not name:
         raise EmbeddingInputError(f"{function}: name the {what} to read, e.g. {function}(PATH, 'docs')")

@@ -23,8 +23,7 @@ from .databases import (
     expect_scheme,
     is_uri,
     listing_names,
-    needs_name,
-    path_and_name,
+    locate,
     require,
     split_uri,
     to_set,
@@ -57,13 +56,8 @@ def from_lancedb(source, table: str | None = None, *, vectors=None, metadata=Non
     if hasattr(source, "count_rows") and hasattr(source, "search"):
         tbl, where = source, f"LanceDB table {getattr(source, 'name', '?')!r}"
     else:
-        if is_uri(source):
-            expect_scheme(source, ("lancedb",), "from_lancedb")
-            path, table = path_and_name(source, "TABLE")
-            where = source
-        else:
-            path, table = Path(source), needs_name(table, "table", "from_lancedb")
-            where = f"LanceDB table {table!r} in {path}"
+        path, table, where = locate(source, table, scheme="lancedb", what="table", function="from_lancedb",
+                                    kind="LanceDB")
         db = lancedb.connect(str(existing(path, "LanceDB database folder", where)))
         names = _lance_tables(db)
         if table not in names:
@@ -125,13 +119,8 @@ def from_chroma(source, collection: str | None = None, *, vectors=None, metadata
     if hasattr(source, "get") and hasattr(source, "count") and hasattr(source, "name") and not is_uri(source):
         col, where = source, f"Chroma collection {source.name!r}"
     else:
-        if is_uri(source):
-            expect_scheme(source, ("chroma",), "from_chroma")
-            path, collection = path_and_name(source, "COLLECTION")
-            where = source
-        else:
-            path, collection = Path(source), needs_name(collection, "collection", "from_chroma")
-            where = f"Chroma collection {collection!r} in {path}"
+        path, collection, where = locate(source, collection, scheme="chroma", what="collection",
+                                         function="from_chroma", kind="Chroma")
         existing(path, "Chroma persistent folder", where)
         if not (path / "chroma.sqlite3").is_file():
             raise EmbeddingInputError(f"{where}: {path} is not a Chroma persistent folder (it has no chroma.sqlite3)")
