@@ -391,6 +391,7 @@ def make_planted_hubs(n: int, dim: int, n_hubs: int, *, cluster_std: float = 0.5
 SAMPLES = {
     "words": "the 20,000 most frequent English words (wordfreq), all-MiniLM-L6-v2, weighted by frequency",
     "sentences": "first sentences of Python standard-library docstrings, all-MiniLM-L6-v2, labelled by module",
+    "sentences_mpnet": "2,000 of the same sentences embedded by a second model, all-mpnet-base-v2 (768-d)",
 }
 
 
@@ -403,7 +404,7 @@ def list_samples(*, installed: bool = False) -> dict[str, str]:
     Examples
     --------
     >>> sorted(list_samples())
-    ['sentences', 'words']
+    ['sentences', 'sentences_mpnet', 'words']
     """
     if not installed:
         return dict(SAMPLES)
@@ -424,17 +425,21 @@ def _is_installed(name: str) -> bool:
 def load_sample(name: str) -> EmbeddingSet:
     """Load a bundled sample of real sentence-transformer embeddings as an :class:`EmbeddingSet`.
 
-    The vectors are all-MiniLM-L6-v2 embeddings (384-d, unit norm before storage), stored as
-    float16 and returned as float32. How they were built is described in
-    ``analysis/data/DATASET_CARD.md``.
+    The vectors are unit norm before storage, stored as float16 and returned as float32. How
+    they were built is described in ``analysis/data/DATASET_CARD.md``.
 
     Parameters
     ----------
-    name : {"words", "sentences"}
-        ``"words"``: 20,000 frequent English words; metadata ``text`` and ``frequency`` (the
-        wordfreq frequency per word), weights = those frequencies (for Zipfian statistics).
-        ``"sentences"``: first sentences of standard-library docstrings; metadata ``text``,
-        ``label`` (top-level module) and ``source`` (the documented object's dotted name); no weights.
+    name : {"words", "sentences", "sentences_mpnet"}
+        ``"words"``: 20,000 frequent English words, all-MiniLM-L6-v2 (384-d); metadata ``text``
+        and ``frequency`` (the wordfreq frequency per word), weights = those frequencies (for
+        Zipfian statistics).
+        ``"sentences"``: first sentences of standard-library docstrings, all-MiniLM-L6-v2
+        (384-d); metadata ``text``, ``label`` (top-level module) and ``source`` (the documented
+        object's dotted name); no weights.
+        ``"sentences_mpnet"``: 2,000 of those sentences embedded by all-mpnet-base-v2 (768-d),
+        for comparing two models over the same items; the same metadata plus ``row``, the item's
+        row in ``"sentences"`` (``load_sample("sentences").subset(metadata["row"])`` aligns them).
 
     Returns
     -------

