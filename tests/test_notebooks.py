@@ -22,7 +22,7 @@ import embgeo
 WORKSHOP = Path(__file__).resolve().parents[1] / "notebooks" / "workshop"
 NOTEBOOKS = sorted(WORKSHOP.glob("*.ipynb"))
 EXPECTED = ["01_anisotropy", "02_intrinsic_dimension", "03_hubness", "04_whitening", "05_index_health",
-            "06_layers", "08_shift"]
+            "06_layers", "07_comparing_models", "08_shift"]
 #: Seconds one cell may take before the run fails (each notebook takes well under a minute in total).
 CELL_TIMEOUT = 300
 
