@@ -393,6 +393,9 @@ SAMPLES = {
     "sentences": "first sentences of Python standard-library docstrings, all-MiniLM-L6-v2, labelled by module",
     "sentences_mpnet": "2,000 of the same sentences embedded by a second model, all-mpnet-base-v2 (768-d)",
 }
+#: Samples whose items are a subset of another sample's: name -> that sample. Their ``row`` column is
+#: each item's row in it, so ``load_sample(that, items_of=name)`` lines the two up row for row.
+SAMPLE_SUBSETS = {"sentences_mpnet": "sentences"}
 
 
 def list_samples(*, installed: bool = False) -> dict[str, str]:
@@ -422,7 +425,7 @@ def _is_installed(name: str) -> bool:
         return False
 
 
-def load_sample(name: str) -> EmbeddingSet:
+def load_sample(name: str, *, items_of: str | None = None) -> EmbeddingSet:
     """Load a bundled sample of real sentence-transformer embeddings as an :class:`EmbeddingSet`.
 
     The vectors are unit norm before storage, stored as float16 and returned as float32. How
@@ -439,7 +442,12 @@ def load_sample(name: str) -> EmbeddingSet:
         object's dotted name); no weights.
         ``"sentences_mpnet"``: 2,000 of those sentences embedded by all-mpnet-base-v2 (768-d),
         for comparing two models over the same items; the same metadata plus ``row``, the item's
-        row in ``"sentences"`` (``load_sample("sentences").subset(metadata["row"])`` aligns them).
+        row in ``"sentences"``.
+    items_of : str, optional
+        Keep only the items of that sample, in its order: ``load_sample("sentences",
+        items_of="sentences_mpnet")`` is MiniLM over the 2,000 sentences of the mpnet sample, row
+        for row, ready for :func:`~embgeo.analysis.representation_similarity`. Only for a sample
+        whose items are a subset of ``name``'s (:data:`SAMPLE_SUBSETS`).
 
     Returns
     -------
@@ -448,16 +456,26 @@ def load_sample(name: str) -> EmbeddingSet:
     Raises
     ------
     EmbeddingInputError
-        For an unknown name (the message lists the known ones), or a sample missing from the install.
+        For an unknown name (the message lists the known ones), a sample missing from the install, or
+        an ``items_of`` sample whose items are not a subset of ``name``'s.
 
     Examples
     --------
     >>> words = load_sample("words")
     >>> words.dim
     384
+    >>> load_sample("sentences", items_of="sentences_mpnet").n
+    2000
     """
     if not isinstance(name, str) or name not in SAMPLES:
         raise EmbeddingInputError(f"unknown sample {name!r}; known samples: {', '.join(sorted(SAMPLES))}")
+    if items_of is not None:
+        if SAMPLE_SUBSETS.get(items_of) != name:
+            pairs = ", ".join(f"load_sample({b!r}, items_of={a!r})" for a, b in SAMPLE_SUBSETS.items())
+            raise EmbeddingInputError(f"the items of sample {items_of!r} are not a subset of sample {name!r}; "
+                                      f"known pairs: {pairs}")
+        rows = load_sample(items_of).metadata["row"].to_numpy()
+        return load_sample(name).subset(rows, name=f"{name} (the {len(rows):,} items of {items_of})")
     path = _sample_path(name)
     if not path.is_file():
         raise EmbeddingInputError(

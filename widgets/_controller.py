@@ -290,7 +290,14 @@ class DashboardController(TaskRunner):
                                 ("transform", method, params)))
         for method, params in defaults:
             choices.append((f"this set after {transform_label(method)}", ("transform", method, params)))
-        for name in datasets.list_samples(installed=True):
+        installed = datasets.list_samples(installed=True)
+        for subset, base in datasets.SAMPLE_SUBSETS.items():
+            # this set is a sample over some of another sample's items: offer that one row for row, so
+            # the similarity block (which needs the same items) compares the two models
+            if base in installed and self.data.source == f"embgeo sample {subset!r}":
+                choices.append((f"bundled sample: {base}, over the same {self.data.n:,} items (another model)",
+                                ("sample", base, subset)))
+        for name in installed:
             choices.append((f"bundled sample: {name}", ("sample", name)))
         return choices
 
@@ -303,7 +310,8 @@ class DashboardController(TaskRunner):
         if key[0] == "transform":
             return self.transformed(key[1], dict(key[2]))
         if key[0] == "sample":
-            return self._cached(("sample", key[1]), lambda: datasets.load_sample(key[1]))
+            items_of = key[2] if len(key) > 2 else None
+            return self._cached(key, lambda: datasets.load_sample(key[1], items_of=items_of))
         raise EmbeddingInputError(f"unknown comparison choice {key!r}")
 
     def comparison(self, key: tuple):

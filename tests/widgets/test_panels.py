@@ -257,6 +257,28 @@ def test_compare_offers_the_playground_transform_and_reuses_it(aniso, monkeypatc
         c.after for c in d.transform_cards if c.metric == "neighborhood_preservation")
 
 
+def test_the_mpnet_sample_compares_with_minilm_over_the_same_items():
+    """Two real models out of the box: the Compare tab offers MiniLM over mpnet's 2,000 sentences, row for
+    row, so the similarity block is shown, with the numbers representation_similarity gives directly."""
+    from embgeo.analysis import load_sample, representation_similarity
+
+    mpnet = load_sample("sentences_mpnet")
+    d = Dashboard(mpnet, background=False)
+    key = ("sample", "sentences", "sentences_mpnet")
+    labels = dict((v, k) for k, v in d.compare_choice.options)
+    assert "over the same 2,000 items" in labels[key]
+    open_tab(d, "Compare")
+    d.compare_choice.value = key
+    d.compare_run.click()
+    assert d.error.value == ""
+    direct = representation_similarity(mpnet, load_sample("sentences", items_of="sentences_mpnet"),
+                                       k=d.controller.k, progress=False)
+    assert d.compare_similarity.debiased_cka == pytest.approx(direct.debiased_cka, rel=1e-9)
+    assert d.compare_similarity.debiased_cka > 0.5
+    rows = table_rows(d.compare_results.children[0].value, "embgeo-similarity")
+    assert rows["debiased CKA"][0] == format_number(direct.debiased_cka)
+
+
 def test_texts_that_disagree_row_by_row_are_flagged(clustered):
     shuffled = clustered.subset(np.random.default_rng(0).permutation(300), name="shuffled")
     d = Dashboard(clustered, compare_with=shuffled, background=False)

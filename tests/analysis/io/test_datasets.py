@@ -202,7 +202,10 @@ def test_mpnet_sample_is_a_second_model_over_the_same_sentences():
     np.testing.assert_allclose(np.linalg.norm(mpnet.vectors, axis=1), 1.0, atol=1e-3)
     rows = mpnet.metadata["row"].to_numpy()
     assert rows.dtype.kind == "i" and (np.diff(rows) > 0).all() and rows[-1] < minilm.n
-    aligned = minilm.subset(rows)
+    aligned = D.load_sample("sentences", items_of="sentences_mpnet")
+    np.testing.assert_array_equal(aligned.vectors, minilm.vectors[rows])
+    with pytest.raises(EmbeddingInputError, match="not a subset of sample 'words'"):
+        D.load_sample("words", items_of="sentences_mpnet")
     for column in ("text", "label", "source"):
         assert list(aligned.metadata[column]) == list(mpnet.metadata[column])
     # The rows carry their own sentences: each row's nearest other sentence under MiniLM is, far
