@@ -16,6 +16,9 @@ DASK_EXTRA = "pip install 'embgeo[dask]'"
 #: the cores (2 workers on 2 cores: 36 pair tasks took 20 % longer with each kernel using both).
 ONE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                   "MKL_NUM_THREADS": "1"}
+#: Seconds ``connect`` waits for a scheduler to have at least one worker. Tasks given to a scheduler
+#: with none wait for ever, with no message, so an empty cluster is an error instead.
+WORKER_WAIT_S = 30.0
 
 
 def local_cluster(workers: int):
@@ -53,9 +56,16 @@ def connect(cluster):
     Yields
     ------
     distributed.Client
+
+    Raises
+    ------
+    EmbeddingInputError
+        When Dask is missing, the address cannot be reached, or the scheduler has no worker within
+        :data:`WORKER_WAIT_S` seconds (tasks would wait for ever).
     """
     _, distributed = require_dask()
     if isinstance(cluster, distributed.Client):
+        _require_workers(cluster, "the client's scheduler")
         yield cluster
         return
     if not isinstance(cluster, str) or not cluster.strip():
@@ -83,7 +93,21 @@ def connect(cluster):
     except (OSError, TimeoutError) as exc:
         raise EmbeddingInputError(f"could not reach a Dask scheduler at {cluster!r}: {exc}") from None
     with client:
+        _require_workers(client, f"the Dask scheduler at {cluster!r}")
         yield client
+
+
+def _require_workers(client, where: str) -> None:
+    """Wait up to :data:`WORKER_WAIT_S` for a worker; raise, naming the scheduler, if none joins."""
+    if client.scheduler_info().get("workers"):
+        return
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError:
+        address = getattr(client.scheduler, "address", "ADDRESS")
+        raise EmbeddingInputError(
+            f"{where} has no workers (none joined within {WORKER_WAIT_S:g} s), so no task could run; start "
+            f"some with `dask worker {address}`, or use --dask local:N for a cluster on this machine") from None
 
 
 def _restore_environment(saved: dict) -> None:

@@ -219,6 +219,22 @@ def test_bad_input_is_named(client):
             pass
 
 
+def test_a_scheduler_without_workers_is_an_error_not_a_hang(monkeypatch):
+    """Tasks sent to a scheduler with no workers wait for ever; connect says so instead."""
+    distributed = pytest.importorskip("distributed")
+    from embgeo.analysis.distributed import cluster as cluster_module
+
+    monkeypatch.setattr(cluster_module, "WORKER_WAIT_S", 0.5)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as empty:
+        with pytest.raises(EmbeddingInputError, match=r"has no workers \(none joined within 0.5 s\).*`dask worker "):
+            with connect(empty.scheduler_address):
+                pass
+        with distributed.Client(empty) as given:
+            with pytest.raises(EmbeddingInputError, match="the client's scheduler has no workers"):
+                with connect(given):
+                    pass
+
+
 def test_the_query_sample_search_equals_one_process(client, cloud):
     from embgeo.analysis.distributed import dask_cosine_and_dot_sample
     from embgeo.analysis.neighbors import cosine_and_dot_sample
