@@ -124,13 +124,22 @@ class DashboardApp(W.VBox):
         super().__init__([W.HBox([self.picker, self.upload]), help_, self.connect_bar, self.message, self.body])
         self.open_sample(initial)
 
-    def _show(self, data) -> None:
+    def _show(self, data, *, sample: str | None = None) -> None:
+        """Show ``data`` in a new dashboard; ``sample`` names the picker's choice it came from (None:
+        an upload or a database, and the picker goes blank, so choosing any sample opens it again)."""
         self.message.value = self.connect_bar.message.value = ""
         previous = getattr(self, "dashboard", None)
         self.dashboard = Dashboard(data, background=self.background)
+        # a layer opened in the Layers tab replaces the set too: the picker no longer names it
+        self.dashboard.on_open_set = lambda _data: self._blank_picker()
         self.body.children = [self.dashboard]
         if previous is not None:  # its widgets (figures included) would otherwise stay registered
             previous.close()
+        if sample is None:
+            self._blank_picker()
+
+    def _blank_picker(self) -> None:
+        self.picker.value = None  # open_sample ignores the change this fires
 
     def _fail(self, exc: Exception, what: str = "opening a dataset") -> None:
         log_failure(what, exc)  # the server's log; the page gets the one line below (input problems as
@@ -138,9 +147,11 @@ class DashboardApp(W.VBox):
         self.message.value = ("<div style='color:#a00;background:#fee;border:1px solid #e99;padding:6px 10px;"
                               f"border-radius:4px'>{html.escape(page_message(exc))}</div>")
 
-    def open_sample(self, name: str) -> None:
+    def open_sample(self, name: str | None) -> None:
+        if name is None:  # the picker went blank (see _show)
+            return
         try:
-            self._show(load_choice(name))
+            self._show(load_choice(name), sample=name)
         except Exception as exc:
             self._fail(exc, f"opening the sample {name!r}")
 

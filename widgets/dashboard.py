@@ -66,6 +66,8 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
     def __init__(self, data, metadata=None, compare_with=None, *, background: bool = True, metric: str = "cosine",
                  cache_bytes: int | None = None):
         self._owned: list[W.Widget] = []
+        #: Called with the new set after :meth:`open_set` (the app blanks its dataset picker).
+        self.on_open_set = None
         own = self._own
         self.controller = c = DashboardController(data, metadata, background=background, metric=metric,
                                                   compare_with=compare_with, cache_bytes=cache_bytes)
@@ -140,6 +142,8 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
             message.value = italic("Open this tab to compute it.")
         self._rendered.clear()
         self._render(TABS[self.tabs.selected_index or 0])
+        if self.on_open_set is not None:
+            self.on_open_set(new.data)
 
     def _own(self, widget: W.Widget) -> W.Widget:
         """Record a widget this dashboard created, so that :meth:`close` releases it."""

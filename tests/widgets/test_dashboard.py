@@ -168,6 +168,22 @@ def test_app_opens_a_good_upload(tmp_path):
     assert s.dim == 3 and s.texts[:2] == ["w0", "w1"]
 
 
+def test_the_picker_goes_blank_when_another_set_opens_so_a_sample_opens_again(tmp_path):
+    """After an upload (or a database, or a layer opened in place) the picker no longer names the set
+    shown; choosing the sample it said before opens that sample again instead of doing nothing."""
+    app = DashboardApp(SYNTHETIC, background=False)
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(60, 6)).astype(np.float32))
+    app.open_upload("v.npy", (tmp_path / "v.npy").read_bytes())
+    assert app.dashboard.controller.data.n == 60 and app.picker.value is None and app.message.value == ""
+    app.picker.value = SYNTHETIC
+    assert app.dashboard.controller.data.n == 3000 and app.picker.value == SYNTHETIC
+    # a set opened inside the dashboard (the Layers tab's picker does this) blanks it too
+    app.dashboard.open_set(np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32))
+    assert app.dashboard.controller.data.n == 50 and app.picker.value is None
+    app.open_upload("notes.txt", b"hello")  # a failed upload leaves the picker and the set as they were
+    assert app.picker.value is None and app.dashboard.controller.data.n == 50
+
+
 @pytest.mark.slow
 def test_umap_view_reuses_the_shared_table_and_says_when_it_changes_metric(clustered):
     d = Dashboard(clustered.subset(range(300)), background=False, metric="dot")
