@@ -50,7 +50,7 @@ APP_NOTEBOOK = REPO / "notebooks" / "apps" / "dashboard.ipynb"
 #: Names that are loopback whatever the resolver says.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 TOKEN_ENV = "EMBGEO_SERVE_TOKEN"  # read (and removed) by embgeo._voila_server
-UPLOAD_ENV = "EMBGEO_MAX_UPLOAD_MB"  # read by embgeo.widgets.app in each kernel
+UPLOAD_ENV = "EMBGEO_MAX_UPLOAD_MB"  # read by embgeo.widgets._upload in each kernel
 ALLOW_URIS_ENV = "EMBGEO_ALLOW_URIS"  # read by embgeo.widgets._connect in each kernel (one prefix a line)
 DEFAULT_IDLE_TIMEOUT_S = 1800
 DEFAULT_MEMORY_FLOOR = "1.5GiB"

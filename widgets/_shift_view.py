@@ -19,8 +19,11 @@ from embgeo.analysis import EmbeddingInputError, EmbeddingSet, Moments, datasets
 
 from . import _figures as F
 from ._html import format_number, italic
+from ._upload import CheckedUpload, load_upload, max_upload_bytes
 
 _PRESS_RUN = "Choose the queries and press Run."
+#: File types the queries upload reads (a query file is often an .npz of several arrays).
+QUERY_TYPES = (".npy", ".npz", ".parquet", ".csv")
 #: Rows of each set drawn into the PCA map.
 MAP_POINTS = 2000
 #: Rows of each set for the MMD and classifier tests (the report's sample_size), and permutations.
@@ -47,9 +50,9 @@ class ShiftView:
         self._shift_given: dict[str, EmbeddingSet] = {}
         self.shift_choice = own(W.Dropdown(options=self._shift_options(), description="queries",
                                            layout=W.Layout(width="360px")))
-        self.shift_upload = own(W.FileUpload(accept=".npy,.npz,.parquet,.csv", multiple=False,
-                                             description="Upload queries"))
-        self.shift_upload.observe(self._on_shift_upload, "value")
+        self.shift_upload = own(CheckedUpload(self.upload_shift_queries, self._shift_upload_failed,
+                                              accept=",".join(QUERY_TYPES), max_bytes=max_upload_bytes(),
+                                              description="Upload queries"))
         self.shift_run = own(W.Button(description="Run", button_style="primary", icon="play",
                                       tooltip="Compare the queries with this set"))
         self.shift_run.on_click(lambda _: self.run_shift())
@@ -83,19 +86,17 @@ class ShiftView:
         self.shift_choice.options = self._shift_options()
         self.shift_choice.value = ("given", es.name)
 
-    def _on_shift_upload(self, change) -> None:
-        files = change.new
-        if not files:
-            return
-        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        from .app import load_upload  # the app's reader of uploaded bytes (size limit, clear errors)
-
+    def upload_shift_queries(self, filename: str, content: bytes) -> None:
+        """Read uploaded query bytes (size limit, clear errors) and offer them as the queries."""
         try:
-            es = load_upload(item["name"], bytes(item["content"]))
+            es = load_upload(filename, content, types=QUERY_TYPES)
         except EmbeddingInputError as exc:
-            self.error.value = f"<div class='embgeo-error'>{html.escape(str(exc))}</div>"
+            self._shift_upload_failed(exc)
             return
         self.set_shift_queries(es)
+
+    def _shift_upload_failed(self, exc: EmbeddingInputError) -> None:
+        self.error.value = f"<div class='embgeo-error'>{html.escape(str(exc))}</div>"
 
     def _shift_queries(self) -> EmbeddingSet:
         kind, name = self.shift_choice.value

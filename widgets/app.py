@@ -4,34 +4,21 @@ and get a :class:`Dashboard` for it."""
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 
 import ipywidgets as W
 
-from embgeo.analysis import EmbeddingInputError, EmbeddingSet
+from embgeo.analysis import EmbeddingSet
 
 from ._connect import ConnectBar, allow_uris_from_env
 from ._logging import log_failure, page_message
+from ._upload import MAX_UPLOAD_BYTES, UPLOAD_ENV, UPLOAD_TYPES, CheckedUpload, load_upload, max_upload_bytes
 from .dashboard import Dashboard
 
-#: Largest upload accepted by default, in bytes (the browser sends the whole file through the kernel's
-#: websocket). ``embgeo serve --max-upload-mb N`` sets :data:`UPLOAD_ENV` in every kernel it starts and
-#: raises the server's websocket limit to match, so the widget and the server agree.
-MAX_UPLOAD_BYTES = 50 * 2**20
-UPLOAD_ENV = "EMBGEO_MAX_UPLOAD_MB"
-UPLOAD_TYPES = (".npy", ".parquet", ".csv")
+__all__ = ["DashboardApp", "MAX_UPLOAD_BYTES", "SYNTHETIC", "UPLOAD_ENV", "load_choice", "load_upload",
+           "max_upload_bytes", "sample_choices"]
+
 #: Shown when no bundled sample is installed: a synthetic cloud with known anisotropy and rogue dims.
 SYNTHETIC = "synthetic (anisotropic, 3,000 x 128)"
-
-
-def max_upload_bytes() -> int:
-    """The upload limit: ``EMBGEO_MAX_UPLOAD_MB`` MiB when the server set it, else :data:`MAX_UPLOAD_BYTES`."""
-    try:
-        mib = int(os.environ.get(UPLOAD_ENV, ""))
-    except ValueError:
-        return MAX_UPLOAD_BYTES
-    return mib * 2**20 if mib > 0 else MAX_UPLOAD_BYTES
 
 
 def sample_choices() -> list[str]:
@@ -48,39 +35,6 @@ def load_choice(name: str) -> EmbeddingSet:
         x = datasets.make_anisotropic(3000, 128, n_rogue=2, random_state=0)
         return EmbeddingSet(x, name="synthetic anisotropic")
     return datasets.load_sample(name)
-
-
-def load_upload(filename: str, content: bytes, limit: int | None = None) -> EmbeddingSet:
-    """An EmbeddingSet from uploaded bytes (at most ``limit``, default :func:`max_upload_bytes`), or an
-    EmbeddingInputError saying what is wrong."""
-    limit = max_upload_bytes() if limit is None else limit
-    suffix = os.path.splitext(filename)[1].lower()
-    if suffix not in UPLOAD_TYPES:
-        raise EmbeddingInputError(f"{filename}: unsupported file type {suffix or '(none)'}; "
-                                  f"upload one of {', '.join(UPLOAD_TYPES)}")
-    if len(content) > limit:
-        raise EmbeddingInputError(f"{filename} is {len(content) / 2**20:.1f} MB; the limit is "
-                                  f"{limit // 2**20} MB (load larger files in a notebook with "
-                                  "embgeo.analysis.io.load)")
-    from embgeo.analysis import io
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "upload" + suffix)
-        with open(path, "wb") as fh:
-            fh.write(content)
-        try:
-            return io.load(path, name=filename, mmap=False)
-        except EmbeddingInputError as exc:
-            raise EmbeddingInputError(_named(str(exc), path, filename)) from None
-        except Exception as exc:  # a corrupt file: say so plainly
-            raise EmbeddingInputError(_named(f"could not be read as {suffix}: {exc}", path, filename)) from None
-
-
-def _named(message: str, path: str, filename: str) -> str:
-    """``message`` about the upload's temporary ``path``, naming the user's ``filename`` once: the
-    loaders name the file themselves, and prefixing it again read "words.npy: words.npy: ..."."""
-    message = message.replace(path, filename)
-    return message if filename in message else f"{filename}: {message}"
 
 
 class DashboardApp(W.VBox):
@@ -105,22 +59,19 @@ class DashboardApp(W.VBox):
         self.max_upload_bytes = max_upload_bytes()
         self.picker = W.Dropdown(options=choices, value=initial, description="dataset",
                                  layout=W.Layout(width="340px"))
-        self.upload = W.FileUpload(accept=",".join(UPLOAD_TYPES), multiple=False,
-                                   description=f"Upload (<= {self.max_upload_bytes // 2**20} MB)",
-                                   layout=W.Layout(width="220px"))
+        self.upload = CheckedUpload(self.open_upload, lambda exc: self._fail(exc, "an upload"),
+                                    accept=",".join(UPLOAD_TYPES), max_bytes=self.max_upload_bytes,
+                                    description=f"Upload (<= {self.max_upload_bytes // 2**20} MB)")
         self.message = W.HTML("")
         self.connect_bar = ConnectBar(allow_uris_from_env() if allow_uris is None else allow_uris, self._show,
                                       background=background)
         self.body = W.VBox()
         self.picker.observe(lambda ch: self.open_sample(ch.new), "value")
-        self.upload.observe(self._on_upload, "value")
         limit_mb = self.max_upload_bytes // 2**20
-        # the browser sends the whole file before the kernel sees it: a file well over the limit is
-        # cut off by the server's websocket limit, and the page cannot say so afterwards; say it here
         help_ = W.HTML(f"<span style='color:#555;font-size:12px'>Upload {', '.join(UPLOAD_TYPES)}: one vector per "
                        "row (parquet/csv: a list column or numeric columns; a <code>text</code> column labels "
-                       f"points). <b>At most {limit_mb} MB</b>: a larger file is not received (nothing happens "
-                       "after the upload); load it in a notebook with <code>embgeo.analysis.io.load</code>.</span>")
+                       f"points). <b>At most {limit_mb} MB</b>; load a larger file in a notebook with "
+                       "<code>embgeo.analysis.io.load</code>.</span>")
         super().__init__([W.HBox([self.picker, self.upload]), help_, self.connect_bar, self.message, self.body])
         self.open_sample(initial)
 
@@ -164,12 +115,3 @@ class DashboardApp(W.VBox):
     def open_uri(self, uri: str) -> None:
         """Open the collection ``uri`` names, if the allowlist covers it (see :class:`._connect.ConnectBar`)."""
         self.connect_bar.connect(uri)
-
-    def _on_upload(self, change) -> None:
-        files = change.new
-        if not files:
-            return
-        f = files[0]
-        name, content = f["name"], bytes(f["content"])
-        self.upload.value = ()  # the widget would keep the file's bytes for the whole session
-        self.open_upload(name, content)

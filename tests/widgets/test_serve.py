@@ -1,7 +1,7 @@
 """``embgeo serve``: its checks through the CLI's main(), and the real server started the way users start
 it (token, Host allowlist, template override, kernel cap, memory floor, idle culling, cross-site
 requests, the token kept out of the log and the kernels, a 45 MiB upload through the browser's file
-input)."""
+input, and one over the limit refused on the page)."""
 
 import argparse
 import asyncio
@@ -376,7 +376,7 @@ def test_memory_floor_gives_the_busy_page_and_starts_no_kernel_and_other_sites_g
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_uploads_a_45_mib_file_through_the_file_input(tmp_path):
+def test_browser_refuses_a_51_mib_file_then_uploads_a_45_mib_one(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
@@ -386,6 +386,9 @@ def test_browser_uploads_a_45_mib_file_through_the_file_input(tmp_path):
     path = tmp_path / "big.npy"
     np.save(path, np.random.default_rng(0).normal(size=(n, d)))
     assert 44.9 * 2**20 < path.stat().st_size < 45.1 * 2**20
+    too_big = tmp_path / "too_big.npy"
+    with open(too_big, "wb") as fh:  # sparse: only its size matters, it is never read
+        fh.truncate(51 * 2**20)
     shots = REPO / "test-artifacts"
     with embgeo_server("--no-token", "--max-kernels", "2") as (port, log), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -397,10 +400,15 @@ def test_browser_uploads_a_45_mib_file_through_the_file_input(tmp_path):
             page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
             page.wait_for_selector(".embgeo-card", timeout=240_000)
             print(f"first overview: {time.monotonic() - t_start:.1f} s after the server listened")
-            t0 = time.monotonic()
-            # ipywidgets' FileUpload keeps its <input type=file> out of the DOM: click the button
+            # a file over the limit is refused in the browser, said on the page, and the button still works
+            # (it used to be sent, the server dropped the websocket, and nothing happened)
             with page.expect_file_chooser(timeout=60_000) as chooser:
                 page.locator("button.widget-upload", has_text="Upload (<=").click()  # the dataset upload
+            chooser.value.set_files(str(too_big))
+            page.wait_for_selector("text=too_big.npy is 51.0 MB; the limit is 50 MB", timeout=60_000)
+            t0 = time.monotonic()
+            with page.expect_file_chooser(timeout=60_000) as chooser:
+                page.locator("button.widget-upload", has_text="Upload (<=").click()
             chooser.value.set_files(str(path))
             page.wait_for_selector(f"text={n:,} vectors x {d} dims", timeout=180_000)
             page.wait_for_function("document.querySelectorAll('.embgeo-card').length == 6", timeout=240_000)

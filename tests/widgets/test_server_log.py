@@ -2,10 +2,12 @@
 ipykernel forwards to the browser); the page keeps its one-line message, which repeats an input
 problem and says nothing of an unexpected error's text (server paths, file names, data)."""
 
+import io
 import logging
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from embgeo.analysis import EmbeddingInputError
@@ -129,3 +131,39 @@ def test_the_upload_limit_follows_the_server(monkeypatch):
     assert max_upload_bytes() == MAX_UPLOAD_BYTES
     with pytest.raises(EmbeddingInputError, match="the limit is 1 MB"):
         load_upload("v.npy", b"\0" * (2**20 + 1), limit=2**20)
+
+
+def test_the_upload_button_refuses_a_file_over_the_limit_before_it_is_sent(monkeypatch):
+    """The browser checks the size (the server would drop the websocket on a larger message): the kernel
+    hears only the file's name and size, and the page says what the limit is."""
+    from embgeo.widgets import app as app_module
+
+    monkeypatch.delenv(UPLOAD_ENV, raising=False)
+    app = app_module.DashboardApp(app_module.SYNTHETIC, background=False)
+    assert app.upload.max_bytes == MAX_UPLOAD_BYTES and app.upload.accept == ".npy,.parquet,.csv"
+    app.upload._message(app.upload, {"event": "too_big", "name": "huge.npy", "size": 80 * 2**20}, [])
+    assert "huge.npy is 80.0 MB; the limit is 50 MB" in app.message.value
+    assert app.dashboard.controller.data.n == 3000  # the set shown is kept
+    x = np.random.default_rng(0).normal(size=(30, 5)).astype(np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    app.upload._message(app.upload, {"event": "file", "name": "v.npy", "size": buffer.tell()},
+                        [memoryview(buffer.getvalue())])
+    assert app.message.value == "" and app.dashboard.controller.data.n == 30
+    app.upload._message(app.upload, {"event": "unreadable", "name": "v.npy", "error": "NotReadableError"}, [])
+    assert "the browser could not read the file (NotReadableError)" in app.message.value
+
+
+def test_the_shift_tab_reads_uploaded_queries_with_the_same_checks(monkeypatch):
+    from embgeo.widgets import Dashboard
+
+    monkeypatch.setenv(UPLOAD_ENV, "1")
+    x = np.random.default_rng(0).normal(size=(80, 6)).astype(np.float32)
+    d = Dashboard(x, background=False)
+    assert d.shift_upload.max_bytes == 2**20 and ".npz" in d.shift_upload.accept
+    buffer = io.BytesIO()
+    np.savez(buffer, vectors=x[:20] + 1)
+    d.shift_upload._message(d.shift_upload, {"event": "file", "name": "q.npz"}, [memoryview(buffer.getvalue())])
+    assert d.error.value == "" and d.shift_choice.value == ("given", "q.npz")
+    d.shift_upload._message(d.shift_upload, {"event": "too_big", "name": "q.npy", "size": 3 * 2**20}, [])
+    assert "q.npy is 3.0 MB; the limit is 1 MB" in d.error.value
