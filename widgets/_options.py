@@ -31,6 +31,19 @@ COMPARE_SAMPLE = 2000
 #: Texts the Layers tab reads by default (a seeded sample of more), and the most it accepts: the forward
 #: pass of the bundled MiniLM dominates (about 25 ms a text on two busy CPU cores).
 LAYER_TEXTS_DEFAULT, LAYER_TEXTS_MAX = 1000, 20_000
+#: Neighbours per point the k selector offers (up to 32 slice the one shared table; more search again).
+K_CHOICES = (5, 10, 15, 20, 30, 50, 100)
+
+
+def k_options(n: int, current: int | None = None) -> list[int]:
+    """The k values a set of ``n`` points can take (k < n - 1, so every point has k others and a spare),
+    with ``current`` kept among them."""
+    options = {k for k in K_CHOICES if k < n - 1}
+    if current is not None:
+        options.add(int(current))
+    return sorted(options) or [max(1, n - 2)]
+
+
 #: Colour-by options computed from the data rather than read from the metadata.
 DERIVED_COLOURS = ("none", "norm", "local ID", "k-occurrence")
 

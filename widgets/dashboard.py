@@ -27,7 +27,7 @@ from ._controller import DashboardController
 from ._html import italic, page_css
 from ._index_view import IndexView
 from ._layers_view import LayersView
-from ._options import TABS
+from ._options import TABS, k_options
 from ._projection_view import ProjectionView
 from ._shift_view import ShiftView
 from ._summary_views import SummaryViews
@@ -85,6 +85,10 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self.metric = own(W.Dropdown(options=list(METRICS), value=metric, description="metric",
                                      layout=W.Layout(width="200px")))
         self.metric.observe(self._on_metric, "value")
+        self.k_choice = own(W.Dropdown(options=k_options(c.data.n, c.k), value=c.k, description="k",
+                                       tooltip="neighbours per point of every k-NN statistic",
+                                       layout=W.Layout(width="110px"), style={"description_width": "20px"}))
+        self.k_choice.observe(self._on_k, "value")
         self.title = title = own(W.HTML(_title(c.data)))
         self.panels = {name: own(W.VBox()) for name in TABS}
         self._messages = {name: own(W.HTML(italic("Open this tab to compute it."))) for name in TABS}
@@ -97,7 +101,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
             self.tabs.set_title(i, name)
         self.tabs.observe(lambda ch: self._render(TABS[ch.new]), "selected_index")
         self._rendered: set[str] = set()
-        super().__init__([title, own(W.HBox([self.metric, self.progress, self.cancel_button, self.status])),
+        super().__init__([title, own(W.HBox([self.metric, self.k_choice, self.progress, self.cancel_button, self.status])),
                           self.error, self.tabs])
         self._render("Overview")
 
@@ -138,6 +142,9 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
                     part.close()
             widget.close()
         self.title.value = _title(new.data)
+        self.k_choice.unobserve(self._on_k, "value")
+        self.k_choice.options, self.k_choice.value = k_options(new.data.n, new.k), new.k
+        self.k_choice.observe(self._on_k, "value")
         for message in self._messages.values():
             message.value = italic("Open this tab to compute it.")
         self._rendered.clear()
@@ -187,6 +194,15 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
 
     def _on_metric(self, change) -> None:
         self.controller.metric = change.new
+        self._rendered.clear()
+        self._render(TABS[self.tabs.selected_index or 0])
+
+    def _on_k(self, change) -> None:
+        """A new k: every tab computes again when opened (results are cached per k; the shared table is
+        searched again only for k above its width, :meth:`DashboardController.neighbor_table_width`)."""
+        if change.new is None or change.new == self.controller.k:
+            return
+        self.controller.k = int(change.new)
         self._rendered.clear()
         self._render(TABS[self.tabs.selected_index or 0])
 

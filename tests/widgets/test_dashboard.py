@@ -109,6 +109,21 @@ def test_metric_change_recomputes_for_the_new_metric(clustered):
     assert d.controller.is_cached("isotropy", "euclidean")
 
 
+def test_k_is_selectable_and_every_tab_uses_it(clustered):
+    from embgeo.analysis import hubness_report
+
+    d = Dashboard(clustered, background=False)
+    assert d.k_choice.value == 10 and 30 in d.k_choice.options and 100 in d.k_choice.options  # 300 points
+    table = d.controller.shared_table()
+    d.k_choice.value = 20
+    assert d.controller.k == 20 and "k = 20 neighbours" in d.overview.value and d.error.value == ""
+    assert np.shares_memory(d.controller.shared_table().indices, table.indices)  # k <= 32: the same table
+    d.tabs.selected_index = 4  # Hubness
+    assert d.controller.hubness().skewness == pytest.approx(hubness_report(clustered, k=20).skewness, rel=1e-9)
+    small = Dashboard(clustered.vectors[:12], background=False)
+    assert small.k_choice.options == (5, 10) and small.k_choice.value == 10
+
+
 def test_large_sets_get_a_density_layer(monkeypatch, clustered):
     import embgeo.widgets._options as dmod
 
