@@ -52,3 +52,19 @@ def before_after_html(card: BeforeAfter) -> str:
 
 def italic(text: str) -> str:
     return f"<i>{html.escape(text)}</i>"
+
+
+def file_name(name: str, suffix: str) -> str:
+    """A safe download name from a set's name: letters, digits, ``-`` and ``_`` kept, the rest ``_``."""
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name).strip("_") or "embeddings"
+    return f"{stem[:60]}{suffix}"
+
+
+def download_link(filename: str, payload: bytes, mime: str, label: str) -> str:
+    """An ``<a download>`` carrying ``payload`` as a data URI: the browser saves it without a request
+    to the server (Voila serves no files of a kernel's own)."""
+    import base64
+
+    data = base64.b64encode(payload).decode("ascii")
+    return (f"<a download='{html.escape(filename, quote=True)}' href='data:{mime};base64,{data}' "
+            f"class='embgeo-download' style='margin-right:12px'>{html.escape(label)}</a>")

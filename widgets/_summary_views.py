@@ -7,6 +7,7 @@ line, the panel's own FigureWidgets, a text block) and updated in place when its
 from __future__ import annotations
 
 import html
+import json
 
 import ipywidgets as W
 
@@ -14,7 +15,7 @@ from embgeo.analysis import verdicts_html
 
 from . import _figures as F
 from . import _options as O
-from ._html import italic
+from ._html import download_link, file_name, italic
 
 
 class SummaryViews:
@@ -31,7 +32,14 @@ class SummaryViews:
                                         description=f"exact neighbours (slow above {O.APPROXIMATE_ABOVE:,} points)"))
         self.exact_box.observe(self._on_exact, "value")
         large = not self.controller.exact  # the controller chose the approximate table for this size
-        self.panels["Overview"].children = [self.exact_box, self.overview] if large else [self.overview]
+        self.export_button = own(W.Button(description="Export the report", icon="download",
+                                          tooltip="The whole geometry report as JSON and as one HTML page that "
+                                                  "opens offline"))
+        self.export_button.on_click(lambda _: self.export_report())
+        self.export_links = own(W.HTML(""))
+        export = own(W.HBox([self.export_button, self.export_links], layout=W.Layout(align_items="center")))
+        self.panels["Overview"].children = [self.exact_box, self.overview, export] if large else [self.overview,
+                                                                                                  export]
         self.panels["Spectrum"].children = [self._messages["Spectrum"], self._spectrum_box, self.spectrum_note]
         self.panels["Intrinsic dimension"].children = [self._messages["Intrinsic dimension"], self.id_summary,
                                                        own(W.HBox([self._lid_box, self._scale_box]))]
@@ -48,6 +56,7 @@ class SummaryViews:
         c = self.controller
         if name == "Overview":
             self.overview.value = italic("Computing the overview...")
+            self.export_links.value = ""  # an export of other settings (metric, k, set) no longer applies
             self._submit(name, "overview (isotropy, hubness, intrinsic dimension)", c.cards, self._show_cards)
         elif name == "Spectrum":
             self._submit(name, "spectrum", lambda: (c.isotropy(), c.dimension_stats()), self._show_spectrum)
@@ -55,6 +64,26 @@ class SummaryViews:
             self._submit(name, "intrinsic dimension", c.intrinsic, self._show_intrinsic)
         elif name == "Hubness":
             self._submit(name, "hubness", c.hubness, self._show_hubness)
+
+    def export_report(self) -> None:
+        """The set's geometry report (computed once per metric and k) as two downloads: its ``to_dict()``
+        as JSON and its standalone ``to_html()`` page (plotly inline, no network needed to open it)."""
+        c = self.controller
+        self.export_links.value = italic("Preparing the report...")
+
+        def compute():
+            report = c.report_of_this_set()
+            c.step(90, "writing the JSON and the HTML page...")
+            name = c.data.name
+            return (download_link(file_name(name, ".json"), json.dumps(report.to_dict(), indent=1).encode(),
+                                  "application/json", "report.json")
+                    + download_link(file_name(name, ".html"), report.to_html().encode(), "text/html",
+                                    "report.html (opens offline)"))
+
+        def failed():
+            self.export_links.value = italic("The report could not be exported; see the message above.")
+
+        c.submit("the report export", compute, lambda links: setattr(self.export_links, "value", links), failed)
 
     def _on_exact(self, change) -> None:
         self.controller.exact = bool(change.new)

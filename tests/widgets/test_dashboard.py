@@ -124,6 +124,30 @@ def test_k_is_selectable_and_every_tab_uses_it(clustered):
     assert small.k_choice.options == (5, 10) and small.k_choice.value == 10
 
 
+def test_the_report_exports_as_json_and_a_standalone_html_page(clustered):
+    import base64
+    import json
+    import re
+
+    from embgeo.analysis import geometry_report
+    from embgeo.widgets._options import COMPARE_SAMPLE
+
+    d = Dashboard(clustered, background=False)
+    d.export_button.click()
+    assert d.error.value == ""
+    links = dict(re.findall(r"download='([^']+)' href='data:[^;]+;base64,([^']+)'", d.export_links.value))
+    assert set(links) == {f"{clustered.name}.json", f"{clustered.name}.html"}
+    shown = json.loads(base64.b64decode(links[f"{clustered.name}.json"]))
+    direct = geometry_report(clustered, k=10, sample=COMPARE_SAMPLE, random_state=0).to_dict()
+    assert shown["isotropy"]["mean_cosine"] == pytest.approx(direct["isotropy"]["mean_cosine"], rel=1e-9)
+    assert shown["hubness"]["skewness"] == pytest.approx(direct["hubness"]["skewness"], rel=1e-9)
+    page = base64.b64decode(links[f"{clustered.name}.html"]).decode()
+    assert page.lstrip().lower().startswith("<!doctype html") and "Plotly" in page
+    assert not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inline: opens offline
+    d.k_choice.value = 20  # other settings: the old export is withdrawn
+    assert d.export_links.value == ""
+
+
 def test_large_sets_get_a_density_layer(monkeypatch, clustered):
     import embgeo.widgets._options as dmod
 
