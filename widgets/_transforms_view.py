@@ -8,16 +8,20 @@ before/after maps are FigureWidgets kept for the dashboard's life.
 from __future__ import annotations
 
 import html
+import io
 
 import ipywidgets as W
 import numpy as np
 
 from . import _figures as F
-from ._html import before_after_html, italic
-from ._options import DERIVED_COLOURS, TRANSFORM_LABELS, transform_label, transform_params
+from ._html import before_after_html, download_link, file_name, italic
+from ._options import DERIVED_COLOURS, TABS, TRANSFORM_LABELS, transform_label, transform_params
 from ._projection_view import shown_positions
 
 _CHOOSE = "Choose a transform and its parameters, then press Apply."
+#: Largest transformed set offered as a download from the page (it travels base64 in the page, a third
+#: larger); bigger sets are saved from Python.
+DOWNLOAD_MAX_BYTES = 100 * 2**20
 
 
 class TransformsView:
@@ -39,8 +43,22 @@ class TransformsView:
         self._map_boxes = (own(W.Box()), own(W.Box()))
         self.transform_maps = own(W.HBox(list(self._map_boxes)))
         self.transform_note = own(W.HTML(""))
-        self.transform_results = own(W.VBox([self.transform_page, self.transform_maps, self.transform_note]))
-        self._result_parts["Transforms"] = (self.transform_page, [self.transform_maps, self.transform_note])
+        # what to do with the transformed set: keep it (every tab shows it) or take it away as a file
+        self.transform_open = own(W.Button(description="Open it in every tab", icon="folder-open",
+                                           tooltip="Show the transformed set in every tab (the original stays "
+                                                   "in Compare)"))
+        self.transform_open.on_click(lambda _: self.open_transformed())
+        self.transform_download = own(W.Button(description="Download .npy", icon="download",
+                                               tooltip="The transformed vectors as a float32 .npy file"))
+        self.transform_download.on_click(lambda _: self.download_transformed())
+        self.transform_link = own(W.HTML(""))
+        self.transform_keep = own(W.HBox([self.transform_open, self.transform_download, self.transform_link],
+                                         layout=W.Layout(align_items="center")))
+        self._shown_transform: tuple[str, dict] | None = None
+        self.transform_results = own(W.VBox([self.transform_page, self.transform_keep, self.transform_maps,
+                                             self.transform_note]))
+        self._result_parts["Transforms"] = (self.transform_page, [self.transform_keep, self.transform_maps,
+                                                                  self.transform_note])
         self.transform.observe(lambda ch: self._show_transform_params(), "value")
         self.transform_apply.on_click(lambda _: self.apply_transform())
         self._show_transform_params()
@@ -121,8 +139,37 @@ class TransformsView:
         if len(shown) < len(before.rows):
             trust += f" A random sample of {len(shown):,} points is drawn."
         self.transform_note.value = f"<p class='embgeo-note'>{html.escape(trust)}</p>"
+        self._shown_transform, self.transform_link.value = (method, params), ""
         self._show_results("Transforms")
         self._refresh_compare_choices()
+
+    def open_transformed(self) -> None:
+        """Open the transformed set shown in every tab; the set it came from becomes Compare's given set."""
+        if self._shown_transform is None:
+            return
+        c = self.controller
+        self.open_set(c.transformed(*self._shown_transform), compare_with=c.data)
+        self.tabs.selected_index = TABS.index("Overview")  # its cards are the first numbers of the new set
+
+    def download_transformed(self) -> None:
+        """A download link of the transformed vectors (.npy, float32), up to :data:`DOWNLOAD_MAX_BYTES`."""
+        if self._shown_transform is None:
+            return
+        c = self.controller
+        method, params = self._shown_transform
+        es = c.transformed(method, params)
+        size = es.n * es.dim * 4
+        if size > DOWNLOAD_MAX_BYTES:
+            self.transform_link.value = italic(
+                f"{size / 2**20:,.0f} MB is too large to download from the page (at most "
+                f"{DOWNLOAD_MAX_BYTES // 2**20} MB); in Python: embgeo.analysis.apply_transform(data, {method!r}) "
+                "and numpy.save")
+            return
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(es.vectors, dtype=np.float32))
+        self.transform_link.value = download_link(file_name(es.name, ".npy"), buffer.getvalue(),
+                                                  "application/octet-stream",
+                                                  f"{file_name(es.name, '.npy')} ({size / 2**20:,.1f} MB)")
 
     def _color_by_metadata(self, figures, rows) -> None:
         """Colour side-by-side maps by the Projection tab's colour when it is a metadata column.

@@ -76,6 +76,27 @@ def test_centring_in_the_playground_shows_compare_numbers(aniso):
     assert f"{format_number(mean_cos.before)} &rarr; {format_number(mean_cos.after)}" in page
 
 
+def test_a_transformed_set_downloads_and_opens_as_the_dataset(aniso):
+    import base64
+    import io
+
+    d = Dashboard(aniso, background=False)
+    open_tab(d, "Transforms")
+    d.transform.value = "abtt"
+    d.transform_params["n_components"].value = 2
+    d.transform_apply.click()
+    expected = apply_transform(aniso, "abtt", n_components=2)
+    d.transform_download.click()
+    name, data = re.search(r"download='([^']+)' href='data:[^;]+;base64,([^']+)'", d.transform_link.value).groups()
+    assert name.endswith(".npy") and "abtt" in name
+    np.testing.assert_array_equal(np.load(io.BytesIO(base64.b64decode(data))), expected.vectors)
+    d.transform_open.click()  # every tab now shows the transformed set; the original is Compare's given set
+    assert d.controller.data.name == expected.name and d.controller.compare_with is not None
+    np.testing.assert_array_equal(d.controller.data.vectors, expected.vectors)
+    assert d.controller.compare_with.name == "aniso" and d.compare_choice.value == ("given",)
+    assert d.error.value == "" and "embgeo-card" in d.overview.value
+
+
 def test_playground_projections_are_float32_pca_maps_before_and_after(aniso):
     from embgeo.analysis import project
 
