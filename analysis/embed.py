@@ -14,9 +14,9 @@ import numpy as np
 
 from ._core import EmbeddingInputError
 
-__all__ = ["MODEL_NAME", "check_texts", "embed_texts", "model_path"]
+__all__ = ["EMBEDDING_DIM", "MODEL_NAME", "check_texts", "embed_texts", "model_path"]
 
-#: The model every bundled sample and :func:`embed_texts` use.
+#: The model of :func:`embed_texts` and of the bundled words and sentences samples.
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: Its output dimension.
 EMBEDDING_DIM = 384

@@ -104,14 +104,16 @@ def set_marker_colors(fig: go.FigureWidget, values, kind: str, label) -> None:
                                 colorbar=dict(title=str(label)))
 
 
-def highlight_point(fig: go.FigureWidget, index: int | None) -> None:
-    """Enlarge one point (by trace position) so a clicked point stays visible."""
+def highlight_points(fig: go.FigureWidget, main, other=()) -> None:
+    """Enlarge points (by trace position): ``main`` (a clicked or found item) four times, ``other`` (its
+    neighbours, text matches) two and a half times, so they stand out without losing their colour."""
     trace = points_trace(fig)
     n = len(trace.x)
     base = 2 if isinstance(trace, go.Scatter3d) else 4
     sizes = np.full(n, base, np.float32)
-    if index is not None and 0 <= index < n:
-        sizes[index] = base * 4
+    for positions, scale in ((other, 2.5), (main, 4.0)):
+        positions = np.asarray([p for p in positions if 0 <= p < n], dtype=np.int64)
+        sizes[positions] = base * scale
     with fig.batch_update():
         trace.marker.size = sizes
 

@@ -15,6 +15,7 @@ import numpy as np
 from . import _figures as F
 from . import _options as O
 from ._html import italic
+from ._search import MAX_TEXT_MATCHES, search
 
 _SELECT_HINT = "Lasso or box-select points to see their statistics."
 _NO_LASSO_HINT = ("plotly's 3-D view has no lasso or box selection: switch to 2D to select a region. Clicking a "
@@ -46,13 +47,23 @@ class ProjectionView:
         self._figure_box = own(W.Box())
         self._proj = None  # the Projection on screen
         self._shown = np.arange(0)  # trace position -> position in the projection's rows
+        self.search_box = own(W.Text(placeholder="find a word or a sentence", layout=W.Layout(width="260px"),
+                                     continuous_update=False))
+        self.search_button = own(W.Button(description="Find", icon="search", layout=W.Layout(width="80px"),
+                                          tooltip="An item by its text, or a new text by its meaning (embedded "
+                                                  "offline with the bundled model)"))
+        self._searched = None  # the last query searched: Enter (or leaving the box) and Find do not repeat it
+        self.search_result = None
+        self.search_box.observe(lambda ch: self.find(ch.new), "value")
+        self.search_button.on_click(lambda _: self.find(self.search_box.value))
         self.method.observe(self._on_projection_setting, "value")
         self.dims.observe(self._on_projection_setting, "value")
         self.color.observe(self._on_color, "value")
         self.projection_body = own(W.VBox([self.trust, own(W.HBox([
             self._figure_box, own(W.VBox([self.neighbours, self.selection], layout=W.Layout(width="340px")))]))]))
         self.projection_body.layout.display = "none"
-        self.panels["Projection"].children = [own(W.HBox([self.method, self.dims, self.color])),
+        self.panels["Projection"].children = [own(W.HBox([self.method, self.dims, self.color, self.search_box,
+                                                          self.search_button])),
                                               self._messages["Projection"], self.projection_body]
 
     def _on_projection_setting(self, change) -> None:
@@ -118,18 +129,62 @@ class ProjectionView:
         F.set_marker_colors(self.figure, values, kind, label)
 
     def click_point(self, position: int) -> None:
-        """Show the original-space neighbours of the point at ``position`` in the scatter trace."""
+        """Show the original-space neighbours of the point at ``position`` in the scatter trace, and mark
+        them on the map."""
         row = int(self._proj.rows[self._shown[position]])
         c = self.controller
         c.selected_point = row
         table = c.neighbor_table(row)
+        self.neighbours.value = (f"<b>{html.escape(c.data.label(row))}</b> (row {row}): nearest neighbours in "
+                                 f"the original {c.data.dim}-D space{self._neighbour_rows(table)}")
+        self._mark([row], [t["row"] for t in table])
+
+    def _neighbour_rows(self, table) -> str:
+        c = self.controller
+        sim = "cosine" if c.metric == "cosine" else "dot" if c.metric == "dot" else "-distance"
         body = "".join(f"<tr><td>{t['rank']}</td><td>{html.escape(t['text'])}</td><td>{t['similarity']:.3f}</td></tr>"
                        for t in table)
-        sim = "cosine" if c.metric == "cosine" else "dot" if c.metric == "dot" else "-distance"
-        self.neighbours.value = (f"<b>{html.escape(c.data.label(row))}</b> (row {row}): nearest neighbours in "
-                                 f"the original {c.data.dim}-D space<table class='embgeo-nn'><tr><th>#</th>"
-                                 f"<th>item</th><th>{sim}</th></tr>{body}</table>")
-        F.highlight_point(self.figure, position)
+        return f"<table class='embgeo-nn'><tr><th>#</th><th>item</th><th>{sim}</th></tr>{body}</table>"
+
+    def _mark(self, main_rows, other_rows) -> int:
+        """Enlarge the points of ``main_rows`` and, less, of ``other_rows`` on the map; returns how many of
+        them are drawn (a sampled map may leave some out)."""
+        if self._proj is None or self.figure is None:
+            return 0
+        position = {int(r): i for i, r in enumerate(self._proj.rows[self._shown])}
+        main = [position[r] for r in main_rows if r in position]
+        other = [position[r] for r in other_rows if r in position]
+        F.highlight_points(self.figure, main, other)
+        return len(set(main) | set(other))
+
+    def find(self, query: str) -> None:
+        """The search box: an item by its text, or the query embedded and searched (see :mod:`._search`);
+        the result is listed beside the map and marked on it."""
+        if not (query or "").strip() or query == self._searched:
+            return
+        c = self.controller
+        self._searched = query
+
+        def show(result):
+            lines = [f"<b>{html.escape(result.query)}</b>: {html.escape(result.note)}"]
+            if result.neighbours:
+                lines.append(self._neighbour_rows(result.neighbours))
+            if result.matches:
+                texts = ", ".join(html.escape(c.data.label(r)) for r in result.matches)
+                lines.append(f"<p>Items whose text contains it ({len(result.matches)}"
+                             f"{'+' if len(result.matches) == MAX_TEXT_MATCHES else ''}): {texts}</p>")
+            elif result.how == "text":
+                lines.append("<p>No item's text contains it.</p>")
+            main = [result.row] if result.row is not None else []
+            marked = self._mark(main, [r for r in result.marked_rows() if r not in main])
+            total = len(result.marked_rows())
+            if marked < total:
+                lines.append(f"<p class='embgeo-note'>{marked} of the {total} items found are drawn on this map "
+                             "(the others are outside its sample).</p>")
+            self.neighbours.value = "".join(lines)
+            self.search_result = result
+
+        c.submit(f"searching for {query.strip()[:40]!r}", lambda: search(c, query), show)
 
     def select_points(self, positions) -> None:
         """Show statistics of the points selected (by trace position) with lasso or box."""

@@ -45,7 +45,44 @@ def test_click_lists_original_space_neighbours(dash, clustered):
     assert dash.controller.selected_point == 42
     listed = [f"<td>item {j}</td>" for j in nn]
     assert all(s in dash.neighbours.value for s in listed)
-    assert trace.marker.size[42] > trace.marker.size[0]
+    # the clicked point and, less, its neighbours are enlarged on the map
+    others = np.setdiff1d(np.arange(300), np.append(nn, 42))
+    assert trace.marker.size[42] > trace.marker.size[nn].min() > trace.marker.size[others].max()
+
+
+def test_search_finds_an_item_by_its_text_and_marks_it_with_its_neighbours(dash, clustered):
+    dash.search_box.value = "ITEM 42"  # case aside, an item's text opens that item
+    result = dash.search_result
+    assert result.how == "item" and result.row == 42
+    nn = clustered.neighbors(dash.controller.k, metric="cosine").indices[42]
+    assert [t["row"] for t in result.neighbours] == list(nn)
+    assert "<b>ITEM 42</b>" in dash.neighbours.value and "<td>item %d</td>" % nn[0] in dash.neighbours.value
+    trace = F.points_trace(dash.figure)
+    assert trace.marker.size[42] == trace.marker.size.max()
+    # a text that is no item's and cannot be embedded (16 dimensions, not the model's 384): text matches only
+    dash.search_box.value = "item 29"
+    assert dash.search_result.how == "item"
+    dash.search_box.value = "tem 29"
+    found = dash.search_result
+    assert found.how == "text" and found.row is None and "not the 384 of the bundled model" in found.note
+    assert found.matches == [29] + list(range(290, 300))
+    assert dash.error.value == ""
+
+
+def test_search_embeds_a_new_sentence_with_the_bundled_model():
+    from embgeo.analysis import embed_texts, exact_knn, load_sample
+
+    words = load_sample("words").subset(range(2000), name="words2k")
+    d = Dashboard(words, background=False)
+    d.tabs.selected_index = 1
+    d.search_box.value = "a day of the week"
+    result = d.search_result
+    assert result.how == "embedded" and d.error.value == ""
+    direct = exact_knn(words.vectors, embed_texts(["a day of the week"], progress=False), k=d.controller.k)
+    assert [t["row"] for t in result.neighbours] == list(direct.indices[0])
+    assert {"monday", "sunday", "week"} & {t["text"] for t in result.neighbours}
+    d.search_box.value = "   "
+    assert d.search_result is result  # nothing to search: nothing happens
 
 
 def test_selection_shows_subset_statistics(dash):
