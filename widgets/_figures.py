@@ -111,11 +111,13 @@ def highlight_points(fig: go.FigureWidget, main, other=()) -> None:
     n = len(trace.x)
     base = 2 if isinstance(trace, go.Scatter3d) else 4
     sizes = np.full(n, base, np.float32)
+    outline = np.zeros(n, np.float32)  # a dark ring, so marked points stand out whatever their colour
     for positions, scale in ((other, 2.5), (main, 4.0)):
         positions = np.asarray([p for p in positions if 0 <= p < n], dtype=np.int64)
-        sizes[positions] = base * scale
+        sizes[positions], outline[positions] = base * scale, 1.5
     with fig.batch_update():
         trace.marker.size = sizes
+        trace.marker.line = {"width": outline, "color": "#222222"}
 
 
 def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_means: np.ndarray,

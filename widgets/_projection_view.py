@@ -170,9 +170,10 @@ class ProjectionView:
             if result.neighbours:
                 lines.append(self._neighbour_rows(result.neighbours))
             if result.matches:
-                texts = ", ".join(html.escape(c.data.label(r)) for r in result.matches)
+                items = "".join(f"<li>{html.escape(c.data.label(r))}</li>" for r in result.matches)
                 lines.append(f"<p>Items whose text contains it ({len(result.matches)}"
-                             f"{'+' if len(result.matches) == MAX_TEXT_MATCHES else ''}): {texts}</p>")
+                             f"{' or more' if len(result.matches) == MAX_TEXT_MATCHES else ''}):</p>"
+                             f"<ul style='margin:0;padding-left:18px'>{items}</ul>")
             elif result.how == "text":
                 lines.append("<p>No item's text contains it.</p>")
             main = [result.row] if result.row is not None else []
