@@ -33,6 +33,7 @@ from embgeo.analysis import (
     verdicts,
 )
 
+from . import _options as O
 from ._cache import ByteBudgetCache, default_budget
 from ._options import (
     COMPARE_SAMPLE,
@@ -416,7 +417,15 @@ class DashboardController(TaskRunner):
 
     # ------------------------------------------------------------------------------ colouring
     def color_options(self) -> list[str]:
-        cols = [] if self.data.metadata is None else [str(c) for c in self.data.metadata.columns]
+        """Derived colourings, then the metadata columns that can colour a map: not text that is
+        (nearly) unique per item, such as the words themselves or ids, which would colour every point
+        differently and say nothing."""
+        from pandas.api.types import is_numeric_dtype
+
+        md = self.data.metadata
+        cols = [] if md is None else [str(c) for c in md.columns
+                                      if is_numeric_dtype(md[c]) or md[c].nunique() <= max(O.COLOUR_CATEGORIES,
+                                                                                           len(md) // 2)]
         derived = list(DERIVED_COLOURS)
         if self.data.weights is not None and "frequency" not in cols:  # weights given apart from metadata
             derived.append("frequency")
@@ -453,12 +462,14 @@ class DashboardController(TaskRunner):
             from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
             if is_numeric_dtype(col) and not is_bool_dtype(col) and col.nunique() > 12:
-                values, label = col.to_numpy(np.float32), name
+                values, label = col.to_numpy(np.float64), name
+                low, high = np.nanmin(values), np.nanmax(values)
+                if low > 0 and high / low > O.LOG_COLOUR_RATIO:  # e.g. word frequencies: orders of magnitude
+                    values, label = np.log10(values), f"log10 {name}"
             else:
-                codes, cats = col.astype(str).factorize(sort=True)
-                values = codes.astype(np.float32)
+                values, cats = _category_codes(col.astype(str))
                 vals = values if rows is None else values[rows]
-                return vals, "categorical", list(map(str, cats))
+                return vals, "categorical", cats
         values = np.asarray(values, dtype=np.float32)
         return (values if rows is None else values[rows]), "numeric", label
 
@@ -491,3 +502,18 @@ class DashboardController(TaskRunner):
         if md is not None and "text" in md.columns:  # texts are mostly unique: show examples, not counts
             out["examples"] = md["text"].iloc[rows[:: max(1, m // 8)][:8]].astype(str).tolist()
         return out
+
+
+def _category_codes(col) -> tuple[np.ndarray, list[str]]:
+    """Float32 codes and names of a column's categories: all of them in name order when there are at most
+    :data:`COLOUR_CATEGORIES`, else the commonest that many (by count, then name) and one last
+    ``"other (N more)"`` category for the rest."""
+    counts = col.value_counts()
+    if len(counts) <= O.COLOUR_CATEGORIES:
+        codes, cats = col.factorize(sort=True)
+        return codes.astype(np.float32), [str(c) for c in cats]
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = [name for name, _ in ranked[:O.COLOUR_CATEGORIES]]
+    code = {name: i for i, name in enumerate(top)}
+    values = col.map(code).fillna(len(top)).to_numpy(np.float32)
+    return values, [str(t) for t in top] + [f"{O.OTHER_CATEGORY} ({len(counts) - len(top)} more)"]

@@ -13,9 +13,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ._options import OTHER_CATEGORY
+
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=10, t=40, b=40), height=520)
 _QUALITATIVE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6",
                 "#9D755D", "#BAB0AC", "#1F77B4", "#2CA02C")
+_OTHER_GREY = "#BAB0AC"
 
 
 def _f32(a) -> np.ndarray:
@@ -90,12 +93,15 @@ def set_marker_colors(fig: go.FigureWidget, values, kind: str, label) -> None:
         values = _f32(values)
         if kind == "categorical":
             n = max(len(label), 1)
-            palette = [_QUALITATIVE[i % len(_QUALITATIVE)] for i in range(n)]
+            named = [c for c in _QUALITATIVE if c != _OTHER_GREY]
+            palette = [named[i % len(named)] for i in range(n)]
+            if label and str(label[-1]).startswith(OTHER_CATEGORY + " ("):  # the lumped rest: grey
+                palette[-1] = _OTHER_GREY
             # a stepped colour scale so code i maps to palette[i]
             scale = []
             for i, c in enumerate(palette):
                 scale += [[i / n, c], [(i + 1) / n, c]]
-            trace.marker.update(color=values, colorscale=scale, cmin=-0.5, cmax=n - 0.5, showscale=n <= 20,
+            trace.marker.update(color=values, colorscale=scale, cmin=-0.5, cmax=n - 0.5, showscale=True,
                                 colorbar=dict(title="", tickvals=np.arange(n, dtype=np.float32),
                                               ticktext=list(label)))
         else:

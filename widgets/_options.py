@@ -44,6 +44,14 @@ def k_options(n: int, current: int | None = None) -> list[int]:
     return sorted(options) or [max(1, n - 2)]
 
 
+#: Categories coloured one by one when colouring by a metadata column; the rest share one grey,
+#: named "other (N more)" in the legend (196 modules cycling 12 colours told nothing apart).
+COLOUR_CATEGORIES = 11
+OTHER_CATEGORY = "other"
+#: A positive numeric column spanning more than this ratio is coloured on a log10 scale (Zipfian
+#: frequencies on a linear scale gave nearly every point the same colour).
+LOG_COLOUR_RATIO = 1e3
+
 #: Colour-by options computed from the data rather than read from the metadata.
 DERIVED_COLOURS = ("none", "norm", "local ID", "k-occurrence")
 

@@ -28,6 +28,28 @@ def test_colour_by_norm_and_metadata(ctl, clustered):
         ctl.color_values("nope")
 
 
+def test_colours_lump_rare_categories_log_scale_wide_numbers_and_skip_unique_text():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 600
+    module = [f"m{i:03d}" for i in rng.zipf(1.5, n) % 150]  # many categories, a few common
+    md = pd.DataFrame({"text": [f"sentence {i}" for i in range(n)], "label": module,
+                       "frequency": 10.0 ** rng.uniform(-7, -2, n)})
+    c = DashboardController(EmbeddingSet(rng.normal(size=(n, 8)).astype(np.float32), md))
+    assert "text" not in c.color_options() and {"label", "frequency"} <= set(c.color_options())
+    codes, kind, cats = c.color_values("label")
+    counts = pd.Series(module).value_counts()
+    assert kind == "categorical" and len(cats) == 12 and cats[-1] == f"other ({counts.size - 11} more)"
+    commonest = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:11]
+    assert cats[:11] == [name for name, _ in commonest]
+    expected = np.array([cats.index(m) if m in cats[:11] else 11 for m in module], dtype=np.float32)
+    np.testing.assert_array_equal(codes, expected)
+    values, kind, label = c.color_values("frequency")  # five orders of magnitude: a log10 scale
+    assert kind == "numeric" and label == "log10 frequency"
+    np.testing.assert_allclose(values, np.log10(md["frequency"]).to_numpy(np.float32), rtol=1e-6)
+
+
 def test_colour_by_k_occurrence_counts_in_links(ctl, clustered):
     values, kind, _ = ctl.color_values("k-occurrence")
     nn = clustered.neighbors(ctl.k, metric="cosine")

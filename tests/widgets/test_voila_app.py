@@ -113,6 +113,8 @@ def test_browser_opens_app_waits_for_plots_and_changes_colour():
             # then by the sentences' module label, for a screenshot that shows structure
             page.locator(".widget-dropdown", has_text="colour by").locator("select").select_option("label")
             page.wait_for_selector("text=colouring by label: done", timeout=60_000)
+            # 196 modules: the 11 commonest have a colour each in the legend, the rest one grey "other"
+            page.wait_for_selector(".js-plotly-plot .colorbar >> text=/^other \\(185 more\\)$/", timeout=60_000)
             time.sleep(1)
             page.screenshot(path=str(shots / "dashboard_projection.png"), full_page=True)
             assert page.locator("div.embgeo-error").count() == 0, page.locator("div.embgeo-error").all_inner_texts()
