@@ -107,9 +107,9 @@ class SummaryViews:
                 "has a mean far from 0 that shifts every cosine. "
                 f"PCA needs {iso.pca_dim_90} / {iso.pca_dim_95} / {iso.pca_dim_99} of {iso.dim} components for "
                 f"90 / 95 / 99 % of the variance; participation ratio {iso.participation_ratio:.1f}; "
-                f"effective rank {iso.effective_rank:.1f}. Rogue dimensions: "
+                f"effective rank {iso.effective_rank:.1f}. Rogue dimensions (Timkey & van Schijndel, 2021): "
                 + (", ".join(f"{r['dim']} ({r['share']:.0%} of the expected cosine)" for r in iso.rogue_dimensions)
-                   or "none") + " (Timkey & van Schijndel, 2021).")
+                   or _no_rogue(iso)) + ".")
         self.spectrum_note.value = f"<p>{html.escape(text)}</p>"
         self._done("Spectrum")
 
@@ -143,12 +143,37 @@ class SummaryViews:
             marker_label=f"k = {rep.k}"))
         rows = "".join(f"<tr><td>{int(r['index'])}</td><td>{html.escape(str(r['label']))}</td>"
                        f"<td>{int(r['k_occurrence'])}</td></tr>" for _, r in rep.top_hubs.head(15).iterrows())
+        numbers = "".join(
+            f"<tr><td>{name}</td><td><b>{value}</b></td><td class='embgeo-note'>{html.escape(_meaning(rep, key))}"
+            "</td></tr>" for key, name, value in (
+                ("skewness", f"skewness of N_{rep.k}", f"{rep.skewness:.2f}"),
+                ("antihub_rate", "antihubs", f"{rep.antihub_rate:.1%}"),
+                ("robin_hood", "Robin Hood index", f"{rep.robin_hood:.3f}"),
+                ("hub_occupancy", "top-1 % hub occupancy", f"{rep.hub_occupancy:.1%}"),
+                ("max_k_occurrence", "largest N_k", f"{int(rep.max_k_occurrence):,}")))
         self.hub_summary.value = (
-            f"<p>Skewness {rep.skewness:.2f}, antihubs {rep.antihub_rate:.1%}, Robin Hood index "
-            f"{rep.robin_hood:.3f}, top-1 % hub occupancy {rep.hub_occupancy:.1%}.</p>"
+            f"<table class='embgeo-nn embgeo-hub-numbers'>{numbers}</table>"
             f"<b>Top hubs</b><table class='embgeo-nn'><tr><th>row</th><th>item</th><th>N_k</th></tr>{rows}</table>")
         self._done("Hubness")
 
     def _done(self, tab: str) -> None:
         self._messages[tab].value = ""
         self._set_visible(tab, True)
+
+
+def _no_rogue(iso) -> str:
+    """Why no dimension is flagged, with the largest shares: a dimension can carry a fifth of the
+    expected cosine and still not be rogue when half of the cosine needs many dimensions."""
+    top = iso.top_dimensions[:3]
+    if not top:
+        return "none"
+    shares = ", ".join(f"dimension {t['dim']} {t['share']:.1%}" for t in top)
+    return (f"none flagged, because half of the expected cosine takes more than a few dimensions (the rule flags "
+            f"a dimension only in a top set of at most max(3, d / 100) that carries half); the largest shares "
+            f"are {shares}")
+
+
+def _meaning(result, field: str) -> str:
+    """A result field's plain-language meaning, with its reference in parentheses."""
+    meaning, reference = result.describe(field)
+    return f"{meaning} ({reference})" if reference else meaning

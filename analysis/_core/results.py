@@ -116,6 +116,21 @@ class Result:
         """The result as JSON-safe nested dicts and lists (per-point and hidden fields left out)."""
         return {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if in_summary(f)}
 
+    @classmethod
+    def describe(cls, name: str) -> tuple[str, str]:
+        """The plain-language meaning and the reference of field ``name``, as the reprs show them.
+
+        Examples
+        --------
+        >>> from embgeo.analysis import HubnessReport
+        >>> HubnessReport.describe("robin_hood")[1]
+        'Feldbauer et al., 2018'
+        """
+        for f in dataclasses.fields(cls):
+            if f.name == name and not f.metadata.get("hidden"):
+                return f.metadata.get("meaning", ""), f.metadata.get("reference", "")
+        raise KeyError(f"{cls.__name__} has no field {name!r}")
+
     def _rows(self):
         for f in dataclasses.fields(self):
             if f.name.startswith("_") or f.metadata.get("hidden"):
