@@ -29,6 +29,43 @@ SIMILARITY_ROWS = (
 )
 
 
+#: The comparison's headline rows, shown first: metric path, name, shown as a percentage.
+HEADLINE_ROWS = (
+    ("isotropy.mean_cosine", "mean cosine", False),
+    ("isotropy.isoscore", "IsoScore", False),
+    ("intrinsic_dimension.twonn", "intrinsic dimension (TwoNN)", False),
+    ("hubness.skewness", "hubness (skewness of N_k)", False),
+    ("hubness.antihub_rate", "antihubs", True),
+    ("concentration.relative_contrast_median", "relative contrast (median)", False),
+    ("near_duplicates.rate", "near duplicates", True),
+)
+
+
+def _cell(value, percent: bool) -> str:
+    if percent and value is not None:
+        return f"{value:+.1%}" if percent == "change" else f"{value:.1%}"
+    return format_number(value)
+
+
+def headline_html(comparison) -> str:
+    """The headline rows of a comparison, named in words, rates as percentages (as the Overview shows
+    them), before the table of every number."""
+    e = html.escape
+    rows = []
+    for path, name, percent in HEADLINE_ROWS:
+        try:
+            r = comparison.row(path)
+        except KeyError:  # a part left out of this comparison
+            continue
+        change = _cell(r["change"], "change") if percent else format_change(r["change"])
+        rows.append(f"<tr><td>{e(name)}</td><td>{_cell(r['a'], percent)}</td><td>{_cell(r['b'], percent)}</td>"
+                    f"<td>{change}</td><td class='embgeo-note'>{e(r['meaning'])}</td></tr>")
+    if not rows:
+        return ""
+    return (f"<table class='embgeo-nn embgeo-headline'><tr><th>headline</th><th>A</th><th>B</th>"
+            f"<th>change (B - A)</th><th>meaning</th></tr>{''.join(rows)}</table>")
+
+
 class CompareView:
     """The Compare tab (see the module docstring)."""
 
@@ -89,8 +126,11 @@ class CompareView:
             f"<tr><td>{e(r['metric'])}</td><td>{format_number(r['a'])}</td><td>{format_number(r['b'])}</td>"
             f"<td>{format_change(r['change'])}</td><td class='embgeo-note'>{e(r['meaning'])}</td></tr>"
             for r in self.compare_rows)
-        table = (f"<table class='embgeo-nn embgeo-compare'><tr><th>metric</th><th>A: {e(comparison.name_a)}</th>"
-                 f"<th>B: {e(comparison.name_b)}</th><th>change (B - A)</th><th>meaning</th></tr>{body}</table>")
+        table = (headline_html(comparison)
+                 + f"<details><summary>All {len(self.compare_rows)} numbers of both reports</summary>"
+                 f"<table class='embgeo-nn embgeo-compare'><tr><th>metric</th><th>A: {e(comparison.name_a)}</th>"
+                 f"<th>B: {e(comparison.name_b)}</th><th>change (B - A)</th><th>meaning</th></tr>{body}</table>"
+                 "</details>")
         self.compare_similarity = comparison.similarity
         block = similarity_html(comparison.similarity)
         self.compare_page.value = warnings + "".join(lines) + (

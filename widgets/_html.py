@@ -27,14 +27,24 @@ def page_css() -> str:
     return f"<style>{stylesheet()}</style>{CSS}"
 
 
+#: Non-zero values smaller than this in magnitude are shown with "(≈ 0)": a mean cosine of -4.2e-05
+#: after centring is the -1/(n - 1) the centring leaves, read as zero, not as a number to compare.
+NEAR_ZERO = 1e-3
+
+
 def format_number(value) -> str:
-    """A table cell: '-' for missing, thousands separators for integers, four significant digits otherwise."""
+    """A table cell: '-' for missing, thousands separators for integers, four significant digits
+    otherwise, and tiny values marked as about zero (see :data:`NEAR_ZERO`)."""
     if value is None or isinstance(value, bool):
         return "-" if value is None else str(value)
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     value = float(value)
-    return f"{value:.4g}" if np.isfinite(value) else str(value)
+    if not np.isfinite(value):
+        return str(value)
+    if 0 < abs(value) < NEAR_ZERO:
+        return f"{value:.1e} (\u2248 0)"
+    return f"{value:.4g}"
 
 
 def format_change(value) -> str:

@@ -1,5 +1,7 @@
 """The Dashboard view, headless: controls drive the figures, plotly click/selection events drive the lists."""
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -126,6 +128,40 @@ def test_spectrum_shows_mean_and_spread_per_dimension():
     np.testing.assert_allclose(bars.error_y.array, u.std(axis=0), atol=1e-5)
     rogue = [r["dim"] for r in d.controller.isotropy().rogue_dimensions]
     assert rogue and all(bars.marker.color[j] == "#E45756" for j in rogue)
+    assert f"{rogue[0]} (" in d.spectrum_note.value and "none flagged" not in d.spectrum_note.value
+
+
+def test_hubness_tab_explains_each_number(clustered):
+    from embgeo.analysis import HubnessReport
+
+    d = Dashboard(clustered, background=False)
+    d.tabs.selected_index = 4  # Hubness
+    rep, page = d.controller.hubness(), d.hub_summary.value
+    assert f"<td>antihubs</td><td><b>{rep.antihub_rate:.1%}</b></td>" in page  # a percentage, as on the card
+    for field in ("skewness", "antihub_rate", "robin_hood", "hub_occupancy", "max_k_occurrence"):
+        meaning, reference = HubnessReport.describe(field)
+        assert html.escape(meaning) in page and html.escape(reference) in page
+
+
+def test_numbers_that_mean_zero_say_so():
+    from embgeo.widgets._html import format_change, format_number
+
+    assert format_number(-4.215e-05) == "-4.2e-05 (\u2248 0)" and format_change(3e-4) == "+3.0e-04 (\u2248 0)"
+    assert format_number(0.0) == "0" and format_number(0.001) == "0.001" and format_number(12345) == "12,345"
+
+
+def test_spectrum_says_why_no_dimension_is_rogue_and_names_the_largest_shares():
+    """One dimension can carry a large share of the cosine without being rogue by the rule (half of the
+    cosine needs many dimensions); the tab said only 'none' beside a bar that stood out."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 400)) + 0.05  # a small mean in every one of 400 dimensions...
+    x[:, 7] += 0.6  # ...and a larger one in dimension 7
+    d = Dashboard(x.astype(np.float32), background=False)
+    d.tabs.selected_index = 2  # Spectrum
+    iso = d.controller.isotropy()
+    assert iso.rogue_dimensions == [] and iso.top_dimensions[0]["dim"] == 7 and iso.top_dimensions[0]["share"] > 0.1
+    assert "none flagged" in d.spectrum_note.value
+    assert f"dimension 7 {iso.top_dimensions[0]['share']:.1%}" in d.spectrum_note.value
 
 
 def test_intrinsic_dimension_draws_decimation_and_gride_scale_curves(clustered):

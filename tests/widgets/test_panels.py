@@ -238,6 +238,12 @@ def test_compare_table_is_compare_to_dict(aniso, other_model):
                                          format_number(direct["knn_accuracy"]["b"])]
     assert f"{direct['neighborhood_preservation']:.1%} of each item" in page
     assert "embgeo-warning" not in page  # same items, same texts
+    # headline rows first, in words, rates as percentages; every number below, folded
+    headline = table_rows(page, "embgeo-headline")
+    antihubs = next(r for r in direct["rows"] if r["metric"] == "hubness.antihub_rate")
+    assert headline["antihubs"][:2] == [f"{antihubs['a']:.1%}", f"{antihubs['b']:.1%}"]
+    assert list(headline)[:2] == ["mean cosine", "IsoScore"]
+    assert page.index("embgeo-headline") < page.index("<details><summary>All ") < page.index("embgeo-compare'")
 
 
 def test_compare_with_a_set_of_another_size_says_so(clustered):
