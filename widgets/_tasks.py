@@ -31,6 +31,8 @@ class TaskRunner(traitlets.HasTraits):
     progress = traitlets.Int(0)
     busy = traitlets.Bool(False)
     error = traitlets.Unicode("")
+    #: Labels of the tasks waiting for the running one, in order (the page says they wait, and for what).
+    queued = traitlets.Tuple()
 
     def __init__(self, *, background: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -46,7 +48,15 @@ class TaskRunner(traitlets.HasTraits):
         for each other (a lock), so no result is computed twice.
         """
         def work():
-            with self._lock:
+            if not self._lock.acquire(blocking=False):  # another task runs: say this one waits, then wait
+                self.queued = (*self.queued, label)
+                try:
+                    self._lock.acquire()
+                finally:
+                    queued = list(self.queued)
+                    queued.remove(label)
+                    self.queued = tuple(queued)
+            with _Held(self._lock):
                 self._cancel.clear()
                 self.busy, self.error, self.status, self.progress = True, "", f"{label}...", 5
                 try:
@@ -101,6 +111,20 @@ class TaskRunner(traitlets.HasTraits):
             if value != self.progress:
                 self.progress = value
         return report
+
+
+class _Held:
+    """Releases a lock already acquired, on leaving the block (``with lock`` would acquire it again)."""
+
+    def __init__(self, lock):
+        self._lock = lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False
 
 
 def describe(exc: Exception) -> str:

@@ -79,7 +79,8 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self.cancel_button.on_click(lambda _: self.controller.cancel())  # the current one (see open_set)
         self.error = own(W.HTML(""))
         self._observers = [(self._on_progress, "progress"), (self._on_status, "status"), (self._on_error, "error"),
-                           (self._on_busy, "busy")]
+                           (self._on_busy, "busy"), (self._on_queued, "queued")]
+        self.queued = own(W.HTML(""))
         for handler, name in self._observers:
             c.observe(handler, name)
         self.metric = own(W.Dropdown(options=list(METRICS), value=metric, description="metric",
@@ -101,7 +102,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
             self.tabs.set_title(i, name)
         self.tabs.observe(lambda ch: self._render(TABS[ch.new]), "selected_index")
         self._rendered: set[str] = set()
-        super().__init__([title, own(W.HBox([self.metric, self.k_choice, self.progress, self.cancel_button, self.status])),
+        super().__init__([title, own(W.HBox([self.metric, self.k_choice, self.progress, self.cancel_button, self.status, self.queued])),
                           self.error, self.tabs])
         self._render("Overview")
 
@@ -185,6 +186,13 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
 
     def _on_status(self, change) -> None:
         self.status.value = change.new
+
+    def _on_queued(self, change) -> None:
+        """A tab opened (or a button pressed) while another job runs says that it waits, and for what."""
+        waiting = change.new
+        self.queued.value = ("" if not waiting else
+                             f"<span class='embgeo-note'>waiting for the job above to finish: "
+                             f"{html.escape(', '.join(waiting))} (Cancel stops the running one)</span>")
 
     def _on_busy(self, change) -> None:
         self.cancel_button.layout.display = None if change.new else "none"

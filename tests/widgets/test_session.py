@@ -127,3 +127,31 @@ def test_cancel_stops_the_search_and_caches_nothing(monkeypatch):
     ctl.submit("overview", ctl.cards)
     assert ctl.status == "overview: cancelled" and ctl.error == "" and not ctl.busy
     assert ctl.data.cached_tables() == [] and not ctl.is_cached("isotropy", "cosine")
+
+
+def test_a_job_started_while_another_runs_says_it_waits_and_then_runs():
+    import threading
+    import time
+
+    x = datasets.make_anisotropic(200, 8, random_state=0)
+    d = Dashboard(x, background=False)
+    c = d.controller
+    c.background = True
+    release, started, order = threading.Event(), threading.Event(), []
+
+    def slow():
+        started.set()
+        release.wait(10)
+        order.append("slow")
+
+    c.submit("index sweep", slow)
+    started.wait(10)
+    c.submit("hubness", lambda: order.append("second"))
+    deadline = time.monotonic() + 10
+    while c.queued != ("hubness",) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert c.queued == ("hubness",) and "waiting for the job above to finish: hubness" in d.queued.value
+    release.set()
+    while (c.queued or c.busy or len(order) < 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order == ["slow", "second"] and c.queued == () and d.queued.value == ""
