@@ -33,8 +33,8 @@ from embgeo.analysis import (
     verdicts,
 )
 
-from . import _options as O
 from ._cache import ByteBudgetCache, default_budget
+from ._colours import category_codes, colour_columns, numeric_colours
 from ._options import (
     COMPARE_SAMPLE,
     DEFAULT_INDEX_KINDS,
@@ -383,11 +383,11 @@ class DashboardController(TaskRunner):
 
         def compute():
             self._ensure_table()  # corpus reachability slices the shared table
-            self.step(50, f"exact ground truth for {holdout:,} held-out queries, then building and sweeping "
-                          f"{', '.join(kinds)}...")
+            progress = self.progress_between(50, 98, f"exact ground truth for {holdout:,} held-out queries, then "
+                                                     f"building and sweeping {', '.join(kinds)}...", say_steps=True)
             return index_report(self.table_set(), k=self.k, metric=self.metric, holdout=holdout, indexes=kinds,
                                 index_params={k: INDEX_SWEEP[k] for k in kinds if k in INDEX_SWEEP},
-                                random_state=0)
+                                random_state=0, progress=progress)
         return self._cached(("index", self.metric, self.k, kinds, holdout, self.exact), compute)
 
     @staticmethod
@@ -417,15 +417,8 @@ class DashboardController(TaskRunner):
 
     # ------------------------------------------------------------------------------ colouring
     def color_options(self) -> list[str]:
-        """Derived colourings, then the metadata columns that can colour a map: not text that is
-        (nearly) unique per item, such as the words themselves or ids, which would colour every point
-        differently and say nothing."""
-        from pandas.api.types import is_numeric_dtype
-
-        md = self.data.metadata
-        cols = [] if md is None else [str(c) for c in md.columns
-                                      if is_numeric_dtype(md[c]) or md[c].nunique() <= max(O.COLOUR_CATEGORIES,
-                                                                                           len(md) // 2)]
+        """Derived colourings, then the metadata columns that can colour a map (:func:`._colours.colour_columns`)."""
+        cols = colour_columns(self.data.metadata)
         derived = list(DERIVED_COLOURS)
         if self.data.weights is not None and "frequency" not in cols:  # weights given apart from metadata
             derived.append("frequency")
@@ -462,12 +455,9 @@ class DashboardController(TaskRunner):
             from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
             if is_numeric_dtype(col) and not is_bool_dtype(col) and col.nunique() > 12:
-                values, label = col.to_numpy(np.float64), name
-                low, high = np.nanmin(values), np.nanmax(values)
-                if low > 0 and high / low > O.LOG_COLOUR_RATIO:  # e.g. word frequencies: orders of magnitude
-                    values, label = np.log10(values), f"log10 {name}"
+                values, label = numeric_colours(col.to_numpy(np.float64), name)
             else:
-                values, cats = _category_codes(col.astype(str))
+                values, cats = category_codes(col.astype(str))
                 vals = values if rows is None else values[rows]
                 return vals, "categorical", cats
         values = np.asarray(values, dtype=np.float32)
@@ -503,17 +493,3 @@ class DashboardController(TaskRunner):
             out["examples"] = md["text"].iloc[rows[:: max(1, m // 8)][:8]].astype(str).tolist()
         return out
 
-
-def _category_codes(col) -> tuple[np.ndarray, list[str]]:
-    """Float32 codes and names of a column's categories: all of them in name order when there are at most
-    :data:`COLOUR_CATEGORIES`, else the commonest that many (by count, then name) and one last
-    ``"other (N more)"`` category for the rest."""
-    counts = col.value_counts()
-    if len(counts) <= O.COLOUR_CATEGORIES:
-        codes, cats = col.factorize(sort=True)
-        return codes.astype(np.float32), [str(c) for c in cats]
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    top = [name for name, _ in ranked[:O.COLOUR_CATEGORIES]]
-    code = {name: i for i, name in enumerate(top)}
-    values = col.map(code).fillna(len(top)).to_numpy(np.float32)
-    return values, [str(t) for t in top] + [f"{O.OTHER_CATEGORY} ({len(counts) - len(top)} more)"]

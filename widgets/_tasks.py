@@ -98,14 +98,17 @@ class TaskRunner(traitlets.HasTraits):
             raise Cancelled(status)
         self.progress, self.status = max(self.progress, progress), status
 
-    def progress_between(self, low: int, high: int, status: str):
+    def progress_between(self, low: int, high: int, status: str, *, say_steps: bool = False):
         """A ``progress(done, total, description)`` callback that moves the bar from ``low`` to ``high``
-        as an analysis call works through its tiles (and raises Cancelled when asked to stop)."""
+        as an analysis call works through its tiles (and raises Cancelled when asked to stop).
+        ``say_steps`` shows each step's own description as the status (which index is being built)."""
         self.step(low, status)
 
         def report(done: float, total: float, description: str) -> None:
             if self._cancel.is_set():
                 raise Cancelled(description)
+            if say_steps and description != self.status:
+                self.status = description
             share = done / total if total else 1.0
             value = int(low + (high - low) * min(1.0, share))
             if value != self.progress:

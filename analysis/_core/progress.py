@@ -54,6 +54,17 @@ class Progress:
         if self._callback is not None:
             self._callback(self.done, self.total, self.description)
 
+    def report(self, done: float, description: str | None = None) -> None:
+        """Set the work done so far (fractions of a step allowed: part of one index built) and report it."""
+        self.done = done
+        if description is not None:
+            self.description = description
+        if self._bar is not None:
+            self._bar.n = done
+            self._bar.set_description(self.description, refresh=True)
+        if self._callback is not None:
+            self._callback(self.done, self.total, self.description)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core import EmbeddingInputError, Result, check_random_state, hidden, metric as _field, prepare_rows
+from .._core import EmbeddingInputError, Progress, Result, check_random_state, hidden, metric as _field, prepare_rows
 from ..neighbors import recall_per_query
 from .ground_truth import GroundTruth, ann_units, found_distances, recall_distance_rule
 from .queries import QuerySplit
@@ -222,7 +222,7 @@ class IndexSweep(Result):
 
 
 def index_sweep(ground: GroundTruth, split: QuerySplit, *, indexes=("hnsw", "ivf", "ivfpq", "sq8"),
-                index_params: dict | None = None, repeats: int = 3, random_state=0) -> IndexSweep:
+                index_params: dict | None = None, repeats: int = 3, random_state=0, progress=False) -> IndexSweep:
     """Build each index kind and sweep its search parameter, scoring recall@k, QPS, build time, bytes.
 
     Cosine = inner product on L2-normalised vectors; euclidean = L2. QPS is measured on one thread
@@ -241,6 +241,10 @@ def index_sweep(ground: GroundTruth, split: QuerySplit, *, indexes=("hnsw", "ivf
         swept search values (``efSearch``, ``nprobe``, tuples).
     repeats : int
         Searches per setting; QPS is the best.
+    progress : None, bool or callable
+        ``progress(done, total, description)`` after each index is built and each setting searched
+        (``total`` = the number of kinds; a kind's build counts a third of it); raising in it stops the
+        sweep between two steps.
 
     Returns
     -------
@@ -271,13 +275,17 @@ def index_sweep(ground: GroundTruth, split: QuerySplit, *, indexes=("hnsw", "ivf
     threads = int(faiss.omp_get_max_threads())
     faiss_seconds = 0.0
     settings, built_indexes = [], {}
-    for kind in indexes:
+    bar = Progress(progress, len(indexes), "index sweep", unit="index")
+    for step, kind in enumerate(indexes):
         params = dict(index_params.get(kind, {}))
+        bar.report(step, f"building {kind}")
         index, built, build_s = build_index(kind, x, metric_, params, random_state=random_state)
         faiss_seconds += build_s
         built_indexes[kind] = index
         size = _serialized_bytes(index) / x.shape[0]  # search settings leave the size alone
-        for search in _search_sweep(kind, params, built.get("nlist"), k):
+        sweep = _search_sweep(kind, params, built.get("nlist"), k)
+        for done, search in enumerate(sweep):
+            bar.report(step + (1 + 2 * done / len(sweep)) / 3, f"{kind}: searching at {search}")
             apply_search_params(index, search)
             (_, ids), t1, spent1 = _timed_search(index, q, k, 1, repeats)
             tall, spent_all = t1, 0.0
@@ -299,6 +307,8 @@ def index_sweep(ground: GroundTruth, split: QuerySplit, *, indexes=("hnsw", "ivf
                 code_bytes_per_vector=_code_bytes(index), recall_vs_file=vs_file,
                 recall_distance_rule_vs_file=rule_file, per_query_recall=per_query,
             ))
+    bar.report(len(indexes), "index sweep: done")
+    bar.close()
     front = pareto_front([s.recall_at_k for s in settings], [s.qps for s in settings])
     settings = [dataclasses.replace(s, pareto=bool(p)) for s, p in zip(settings, front)]
     wall = time.perf_counter() - t_start

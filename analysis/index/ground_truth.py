@@ -99,7 +99,8 @@ class GroundTruth(Result):
 
 
 def ground_truth(data, *, queries=None, k: int = 10, metric: str | None = None, holdout=None,
-                 random_state=0, backend: str = "auto", _split: QuerySplit | None = None) -> GroundTruth:
+                 random_state=0, backend: str = "auto", progress=False,
+                 _split: QuerySplit | None = None) -> GroundTruth:
     """Exact k nearest neighbours of a query set (array, ann-benchmarks test set or held-out rows).
 
     Computes 2k neighbours (for the expansion statistic) and each query's mean distance to the
@@ -117,6 +118,8 @@ def ground_truth(data, *, queries=None, k: int = 10, metric: str | None = None, 
         Defaults to the benchmark's metric, else cosine.
     holdout : int or float, optional
         Held-out query rows (count or fraction), removed from the corpus.
+    progress : None, bool or callable
+        Progress of the exact search, tile by tile (see :func:`~embgeo.analysis.exact_knn`).
 
     Returns
     -------
@@ -138,7 +141,7 @@ def ground_truth(data, *, queries=None, k: int = 10, metric: str | None = None, 
     check_k(k, n, context="corpus points")
     depth = min(2 * k, n)
     nb = exact_knn(split.corpus, split.queries, k=depth, metric=split.metric, backend=backend,
-                   mean_distance=split.metric != "dot", progress=False)
+                   mean_distance=split.metric != "dot", progress=progress)
     file_nb = file_d = agreement = None
     bench = split.benchmark
     if bench is not None and bench.neighbors is not None:

@@ -42,7 +42,7 @@ def index_report(data, *, queries=None, k: int = 10, metric: str | None = None, 
                  indexes=("hnsw", "ivf", "ivfpq", "sq8"), index_params: dict | None = None, repeats: int = 3,
                  n_buckets: int = 4, n_hardest: int = 5, corpus_reachability: bool = True,
                  scaling: bool = False, scaling_fractions=(0.125, 0.25, 0.5, 1.0), random_state=0,
-                 backend: str = "auto") -> IndexReport:
+                 backend: str = "auto", progress=False) -> IndexReport:
     """Vector-index statistics for one corpus and query set.
 
     Parameters
@@ -67,6 +67,10 @@ def index_report(data, *, queries=None, k: int = 10, metric: str | None = None, 
         Also compute reachability with the corpus as queries (uses the cached ``set.neighbors(k)``).
     scaling : bool
         Also run :func:`index_scaling` with HNSW at the default setting.
+    progress : None, bool or callable
+        ``progress(done, total, description)`` as the work moves: the exact search of the queries tile
+        by tile (one step of five), each index built and each setting searched (three steps), then
+        difficulty and reachability (one); raising in it stops the report between two steps.
 
     Returns
     -------
@@ -90,9 +94,12 @@ def index_report(data, *, queries=None, k: int = 10, metric: str | None = None, 
     if unknown:  # fail before the exact search, not after it
         raise EmbeddingInputError(f"unknown index kinds {sorted(unknown)}; choose from {', '.join(INDEX_KINDS)}")
     split = split_queries(data, queries, holdout=holdout, metric=metric, random_state=random_state)
-    ground = ground_truth(split.eset, k=k, _split=split, backend=backend)
+    # five steps: the exact search of the queries (1), the sweep (3: it is most of the time), the rest (1)
+    ground = ground_truth(split.eset, k=k, _split=split, backend=backend, progress=_span(progress, 0, 1))
     sweep = index_sweep(ground, split, indexes=indexes, index_params=index_params, repeats=repeats,
-                        random_state=random_state)
+                        random_state=random_state, progress=_span(progress, 1, 3))
+    if callable(progress):
+        progress(4, 5, "query difficulty and reachability")
     eset = split.eset
     labels = ((lambda i: eset.label(int(split.query_rows[i]))) if split.query_rows is not None else None)
     difficulty = None
@@ -107,12 +114,26 @@ def index_report(data, *, queries=None, k: int = 10, metric: str | None = None, 
         # The split's corpus, so held-out query rows never find themselves.
         trend = index_scaling(split.corpus, queries=split.queries, k=k, metric=ground.metric,
                               fractions=scaling_fractions, random_state=random_state, backend=backend)
+    if callable(progress):
+        progress(5, 5, "index report: done")
     return IndexReport(
         k=int(k), n_queries=ground.n_queries, metric=ground.metric, query_source=ground.source, exact=ground,
         indexes=sweep.settings, pareto=[s.label for s in sweep.settings if s.pareto], threads=sweep.threads,
         faiss_seconds=sweep.faiss_seconds, harness_seconds=sweep.harness_seconds, difficulty=difficulty,
         reachability=reach, ivf_balance=balance, scaling=trend,
     )
+
+
+def _span(progress, start: float, width: float):
+    """A callback that maps a sub-task's (done, total) onto steps ``start .. start + width`` of five
+    (``progress`` that is not callable passes through, so a bar setting reaches the parts)."""
+    if not callable(progress):
+        return progress
+
+    def report(done: float, total: float, description: str) -> None:
+        progress(start + width * (done / total if total else 1.0), 5, description)
+
+    return report
 
 
 # --------------------------------------------------------------------------------------------- transform effect

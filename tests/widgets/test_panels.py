@@ -168,8 +168,13 @@ def test_index_health_shows_index_report_numbers(aniso, one_faiss_thread):
     assert not any(key[0] == "index" for key in c.cache.keys())  # opening the tab builds nothing
     assert [k for k, box in d.index_kinds.items() if box.value] == ["hnsw", "ivf"]
     d.index_holdout.value = 50
+    said, bar = [], []
+    c.observe(lambda ch: said.append(ch.new), "status")
+    c.observe(lambda ch: bar.append(ch.new), "progress")
     d.index_run.click()
     assert d.error.value == ""
+    # the bar moves and the status names each index as it is built (it sat at one stage for a whole sweep)
+    assert "building hnsw" in said and "building ivf" in said and len(set(v for v in bar if 50 < v < 98)) >= 5
     direct = index_report(aniso, k=c.k, metric="cosine", holdout=50, indexes=("hnsw", "ivf"),
                           index_params={k: INDEX_SWEEP[k] for k in ("hnsw", "ivf")}, random_state=0)
     shown = {r["label"]: r["recall"] for r in c.index_rows(d.index_report)}

@@ -143,6 +143,26 @@ def test_timed_search_restores_thread_count():
     assert ids[:, 0].tolist() == [0, 1, 2, 3] and 0 < best <= total
 
 
+def test_index_report_progress_moves_through_every_build_and_setting_and_can_cancel():
+    from embgeo.analysis import Cancelled, index_report
+
+    x = np.random.default_rng(0).normal(size=(1500, 16)).astype(np.float32)
+    seen = []
+    rep = index_report(x, k=5, holdout=100, indexes=("hnsw", "ivf"), repeats=1,
+                       progress=lambda done, total, what: seen.append((done / total, what)))
+    shares = [s for s, _ in seen]
+    assert shares == sorted(shares) and shares[-1] == 1.0 and len(set(shares)) > 8
+    said = [w for _, w in seen]
+    assert "building hnsw" in said and "building ivf" in said
+    assert sum(w.startswith("hnsw: searching at") for w in said) == sum(s.kind == "hnsw" for s in rep.indexes)
+
+    def stop(done, total, what):
+        if what == "building ivf":
+            raise Cancelled(what)
+    with pytest.raises(Cancelled):
+        index_report(x, k=5, holdout=100, indexes=("hnsw", "ivf"), repeats=1, progress=stop)
+
+
 def test_unknown_index_kind_is_refused():
     with pytest.raises(EmbeddingInputError, match="unknown index kinds"):
         index_report(_gaussian(200, 4), holdout=20, indexes=("annoy",), repeats=1)
