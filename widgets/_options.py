@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TABS = ("Overview", "Projection", "Spectrum", "Intrinsic dimension", "Hubness", "Transforms", "Index health",
-        "Compare", "Shift", "Layers")
+        "Retrieval", "Compare", "Shift", "Layers")
 
 #: Above this many points the shared neighbour table is the approximate join (recall measured and shown
 #: on the cards; exact on request): the exact self-join would take about half an hour at 1,000,000.

@@ -29,6 +29,7 @@ from ._index_view import IndexView
 from ._layers_view import LayersView
 from ._options import TABS, k_options
 from ._projection_view import ProjectionView
+from ._retrieval_view import RetrievalView
 from ._shift_view import ShiftView
 from ._summary_views import SummaryViews
 from ._transforms_view import TransformsView
@@ -37,8 +38,8 @@ from ._transforms_view import TransformsView
 _COMPUTED_TABS = ("Overview", "Spectrum", "Intrinsic dimension", "Hubness")
 
 
-class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, CompareView, ShiftView, LayersView,
-                W.VBox):
+class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, RetrievalView, CompareView, ShiftView,
+                LayersView, W.VBox):
     """Tabbed dashboard of an embedding set's geometry.
 
     Parameters
@@ -113,6 +114,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
         self._build_projection_view()
         self._build_transforms_view()
         self._build_index_view()
+        self._build_retrieval_view()
         self._build_compare_view()
         self._build_shift_view()
 
@@ -226,6 +228,8 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Compare
             self._layout_transforms()
         elif name == "Index health":
             self._layout_index()
+        elif name == "Retrieval":
+            self._layout_retrieval()
         elif name == "Compare":
             self._layout_compare()
         elif name == "Shift":

@@ -326,3 +326,28 @@ def test_a_metric_change_clears_results_of_the_old_metric(aniso):
     assert "press Apply" in d.transform_results.children[0].value
     d.transform_apply.click()
     assert d.controller.is_cached("comparison", ("transform", "center", ()), "euclidean", d.controller.k, True)
+
+
+def test_the_retrieval_tab_shows_the_reports_numbers_and_runs_reduction_and_compression(clustered):
+    from embgeo.analysis import compression_report, geometry_report, hubness_reduction_report
+    from embgeo.widgets._options import COMPARE_SAMPLE
+
+    d = Dashboard(clustered, background=False)
+    open_tab(d, "Retrieval")
+    assert d.error.value == ""
+    report = geometry_report(clustered, k=10, sample=COMPARE_SAMPLE, random_state=0)
+    conc = table_rows(d.retrieval_page.value, "embgeo-concentration")
+    median = format_number(report.concentration.relative_contrast_median)
+    assert conc["relative contrast (median)"][0].startswith(f"<b>{median} [")
+    cvd = table_rows(d.retrieval_page.value, "embgeo-cosine-dot")
+    assert cvd["neighbour lists shared (mean Jaccard)"][0] == f"<b>{format_number(report.cosine_vs_dot.jaccard_mean)}</b>"
+    d.reduce_run.click()
+    direct = hubness_reduction_report(clustered, k=10)
+    reduced = {m.split(" &larr;")[0]: v for m, v in table_rows(d.reduce_page.value, "embgeo-reduction").items()}
+    assert set(reduced) == set(direct.skewness_after) and f"<b>{direct.best_method}</b>" in d.reduce_page.value
+    assert f"{direct.best_method} &larr; best" in d.reduce_page.value
+    assert all(reduced[m][0] == format_number(v) for m, v in direct.skewness_after.items())
+    d.compress_run.click()
+    comp = compression_report(clustered, k=10, holdout=d.controller.default_holdout(), random_state=0)
+    shown = re.findall(r"<td>(\d\.\d{3})</td><td>(?:yes)?</td></tr>", d.compress_page.value)
+    assert shown == [f"{s.recall_at_k:.3f}" for s in comp.settings] and d.error.value == ""
