@@ -41,10 +41,11 @@ HEADLINE_ROWS = (
 )
 
 
-def _cell(value, percent: bool) -> str:
-    if percent and value is not None:
-        return f"{value:+.1%}" if percent == "change" else f"{value:.1%}"
-    return format_number(value)
+def _value(value, percent: bool, *, signed: bool = False) -> str:
+    """A headline cell: a percentage for rates, else the table's number format."""
+    if value is None or not percent:
+        return format_change(value) if signed else format_number(value)
+    return f"{value:+.1%}" if signed else f"{value:.1%}"
 
 
 def headline_html(comparison) -> str:
@@ -57,9 +58,9 @@ def headline_html(comparison) -> str:
             r = comparison.row(path)
         except KeyError:  # a part left out of this comparison
             continue
-        change = _cell(r["change"], "change") if percent else format_change(r["change"])
-        rows.append(f"<tr><td>{e(name)}</td><td>{_cell(r['a'], percent)}</td><td>{_cell(r['b'], percent)}</td>"
-                    f"<td>{change}</td><td class='embgeo-note'>{e(r['meaning'])}</td></tr>")
+        rows.append(f"<tr><td>{e(name)}</td><td>{_value(r['a'], percent)}</td><td>{_value(r['b'], percent)}</td>"
+                    f"<td>{_value(r['change'], percent, signed=True)}</td>"
+                    f"<td class='embgeo-note'>{e(r['meaning'])}</td></tr>")
     if not rows:
         return ""
     return (f"<table class='embgeo-nn embgeo-headline'><tr><th>headline</th><th>A</th><th>B</th>"

@@ -38,6 +38,7 @@ class TaskRunner(traitlets.HasTraits):
         super().__init__(**kwargs)
         self.background = background
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
         self._cancel = threading.Event()
 
     def submit(self, label: str, fn: Callable[[], object], done: Callable[[object], None] | None = None,
@@ -48,15 +49,8 @@ class TaskRunner(traitlets.HasTraits):
         for each other (a lock), so no result is computed twice.
         """
         def work():
-            if not self._lock.acquire(blocking=False):  # another task runs: say this one waits, then wait
-                self.queued = (*self.queued, label)
-                try:
-                    self._lock.acquire()
-                finally:
-                    queued = list(self.queued)
-                    queued.remove(label)
-                    self.queued = tuple(queued)
-            with _Held(self._lock):
+            self._take_turn(label)
+            try:
                 self._cancel.clear()
                 self.busy, self.error, self.status, self.progress = True, "", f"{label}...", 5
                 try:
@@ -74,6 +68,8 @@ class TaskRunner(traitlets.HasTraits):
                         failed()
                     return
                 self.status, self.progress, self.busy = f"{label}: done", 100, False
+            finally:
+                self._lock.release()
             if done is not None:
                 try:
                     done(result)
@@ -85,6 +81,18 @@ class TaskRunner(traitlets.HasTraits):
             threading.Thread(target=work, daemon=True).start()
         else:
             work()
+
+    def _take_turn(self, label: str) -> None:
+        """Acquire the task lock; while another task holds it, ``label`` is listed in ``queued``."""
+        if self._lock.acquire(blocking=False):
+            return
+        with self._queue_lock:  # tasks join and leave the queue from their own threads
+            self.queued = (*self.queued, label)
+        self._lock.acquire()
+        with self._queue_lock:
+            waiting = list(self.queued)
+            waiting.remove(label)
+            self.queued = tuple(waiting)
 
     def cancel(self) -> None:
         """Ask the running task to stop at its next step or tile."""
@@ -114,20 +122,6 @@ class TaskRunner(traitlets.HasTraits):
             if value != self.progress:
                 self.progress = value
         return report
-
-
-class _Held:
-    """Releases a lock already acquired, on leaving the block (``with lock`` would acquire it again)."""
-
-    def __init__(self, lock):
-        self._lock = lock
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._lock.release()
-        return False
 
 
 def describe(exc: Exception) -> str:

@@ -117,6 +117,19 @@ def test_browser_opens_app_waits_for_plots_and_changes_colour():
             page.wait_for_selector(".js-plotly-plot .colorbar >> text=/^other \\(185 more\\)$/", timeout=60_000)
             time.sleep(1)
             page.screenshot(path=str(shots / "dashboard_projection.png"), full_page=True)
+            # the report downloads from the Overview and opens offline (plotly inline, no network)
+            page.locator(".lm-TabBar-tabLabel", has_text="Overview").click()
+            page.get_by_role("button", name="Export the report").click()
+            with page.expect_download(timeout=240_000) as download:
+                page.locator("a.embgeo-download", has_text="report.html").click()
+            saved = shots / "exported_report.html"
+            download.value.save_as(str(saved))
+            offline = browser.new_context(offline=True)
+            report = offline.new_page()
+            report.goto(saved.as_uri())
+            report.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            assert "embgeo geometry report: sentences" in report.title()
+            offline.close()
             assert page.locator("div.embgeo-error").count() == 0, page.locator("div.embgeo-error").all_inner_texts()
             assert not page_errors, page_errors
         finally:
