@@ -78,3 +78,9 @@ def download_link(filename: str, payload: bytes, mime: str, label: str) -> str:
     data = base64.b64encode(payload).decode("ascii")
     return (f"<a download='{html.escape(filename, quote=True)}' href='data:{mime};base64,{data}' "
             f"class='embgeo-download' style='margin-right:12px'>{html.escape(label)}</a>")
+
+
+def field_meaning(result, field: str) -> str:
+    """A result field's plain-language meaning with its reference in parentheses, HTML-escaped."""
+    meaning, reference = result.describe(field)
+    return html.escape(f"{meaning} ({reference})" if reference else meaning)

@@ -16,20 +16,15 @@ import ipywidgets as W
 
 from embgeo.analysis import compression_report, hubness_reduction_report
 
-from ._html import format_number, italic
+from ._html import field_meaning, format_number, italic
 
 _PRESS = "Press a button to run it."
-
-
-def _meaning(result, field: str) -> str:
-    meaning, reference = result.describe(field)
-    return html.escape(f"{meaning} ({reference})" if reference else meaning)
 
 
 def _rows(result, fields) -> str:
     """One row per field: its name, value and meaning (from the result's own field docs)."""
     return "".join(f"<tr><td>{html.escape(name)}</td><td><b>{value}</b></td>"
-                   f"<td class='embgeo-note'>{_meaning(result, field)}</td></tr>" for field, name, value in fields)
+                   f"<td class='embgeo-note'>{field_meaning(result, field)}</td></tr>" for field, name, value in fields)
 
 
 class RetrievalView:
@@ -100,7 +95,7 @@ class RetrievalView:
                 f"{format_number(rep.skewness_before)}, Robin Hood {format_number(rep.robin_hood_before)}, largest "
                 f"N_k {rep.max_occurrence_before:,} before; the best method here is <b>{html.escape(best)}</b>."
                 "<table class='embgeo-nn embgeo-reduction'><tr><th>method</th><th>skewness</th><th>Robin Hood</th>"
-                f"<th>largest N_k</th></tr>{rows}</table><p class='embgeo-note'>{_meaning(rep, 'skewness_after')}</p>")
+                f"<th>largest N_k</th></tr>{rows}</table><p class='embgeo-note'>{field_meaning(rep, 'skewness_after')}</p>")
 
         c.submit("hubness reduction", compute, show, lambda: setattr(self.reduce_page, "value", italic(
             "Hubness reduction could not be computed; see the message above.")))

@@ -15,7 +15,7 @@ from embgeo.analysis import verdicts_html
 
 from . import _figures as F
 from . import _options as O
-from ._html import download_link, file_name, italic
+from ._html import download_link, field_meaning, file_name, italic
 
 
 class SummaryViews:
@@ -144,7 +144,7 @@ class SummaryViews:
         rows = "".join(f"<tr><td>{int(r['index'])}</td><td>{html.escape(str(r['label']))}</td>"
                        f"<td>{int(r['k_occurrence'])}</td></tr>" for _, r in rep.top_hubs.head(15).iterrows())
         numbers = "".join(
-            f"<tr><td>{name}</td><td><b>{value}</b></td><td class='embgeo-note'>{html.escape(_meaning(rep, key))}"
+            f"<tr><td>{name}</td><td><b>{value}</b></td><td class='embgeo-note'>{field_meaning(rep, key)}"
             "</td></tr>" for key, name, value in (
                 ("skewness", f"skewness of N_{rep.k}", f"{rep.skewness:.2f}"),
                 ("antihub_rate", "antihubs", f"{rep.antihub_rate:.1%}"),
@@ -171,9 +171,3 @@ def _no_rogue(iso) -> str:
     return (f"none flagged, because half of the expected cosine takes more than a few dimensions (the rule flags "
             f"a dimension only in a top set of at most max(3, d / 100) that carries half); the largest shares "
             f"are {shares}")
-
-
-def _meaning(result, field: str) -> str:
-    """A result field's plain-language meaning, with its reference in parentheses."""
-    meaning, reference = result.describe(field)
-    return f"{meaning} ({reference})" if reference else meaning
