@@ -157,7 +157,9 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     fig.update_yaxes(type="log", title_text="variance", row=1, col=1)
     fig.update_xaxes(title_text="components", row=1, col=2)
     fig.update_xaxes(title_text="dimension", row=1, col=3)
-    fig.update_layout(**{**_LAYOUT, "height": 400, "width": 1150}, showlegend=False, bargap=0)
+    # no fixed width: the figure takes its container's (a fixed 1150 px was clipped in JupyterLab's narrower
+    # main area); plotly's autosize follows the cell or Voila page as it resizes
+    fig.update_layout(**{**_LAYOUT, "height": 400}, autosize=True, showlegend=False, bargap=0)
     return fig
 
 
@@ -195,6 +197,9 @@ def scale_figure(curves: dict[str, tuple], *, title: str, xlabel: str,
                                  hovertext=hover.get(name), hoverinfo="text+y" if name in hover else None))
     fig.update_xaxes(title_text=xlabel, type="log")
     fig.update_yaxes(title_text="dimension")
+    # the legend under the plot: to its right it took the plot's width and was clipped in Voila
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      height=420, margin=dict(l=40, r=10, t=40, b=90))
     return fig
 
 
@@ -263,4 +268,28 @@ def bucket_figure(buckets: list[dict], *, k: int) -> go.Figure:
         fig.add_trace(go.Bar(x=names, y=y, name=setting))
     fig.update_yaxes(title_text=f"recall@{k}", range=[0, 1.02])
     fig.update_xaxes(title_text="query bucket")
+    return fig
+
+
+def index_scaling_figure(rep, *, k: int) -> go.Figure:
+    """Recall@k of one fixed index setting (left axis) and the true-neighbour margin (right axis) against
+    the corpus size on a log axis, with the fitted recall line and its value at ten times the largest size.
+
+    ``rep`` is an :class:`~embgeo.analysis.IndexScaling`.
+    """
+    sizes = np.asarray(rep.sizes, dtype=np.float64)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=_f32(sizes), y=_f32(rep.recall_at_k), mode="lines+markers", name=f"recall@{k}",
+                             marker=dict(size=8, color=_QUALITATIVE[0])), secondary_y=False)
+    ahead = np.array([sizes[0], sizes[-1] * 10])
+    fig.add_trace(go.Scatter(x=_f32(ahead), y=_f32([rep.predicted_recall(v) for v in ahead]), mode="lines",
+                             name="fitted trend", line=dict(color=_QUALITATIVE[0], dash="dot")), secondary_y=False)
+    fig.add_trace(go.Scatter(x=_f32(sizes), y=_f32(rep.margin), mode="lines+markers", name="neighbour margin",
+                             marker=dict(size=8, color=_QUALITATIVE[1])), secondary_y=True)
+    fig.update_layout(**{**_LAYOUT, "height": 380, "margin": dict(l=50, r=50, t=40, b=90)},
+                      title=f"{rep.setting}: recall and margin as the corpus grows",
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
+    fig.update_xaxes(title_text="corpus size (log)", type="log")
+    fig.update_yaxes(title_text=f"recall@{k}", secondary_y=False)
+    fig.update_yaxes(title_text="margin D_k+1 - D_k", secondary_y=True)
     return fig

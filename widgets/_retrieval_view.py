@@ -4,8 +4,9 @@ A mixin of :class:`~.dashboard.Dashboard`. On opening it shows two parts of the 
 (computed once per metric and k, shared with Compare and the export): distance concentration (relative
 contrast and expansion) and cosine against the raw inner product (how much the neighbour lists change
 when norms count). Two buttons run the heavier analyses on request: hubness reduction (every method's
-skewness, Robin Hood index and largest N_k after re-scoring) and a compression sweep (recall@k of
-exhaustive search over PCA, prefix, random-projection, int8, binary and PQ codes).
+skewness, Robin Hood index and largest N_k after re-scoring), a compression sweep (recall@k of
+exhaustive search over PCA, prefix, random-projection, int8, binary and PQ codes) and index-size scaling
+(one fixed HNSW setting's recall and the neighbour margin on nested subsets, with the fitted trend).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import html
 
 import ipywidgets as W
 
-from embgeo.analysis import compression_report, hubness_reduction_report
+from embgeo.analysis import compression_report, hubness_reduction_report, index_scaling
 
+from . import _figures as F
 from ._html import field_meaning, format_number, italic
 
 _PRESS = "Press a button to run it."
@@ -39,13 +41,19 @@ class RetrievalView:
         self.compress_run = own(W.Button(description="Compression sweep", icon="play", layout=W.Layout(width="auto"),
                                          tooltip="Recall@k of exhaustive search over compressed vectors"))
         self.compress_run.on_click(lambda _: self.run_compression())
+        self.scaling_run = own(W.Button(description="Index-size scaling", icon="play", layout=W.Layout(width="auto"),
+                                        tooltip="Recall of one fixed HNSW setting as the corpus grows"))
+        self.scaling_run.on_click(lambda _: self.run_index_scaling())
         self.reduce_page, self.compress_page = own(W.HTML(italic(_PRESS))), own(W.HTML(""))
-        self.panels["Retrieval"].children = [self.retrieval_page, own(W.HBox([self.reduce_run, self.compress_run])),
-                                             self.reduce_page, self.compress_page]
+        self.scaling_page, self._scaling_box = own(W.HTML("")), own(W.Box(layout=W.Layout(width="100%")))
+        self.panels["Retrieval"].children = [
+            self.retrieval_page, own(W.HBox([self.reduce_run, self.compress_run, self.scaling_run])),
+            self.reduce_page, self.compress_page, self.scaling_page, self._scaling_box]
 
     def _layout_retrieval(self) -> None:
         c = self.controller
-        self.reduce_page.value, self.compress_page.value = italic(_PRESS), ""
+        self.reduce_page.value, self.compress_page.value, self.scaling_page.value = italic(_PRESS), "", ""
+        self._scaling_box.layout.display = "none"  # the last set's curve is not this one's
         self.retrieval_page.value = italic("Computing distance concentration and cosine against dot...")
 
         def failed():
@@ -124,3 +132,31 @@ class RetrievalView:
 
         c.submit("compression sweep", compute, show, lambda: setattr(self.compress_page, "value", italic(
             "The compression sweep could not be computed; see the message above.")))
+
+    def run_index_scaling(self) -> None:
+        c = self.controller
+        holdout = c.default_holdout()
+        key = ("index_scaling", c.metric, c.k, holdout)
+        self.scaling_page.value = italic("Building HNSW on nested subsets of the corpus...")
+
+        def compute():
+            return c._cached(key, lambda: index_scaling(
+                c.data, k=c.k, metric=c.metric, holdout=holdout, kind="hnsw", random_state=0,
+                progress=c.progress_between(5, 95, "index-size scaling...", say_steps=True)))
+
+        def show(rep):
+            biggest = rep.sizes[-1]
+            self.scaling_page.value = (
+                f"<b>Index-size scaling</b> ({html.escape(rep.setting)} at every size, {holdout:,} held-out queries; "
+                "nested random subsets)<table class='embgeo-nn embgeo-scaling'><tr><th>corpus size</th>"
+                f"<th>recall@{c.k}</th><th>margin</th></tr>" + "".join(
+                    f"<tr><td>{n:,}</td><td>{r:.3f}</td><td>{format_number(m)}</td></tr>"
+                    for n, r, m in zip(rep.sizes, rep.recall_at_k, rep.margin)) + "</table>"
+                f"<p class='embgeo-note'>Recall changes by <b>{format_number(rep.recall_slope_per_decade)}</b> per "
+                f"tenfold growth; the trend puts it at <b>{rep.predicted_recall(10 * biggest):.3f}</b> at "
+                f"{10 * biggest:,} rows (an extrapolation). {field_meaning(rep, 'margin')}</p>")
+            self._scaling_box.layout.display = None
+            F.redraw(self._figure_in(self._scaling_box), F.index_scaling_figure(rep, k=c.k))
+
+        c.submit("index-size scaling", compute, show, lambda: setattr(self.scaling_page, "value", italic(
+            "Index-size scaling could not be computed; see the message above.")))

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core import EmbeddingInputError, Result, check_k, check_random_state, metric as _field, prepare_rows
+from .._core import (EmbeddingInputError, Progress, Result, check_k, check_random_state, metric as _field,
+                     prepare_rows, sub_progress)
 from ..neighbors import exact_knn, recall_per_query
 from .faiss_indexes import apply_search_params, build_index, default_n_lists, setting_label
 from .queries import split_queries
@@ -48,7 +49,7 @@ def _scaling_search(kind: str, params: dict, n_lists: int | None, k: int) -> dic
 
 def index_scaling(data, *, queries=None, k: int = 10, metric: str | None = None, holdout=None,
                   fractions=(0.125, 0.25, 0.5, 1.0), kind: str = "hnsw", params: dict | None = None,
-                  random_state=0, backend: str = "auto") -> IndexScaling:
+                  random_state=0, backend: str = "auto", progress=False) -> IndexScaling:
     """Recall and true-neighbour margin on nested corpus subsets, with a recall-vs-log n trend.
 
     Each subset is the first ``fraction * n`` rows of one random permutation, so sizes are nested.
@@ -57,6 +58,12 @@ def index_scaling(data, *, queries=None, k: int = 10, metric: str | None = None,
     changes. The margin is the median gap between the distances of the k-th nearest neighbour and
     the (k+1)-th, the closest distractor: as the index grows, distractors crowd in (at local
     dimension m the gap shrinks like n^(-1/m)) and an approximate search confuses them more easily.
+
+    Parameters
+    ----------
+    progress : None, bool or callable
+        ``progress(done, total, description)`` after each step: for every size, its exact search (tile
+        by tile) and then its index built and searched; raising in it stops between two steps.
 
     Returns
     -------
@@ -80,12 +87,16 @@ def index_scaling(data, *, queries=None, k: int = 10, metric: str | None = None,
     perm = check_random_state(random_state).permutation(n)
     q = np.ascontiguousarray(prepare_rows(split.queries, split.metric), dtype=np.float32)
     recalls, margins, label = [], [], kind
-    for size in sizes:
+    steps = Progress(progress, 2 * len(sizes), "index-size scaling")
+    for step, size in enumerate(sizes):
         rows = np.sort(perm[:size])
         sub = split.corpus[rows]
-        nb = exact_knn(sub, split.queries, k=k + 1, metric=split.metric, backend=backend, progress=False)
+        steps.report(2 * step, f"exact search at {size:,} rows")
+        nb = exact_knn(sub, split.queries, k=k + 1, metric=split.metric, backend=backend,
+                       progress=sub_progress(progress, 2 * step, 2 * len(sizes)))
         d = nb.distances.astype(np.float64)
         margins.append(float(np.median(d[:, k] - d[:, k - 1])))
+        steps.report(2 * step + 1, f"building {kind} at {size:,} rows")
         x = np.ascontiguousarray(prepare_rows(sub, split.metric), dtype=np.float32)
         index, built, _ = build_index(kind, x, split.metric, params, random_state=random_state)
         search = _scaling_search(kind, params, built.get("nlist"), k)
@@ -93,6 +104,8 @@ def index_scaling(data, *, queries=None, k: int = 10, metric: str | None = None,
         _, ids = index.search(q, k)
         recalls.append(float(recall_per_query(ids, nb.indices[:, :k]).mean()))
         label = setting_label(kind, {**built, **search})
+    steps.report(2 * len(sizes), "index-size scaling: done")
+    steps.close()
     logn = np.log10(sizes)
     slope, intercept = np.polyfit(logn, recalls, 1)
     mslope, _ = np.polyfit(logn, margins, 1)

@@ -351,3 +351,27 @@ def test_the_retrieval_tab_shows_the_reports_numbers_and_runs_reduction_and_comp
     comp = compression_report(clustered, k=10, holdout=d.controller.default_holdout(), random_state=0)
     shown = re.findall(r"<td>(\d\.\d{3})</td><td>(?:yes)?</td></tr>", d.compress_page.value)
     assert shown == [f"{s.recall_at_k:.3f}" for s in comp.settings] and d.error.value == ""
+
+
+def test_the_retrieval_tab_draws_index_size_scaling_as_the_analysis_computes_it(clustered):
+    from embgeo.analysis import index_scaling
+
+    d = Dashboard(clustered, background=False)
+    open_tab(d, "Retrieval")
+    assert d._scaling_box.layout.display == "none" and d.scaling_page.value == ""
+    d.scaling_run.click()
+    assert d.error.value == ""
+    direct = index_scaling(clustered, k=10, holdout=d.controller.default_holdout(), kind="hnsw", random_state=0)
+    rows = table_rows(d.scaling_page.value, "embgeo-scaling")
+    assert list(rows) == [f"{n:,}" for n in direct.sizes]
+    assert [cells[0] for cells in rows.values()] == [f"{r:.3f}" for r in direct.recall_at_k]
+    assert f"{direct.predicted_recall(10 * direct.sizes[-1]):.3f}</b> at {10 * direct.sizes[-1]:,} rows" in d.scaling_page.value
+    figure = d._scaling_box.children[0]
+    assert d._scaling_box.layout.display is None
+    assert [t.name for t in figure.data] == ["recall@10", "fitted trend", "neighbour margin"]
+    assert list(figure.data[0].y) == pytest.approx(direct.recall_at_k, abs=1e-6)
+    assert d.controller.progress == 95 or d.controller.progress == 100
+    d.metric.value = "euclidean"  # another metric: the old curve is hidden, not shown as this one's
+    open_tab(d, "Overview")
+    open_tab(d, "Retrieval")
+    assert d._scaling_box.layout.display == "none"

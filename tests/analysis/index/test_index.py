@@ -330,6 +330,26 @@ def test_scaling_margin_shrinks_as_corpus_grows():
         index_scaling(x, queries=q, fractions=(0.5,))
 
 
+def test_scaling_reports_each_size_and_stops_when_its_progress_raises():
+    from embgeo.analysis import Cancelled
+
+    x, q = _gaussian(800, 4, decay=False), _gaussian(50, 4, seed=11, decay=False)
+    seen = []
+    sc = index_scaling(x, queries=q, k=5, fractions=(0.5, 1.0), kind="hnsw", backend="numpy",
+                       progress=lambda done, total, what: seen.append((done, total, what)))
+    assert all(total == 4 for _, total, _ in seen) and seen[-1][0] == 4
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)  # it only moves forward
+    assert {"building hnsw at 400 rows", "building hnsw at 800 rows"} <= {w for _, _, w in seen}
+    assert sc.sizes == [400, 800]
+
+    def stop(done, total, what):
+        if what.startswith("building"):
+            raise Cancelled(what)
+
+    with pytest.raises(Cancelled, match="building hnsw at 400 rows"):
+        index_scaling(x, queries=q, k=5, fractions=(0.5, 1.0), kind="hnsw", backend="numpy", progress=stop)
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
