@@ -209,6 +209,10 @@ def cull_interval(args: argparse.Namespace) -> int:
     return args.cull_interval or max(1, min(60, args.idle_timeout // 4))
 
 
+#: Seconds Voila waits for a cell's output after its reply while it renders the page (see server_command).
+IOPUB_TIMEOUT_S = 120
+
+
 def server_command(args: argparse.Namespace, notebook: Path) -> list[str]:
     """The server process: Voila (embgeo._voila_server) with the options of this command."""
     hosts = allowed_hosts(args.host, args.allow_host)
@@ -223,6 +227,10 @@ def server_command(args: argparse.Namespace, notebook: Path) -> list[str]:
             f"--MappingKernelManager.cull_idle_timeout={args.idle_timeout}",
             f"--MappingKernelManager.cull_interval={cull_interval(args)}",
             "--MappingKernelManager.cull_connected=True",
+            # nbclient waits 4 s (its default) after a cell's reply for the cell's output, then renders the page
+            # without it: with 8 sessions starting at once on 2 cores the app cell's widget arrived later
+            # than that (measured), and those pages showed no dashboard at all
+            f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
             f"--EmbgeoVoila.max_upload_mb={args.max_upload_mb}",
             *(f"--EmbgeoVoila.allowed_hosts={h}" for h in hosts)]
 

@@ -54,7 +54,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.log import log_request
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from jupyter_server.utils import url_path_join
-from traitlets import Integer, List, Unicode
+from traitlets import Integer, List, TraitError, Unicode
 from voila.app import Voila
 from voila.static_file_handler import AllowListFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
@@ -138,6 +138,16 @@ class EmbgeoKernelManager(AsyncMappingKernelManager):
             return await super().start_kernel(*args, **kwargs)
         finally:
             self._reserved.discard(kernel_id)
+
+    async def cull_kernel_if_idle(self, kernel_id):
+        # jupyter-server lists a kernel before its start has set ``last_activity``; its culler then reads
+        # the unset trait and logs a TraitError traceback (seen with 8 sessions starting at once)
+        kernel = self._kernels.get(kernel_id)
+        try:
+            kernel.last_activity  # noqa: B018 (read to see whether it is set)
+        except (TraitError, AttributeError):
+            return None
+        return await super().cull_kernel_if_idle(kernel_id)
 
 
 def scrub_query(query: str) -> str:

@@ -106,7 +106,8 @@ def test_the_server_command_carries_the_safe_settings():
                  "--VoilaConfiguration.allow_theme_override=NO", "--EmbgeoKernelManager.max_kernels=30",
                  f"--EmbgeoKernelManager.memory_floor={2**30}", "--MappingKernelManager.cull_idle_timeout=600",
                  "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_connected=True",
-                 "--EmbgeoVoila.max_upload_mb=80", "--EmbgeoVoila.allowed_hosts=localhost"):
+                 "--EmbgeoVoila.max_upload_mb=80", "--EmbgeoVoila.allowed_hosts=localhost",
+                 "--VoilaExecutor.iopub_timeout=120"):
         assert flag in cmd, flag
     assert not any("token" in part.lower() for part in cmd)  # the token travels in the environment
     remote = serve.server_command(_args(host="0.0.0.0", base_url="/embgeo"), serve.APP_NOTEBOOK)
@@ -435,3 +436,31 @@ def test_the_demo_script_is_token_less_only_for_the_plain_one_user_demo():
                   ["--allow-host", "a.example"], ["--token", "t"]):
         assert script.demo_argv(given) == ["serve", *given], given
     assert "scripts/serve_app.py --no-token" in (REPO / "Makefile").read_text()
+
+
+def test_the_culler_passes_over_a_kernel_whose_start_has_not_set_its_activity(monkeypatch):
+    """jupyter-server lists a kernel before its start sets ``last_activity``; its culler read the unset
+    trait and logged a TraitError traceback (8 sessions starting at once). Such a kernel is skipped;
+    one whose activity is set goes on to jupyter-server's own check."""
+    import traitlets
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from embgeo._voila_server import EmbgeoKernelManager
+
+    class Starting(traitlets.HasTraits):
+        last_activity = traitlets.Instance("datetime.datetime")  # unset: reading it raises TraitError
+
+    class Started:
+        last_activity = object()
+
+    checked = []
+
+    async def own_check(self, kernel_id):
+        checked.append(kernel_id)
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "cull_kernel_if_idle", own_check)
+    km = EmbgeoKernelManager()
+    km._kernels["starting"], km._kernels["started"] = Starting(), Started()
+    for kernel_id in ("starting", "started", "gone"):
+        asyncio.run(km.cull_kernel_if_idle(kernel_id))
+    assert checked == ["started"]
