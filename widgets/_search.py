@@ -38,12 +38,12 @@ class SearchResult:
         return list(dict.fromkeys(rows))
 
 
-def _text_matches(texts: list[str] | None, query: str) -> tuple[int | None, list[int]]:
-    """The row whose text is the query (case-insensitive), and rows whose text contains it."""
-    if not texts:
+def _text_matches(folded: list[str] | None, query: str) -> tuple[int | None, list[int]]:
+    """The row whose text is the query (case-insensitive), and rows whose text contains it; ``folded``
+    are the items' texts casefolded."""
+    if not folded:
         return None, []
     q = query.casefold()
-    folded = [t.casefold() for t in texts]
     exact = next((i for i, t in enumerate(folded) if t == q), None)
     contains = [i for i, t in enumerate(folded) if q in t and i != exact][:MAX_TEXT_MATCHES]
     return exact, contains
@@ -63,7 +63,9 @@ def search(controller, query: str) -> SearchResult:
     if len(query) > MAX_QUERY_CHARS:
         raise EmbeddingInputError(f"the query has {len(query):,} characters; at most {MAX_QUERY_CHARS:,}")
     data = controller.data
-    exact, contains = _text_matches(data.texts, query)
+    # folded once per set (20,000 words: ~10 ms a search otherwise, 100 ms at 200,000 texts)
+    folded = controller._cached(("casefolded texts",), lambda: [t.casefold() for t in data.texts or ()])
+    exact, contains = _text_matches(folded, query)
     if exact is not None:
         return SearchResult(query, "item", row=exact, neighbours=controller.neighbor_table(exact), matches=contains,
                             note=f"row {exact}: its nearest neighbours in the original space")

@@ -9,6 +9,11 @@ it was cancelled. Errors become a one-line message for the page (an input proble
 else a generic line: :func:`._logging.page_message`); the traceback goes to the server's log through
 :mod:`logging` (:func:`._logging.log_failure`), never to the kernel's stderr, which ipykernel forwards
 to the browser.
+
+While a task runs, ``heartbeat`` counts up every :data:`HEARTBEAT_S` seconds and the view sends a
+message for each: a shared server culls a kernel after ``--idle-timeout`` seconds without one, and a
+task's step can be silent for minutes (8 sessions computing at once on 2 cores: one Overview step sat
+silent past a 120 s timeout and its kernel was culled mid-task). A running task is not idleness.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from embgeo.analysis import Cancelled, EmbeddingInputError
 
 from ._logging import log_failure, page_message
 
+#: Seconds between two heartbeats of a running task (well under any sensible --idle-timeout).
+HEARTBEAT_S = 10.0
+
 
 class TaskRunner(traitlets.HasTraits):
     """Runs tasks one at a time, inline or in a worker thread, and reports on them through traits."""
@@ -33,6 +41,8 @@ class TaskRunner(traitlets.HasTraits):
     error = traitlets.Unicode("")
     #: Labels of the tasks waiting for the running one, in order (the page says they wait, and for what).
     queued = traitlets.Tuple()
+    #: Counts up while a task runs (see the module docstring).
+    heartbeat = traitlets.Int(0)
 
     def __init__(self, *, background: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -50,6 +60,7 @@ class TaskRunner(traitlets.HasTraits):
         """
         def work():
             self._take_turn(label)
+            beating = self._beat_while_running()
             try:
                 self._cancel.clear()
                 self.busy, self.error, self.status, self.progress = True, "", f"{label}...", 5
@@ -69,6 +80,7 @@ class TaskRunner(traitlets.HasTraits):
                     return
                 self.status, self.progress, self.busy = f"{label}: done", 100, False
             finally:
+                beating.set()
                 self._lock.release()
             if done is not None:
                 try:
@@ -81,6 +93,19 @@ class TaskRunner(traitlets.HasTraits):
             threading.Thread(target=work, daemon=True).start()
         else:
             work()
+
+    def _beat_while_running(self) -> threading.Event:
+        """Start counting ``heartbeat`` up every HEARTBEAT_S seconds (in the background only); the
+        returned event stops it."""
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(HEARTBEAT_S):
+                self.heartbeat += 1
+
+        if self.background:
+            threading.Thread(target=beat, daemon=True, name="embgeo-heartbeat").start()
+        return stop
 
     def _take_turn(self, label: str) -> None:
         """Acquire the task lock; while another task holds it, ``label`` is listed in ``queued``."""

@@ -37,6 +37,15 @@ def load_choice(name: str) -> EmbeddingSet:
     return datasets.load_sample(name)
 
 
+def resolve_choice(name: str | None, choices: list[str]) -> str | None:
+    """The picker's choice that ``name`` names: itself, or ``"synthetic"`` for the synthetic cloud."""
+    if name in choices:
+        return name
+    if name == "synthetic" and SYNTHETIC in choices:
+        return SYNTHETIC
+    return None
+
+
 class DashboardApp(W.VBox):
     """A dataset picker, a file upload and a database URI field above a :class:`Dashboard`.
 
@@ -54,7 +63,8 @@ class DashboardApp(W.VBox):
 
     def __init__(self, initial: str | None = None, *, background: bool = True, allow_uris=None):
         choices = sample_choices()
-        initial = initial if initial in choices else ("words" if "words" in choices else choices[0])
+        default = "words" if "words" in choices else choices[0]
+        asked, initial = initial, resolve_choice(initial, choices) or default
         self.background = background
         self.max_upload_bytes = max_upload_bytes()
         self.picker = W.Dropdown(options=choices, value=initial, description="dataset",
@@ -74,6 +84,10 @@ class DashboardApp(W.VBox):
                        "<code>embgeo.analysis.io.load</code>.</span>")
         super().__init__([W.HBox([self.picker, self.upload]), help_, self.connect_bar, self.message, self.body])
         self.open_sample(initial)
+        if asked is not None and initial != resolve_choice(asked, choices):  # said, not silently replaced
+            self.message.value = (f"<div class='embgeo-error'>There is no sample {html.escape(str(asked))!r} here, so "
+                                  f"{html.escape(initial)!r} is shown; the samples are "
+                                  f"{html.escape(', '.join(choices))}.</div>")
 
     def _show(self, data, *, sample: str | None = None) -> None:
         """Show ``data`` in a new dashboard; ``sample`` names the picker's choice it came from (None:

@@ -80,7 +80,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
         self.cancel_button.on_click(lambda _: self.controller.cancel())  # the current one (see open_set)
         self.error = own(W.HTML(""))
         self._observers = [(self._on_progress, "progress"), (self._on_status, "status"), (self._on_error, "error"),
-                           (self._on_busy, "busy"), (self._on_queued, "queued")]
+                           (self._on_busy, "busy"), (self._on_queued, "queued"), (self._on_heartbeat, "heartbeat")]
         self.queued = own(W.HTML(""))
         for handler, name in self._observers:
             c.observe(handler, name)
@@ -195,6 +195,10 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
         self.queued.value = ("" if not waiting else
                              f"<span class='embgeo-note'>waiting for the job above to finish: "
                              f"{html.escape(', '.join(waiting))} (Cancel stops the running one)</span>")
+
+    def _on_heartbeat(self, change) -> None:
+        # one small comm message (the bar's value, unchanged): the server counts it as the kernel's activity
+        self.progress.send_state("value")
 
     def _on_busy(self, change) -> None:
         self.cancel_button.layout.display = None if change.new else "none"

@@ -168,3 +168,45 @@ def test_a_job_started_while_another_runs_says_it_waits_and_then_runs():
     while (c.queued or c.busy or len(order) < 2) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert order == ["slow", "second"] and c.queued == () and d.queued.value == ""
+
+
+def test_a_running_job_sends_heartbeats_so_the_server_does_not_cull_its_kernel(monkeypatch):
+    """A task whose steps are silent still sends a message every HEARTBEAT_S (the server's culler counts
+    messages as activity), and none once it has ended."""
+    import threading
+    import time
+
+    from embgeo.widgets import _tasks
+
+    monkeypatch.setattr(_tasks, "HEARTBEAT_S", 0.05)
+    d = Dashboard(datasets.make_anisotropic(200, 8, random_state=0), background=False)
+    c = d.controller
+    c.background = True
+    sent = []
+    monkeypatch.setattr(d.progress, "send_state", lambda key=None: sent.append(key))
+    release, ended = threading.Event(), threading.Event()
+    c.submit("a silent step", lambda: release.wait(10), lambda _: ended.set())
+    deadline = time.monotonic() + 10
+    while len(sent) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(sent) >= 5 and set(sent) == {"value"} and c.busy
+    release.set()
+    assert ended.wait(10)
+    time.sleep(0.2)  # a beat already waiting may land once more
+    after = len(sent)
+    time.sleep(0.3)
+    assert len(sent) == after and c.heartbeat >= 4  # (the bar's own value changes send too)
+
+
+def test_the_app_opens_the_sample_it_is_asked_for_or_says_it_has_none_by_that_name(monkeypatch):
+    """EMBGEO_APP_SAMPLE=synthetic (the served app's light set in tests) opens the synthetic cloud; an
+    unknown name is said on the page, where it used to open the words sample silently."""
+    from embgeo.widgets import app as app_module
+
+    monkeypatch.setattr(app_module, "sample_choices", lambda: [SYNTHETIC])  # no bundled sample: fast
+    light = DashboardApp("synthetic", background=False)
+    assert light.picker.value == SYNTHETIC and light.message.value == ""
+    assert (light.dashboard.controller.data.n, light.dashboard.controller.data.dim) == (3000, 128)
+    unknown = DashboardApp("wrods", background=False)
+    assert unknown.picker.value == SYNTHETIC
+    assert "There is no sample 'wrods' here" in unknown.message.value and SYNTHETIC in unknown.message.value
