@@ -157,9 +157,7 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     fig.update_yaxes(type="log", title_text="variance", row=1, col=1)
     fig.update_xaxes(title_text="components", row=1, col=2)
     fig.update_xaxes(title_text="dimension", row=1, col=3)
-    # no fixed width: the figure takes its container's (a fixed 1150 px was clipped in JupyterLab's narrower
-    # main area); plotly's autosize follows the cell or Voila page as it resizes
-    fig.update_layout(**{**_LAYOUT, "height": 400}, autosize=True, showlegend=False, bargap=0)
+    fig.update_layout(**{**_LAYOUT, "height": 400, "width": 1150}, showlegend=False, bargap=0)
     return fig
 
 

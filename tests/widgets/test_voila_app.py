@@ -85,12 +85,56 @@ def test_voila_serves_the_dashboard_on_the_words_sample():
     assert "Traceback" not in server_log, server_log[-3000:]
 
 
+#: Placeholders a panel shows before or while it computes: a settled tab shows none of them.
+_PENDING = ("Open this tab to compute it", "Computing", "Re-scoring", "Compressing and searching", "Building HNSW",
+            "Preparing the report")
+
+_STATE_JS = """(pending) => {
+  const shown = el => el.offsetParent !== null;
+  const busy = [...document.querySelectorAll('button')].some(b => shown(b) && b.textContent.trim() === 'Cancel');
+  const waiting = [...document.querySelectorAll('.widget-html, .widget-label')]
+      .filter(shown).map(h => h.textContent).filter(t => pending.some(p => t.includes(p)));
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(shown);
+  const empty = plots.filter(p => !(p.data || []).some(t => ['x', 'y', 'z'].some(k => t[k] && t[k].length > 0)));
+  const errors = [...document.querySelectorAll('div.embgeo-error')].map(e => e.textContent.trim()).filter(t => t);
+  return {busy, waiting, plots: plots.length, empty: empty.length, errors};
+}"""
+
+
+def settle(page, what: str, timeout: float = 300.0) -> dict:
+    """Wait until no job runs and the open tab shows no placeholder, for 1.5 s on end; its state."""
+    deadline, calm = time.monotonic() + timeout, 0
+    while True:
+        state = page.evaluate(_STATE_JS, list(_PENDING))
+        calm = 0 if (state["busy"] or state["waiting"]) else calm + 1
+        if calm >= 3 or state["errors"]:
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still busy after {timeout:.0f} s: {state}")
+        time.sleep(0.5)
+
+
+def check_tab(page, name: str, shots: Path, *, plots: bool) -> dict:
+    state = settle(page, name)
+    page.screenshot(path=str(shots / f"walk_{name.lower().replace(' ', '_')}.png"), full_page=True)
+    assert not state["errors"], f"{name}: {state['errors']}"
+    assert state["empty"] == 0, f"{name}: {state['empty']} of {state['plots']} plots have no data"
+    if plots:
+        assert state["plots"] > 0, f"{name}: no plot"
+    return state
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_opens_app_waits_for_plots_and_changes_colour():
+def test_browser_walks_every_tab_and_main_control_then_exports_the_report():
+    """The real server on the sentences sample, in Chromium: every tab opened in turn and every main control
+    used (colour, search box, transform, index sweep, the Retrieval buttons, Compare); after each, no
+    error text and no plot without data. Then the HTML report downloads and opens offline."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
+
+    from embgeo.widgets._options import TABS
 
     shots = REPO / "test-artifacts"
     shots.mkdir(exist_ok=True)
@@ -103,23 +147,56 @@ def test_browser_opens_app_waits_for_plots_and_changes_colour():
             page.goto(url, timeout=180_000)
             page.wait_for_selector(".embgeo-card", timeout=240_000)
             assert page.locator(".embgeo-card").count() == 6
-            page.get_by_text("Projection", exact=True).click()
-            page.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas", timeout=180_000)
-            page.wait_for_selector("text=kNN preservation", timeout=60_000)
-            assert page.locator(".js-plotly-plot .colorbar").count() == 0
-            # change one control: colour by vector norm -> a colour bar appears on the plot
-            page.locator(".widget-dropdown", has_text="colour by").locator("select").select_option("norm")
-            page.wait_for_selector(".js-plotly-plot .colorbar", timeout=60_000)
-            # then by the sentences' module label, for a screenshot that shows structure
-            page.locator(".widget-dropdown", has_text="colour by").locator("select").select_option("label")
-            page.wait_for_selector("text=colouring by label: done", timeout=60_000)
-            # 196 modules: the 11 commonest have a colour each in the legend, the rest one grey "other"
-            page.wait_for_selector(".js-plotly-plot .colorbar >> text=/^other \\(185 more\\)$/", timeout=60_000)
-            time.sleep(1)
-            page.screenshot(path=str(shots / "dashboard_projection.png"), full_page=True)
+
+            def tab(name):
+                page.locator(".lm-TabBar-tabLabel", has_text=name).first.click()
+
+            def press(name):
+                page.get_by_role("button", name=name).click()
+
+            opened = []
+            for name in TABS:
+                tab(name)
+                check_tab(page, name, shots, plots=name in ("Projection", "Spectrum", "Intrinsic dimension", "Hubness"))
+                opened.append(name)
+                if name == "Projection":
+                    assert page.locator(".js-plotly-plot .colorbar").count() == 0
+                    colour = page.locator(".widget-dropdown", has_text="colour by").locator("select")
+                    colour.select_option("norm")  # a colour bar appears on the plot
+                    page.wait_for_selector(".js-plotly-plot .colorbar", timeout=60_000)
+                    colour.select_option("label")  # 196 modules: the 11 commonest coloured, the rest one grey
+                    page.wait_for_selector(".js-plotly-plot .colorbar >> text=/^other \\(185 more\\)$/", timeout=60_000)
+                    # the search box: a new sentence, embedded offline, listed with its neighbours
+                    page.get_by_placeholder("find a word or a sentence").fill("how do I sort a list in python")
+                    press("Find")
+                    page.wait_for_selector("text=embedded with", timeout=120_000)
+                    check_tab(page, "Projection search", shots, plots=True)
+                    assert page.locator(".embgeo-nn tr").count() >= 11  # the header and k = 10 neighbours
+                elif name == "Transforms":
+                    press("Apply")
+                    check_tab(page, "Transforms applied", shots, plots=True)
+                elif name == "Index health":
+                    press("Run")
+                    state = check_tab(page, "Index health run", shots, plots=True)
+                    assert state["plots"] >= 3  # recall against speed and memory, and by difficulty
+                    assert page.locator("table.embgeo-index").count() == 1
+                elif name == "Retrieval":
+                    assert page.locator("table.embgeo-concentration").count() == 1
+                    for button, table in (("Reduce hubness", "embgeo-reduction"),
+                                          ("Compression sweep", "embgeo-compression"),
+                                          ("Index-size scaling", "embgeo-scaling")):
+                        press(button)
+                        check_tab(page, f"Retrieval {button}", shots, plots=button == "Index-size scaling")
+                        assert page.locator(f"table.{table}").count() == 1, button
+                elif name == "Compare":
+                    press("Compare")
+                    check_tab(page, "Compare run", shots, plots=False)
+            assert opened == list(TABS)
+            page.screenshot(path=str(shots / "dashboard_walk_end.png"), full_page=True)
+
             # the report downloads from the Overview and opens offline (plotly inline, no network)
-            page.locator(".lm-TabBar-tabLabel", has_text="Overview").click()
-            page.get_by_role("button", name="Export the report").click()
+            tab("Overview")
+            press("Export the report")
             with page.expect_download(timeout=240_000) as download:
                 page.locator("a.embgeo-download", has_text="report.html").click()
             saved = shots / "exported_report.html"
@@ -134,6 +211,7 @@ def test_browser_opens_app_waits_for_plots_and_changes_colour():
             assert not page_errors, page_errors
         finally:
             browser.close()
+    assert "Traceback" not in log.read_text(errors="replace")
 
 
 def test_serve_script_runs_embgeo_serve_on_loopback_without_a_token(monkeypatch):
