@@ -101,12 +101,13 @@ _STATE_JS = """(pending) => {
 }"""
 
 
-def settle(page, what: str, timeout: float = 300.0) -> dict:
-    """Wait until no job runs and the open tab shows no placeholder, for 1.5 s on end; its state."""
+def settle(page, what: str, *, plots: bool = False, timeout: float = 300.0) -> dict:
+    """Wait until no job runs and the open tab shows no placeholder (and, with ``plots``, shows a plot),
+    for 1.5 s on end; its state. (A button's job may not have started when this is first asked.)"""
     deadline, calm = time.monotonic() + timeout, 0
     while True:
         state = page.evaluate(_STATE_JS, list(_PENDING))
-        calm = 0 if (state["busy"] or state["waiting"]) else calm + 1
+        calm = 0 if (state["busy"] or state["waiting"] or (plots and not state["plots"])) else calm + 1
         if calm >= 3 or state["errors"]:
             return state
         if time.monotonic() > deadline:
@@ -115,7 +116,7 @@ def settle(page, what: str, timeout: float = 300.0) -> dict:
 
 
 def check_tab(page, name: str, shots: Path, *, plots: bool) -> dict:
-    state = settle(page, name)
+    state = settle(page, name, plots=plots)
     page.screenshot(path=str(shots / f"walk_{name.lower().replace(' ', '_')}.png"), full_page=True)
     assert not state["errors"], f"{name}: {state['errors']}"
     assert state["empty"] == 0, f"{name}: {state['empty']} of {state['plots']} plots have no data"
@@ -177,6 +178,7 @@ def test_browser_walks_every_tab_and_main_control_then_exports_the_report():
                     check_tab(page, "Transforms applied", shots, plots=True)
                 elif name == "Index health":
                     press("Run")
+                    page.wait_for_selector("table.embgeo-index", timeout=300_000)
                     state = check_tab(page, "Index health run", shots, plots=True)
                     assert state["plots"] >= 3  # recall against speed and memory, and by difficulty
                     assert page.locator("table.embgeo-index").count() == 1
@@ -186,10 +188,12 @@ def test_browser_walks_every_tab_and_main_control_then_exports_the_report():
                                           ("Compression sweep", "embgeo-compression"),
                                           ("Index-size scaling", "embgeo-scaling")):
                         press(button)
+                        page.wait_for_selector(f"table.{table}", timeout=300_000)
                         check_tab(page, f"Retrieval {button}", shots, plots=button == "Index-size scaling")
                         assert page.locator(f"table.{table}").count() == 1, button
                 elif name == "Compare":
                     press("Compare")
+                    page.wait_for_selector("text=comparison: done", timeout=300_000)
                     check_tab(page, "Compare run", shots, plots=False)
             assert opened == list(TABS)
             page.screenshot(path=str(shots / "dashboard_walk_end.png"), full_page=True)
