@@ -11,9 +11,9 @@ else a generic line: :func:`._logging.page_message`); the traceback goes to the 
 to the browser.
 
 While a task runs, ``heartbeat`` counts up every :data:`HEARTBEAT_S` seconds and the view sends a
-message for each: a shared server culls a kernel after ``--idle-timeout`` seconds without one, and a
-task's step can be silent for minutes (8 sessions computing at once on 2 cores: one Overview step sat
-silent past a 120 s timeout and its kernel was culled mid-task). A running task is not idleness.
+message for each: a shared server culls a kernel after ``--idle-timeout`` seconds without one, and one
+step of a task can be silent for minutes (an index built on a million rows, a numba compile, any step on
+a machine that 8 sessions share). A running task is not idleness.
 """
 
 from __future__ import annotations

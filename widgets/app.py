@@ -64,7 +64,8 @@ class DashboardApp(W.VBox):
     def __init__(self, initial: str | None = None, *, background: bool = True, allow_uris=None):
         choices = sample_choices()
         default = "words" if "words" in choices else choices[0]
-        asked, initial = initial, resolve_choice(initial, choices) or default
+        asked, resolved = initial, resolve_choice(initial, choices)
+        initial = resolved or default
         self.background = background
         self.max_upload_bytes = max_upload_bytes()
         self.picker = W.Dropdown(options=choices, value=initial, description="dataset",
@@ -84,7 +85,7 @@ class DashboardApp(W.VBox):
                        "<code>embgeo.analysis.io.load</code>.</span>")
         super().__init__([W.HBox([self.picker, self.upload]), help_, self.connect_bar, self.message, self.body])
         self.open_sample(initial)
-        if asked is not None and initial != resolve_choice(asked, choices):  # said, not silently replaced
+        if asked is not None and resolved is None:  # said, not silently replaced
             self.message.value = (f"<div class='embgeo-error'>There is no sample {html.escape(str(asked))!r} here, so "
                                   f"{html.escape(initial)!r} is shown; the samples are "
                                   f"{html.escape(', '.join(choices))}.</div>")
