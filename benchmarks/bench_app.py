@@ -21,7 +21,8 @@ Results go to benchmarks/results/app_{sample}_u{N}.{json,md} with the machine an
     python benchmarks/bench_app.py                                   # words sample, 1 and 8 users
     python benchmarks/bench_app.py --sample synthetic --users 8 --idle-timeout 5 --no-warm --out /tmp/b
 
-The test suite runs the same :func:`run` on the small synthetic sample (tests/widgets/test_app_load.py).
+:func:`unmet_criteria` checks a result against the load test's criteria; the suite will run :func:`run`
+on the synthetic sample with 8 users and assert it empty once 8 sessions at once on 2 cores stop stalling.
 """
 
 from __future__ import annotations
@@ -292,6 +293,34 @@ def run(*, sample: str | None, users: int = 8, idle_timeout: int = 10, warm: boo
     return result
 
 
+def unmet_criteria(result: dict) -> list[str]:
+    """The load test's criteria (issue 16) that ``result`` misses, each as a line; empty when all hold.
+
+    Every session showed its Overview without error; the page one past the cap got the busy page and
+    started no kernel; after the pages closed, every kernel was culled within the idle timeout + 60 s and
+    no kernel process was left; the machine's used memory came back to within 10 % of the sessions' peak
+    above the baseline; the server kept less than a quarter of one session's memory (USS).
+    """
+    s, base = result["settings"], result["baseline"]
+    p = result[f"users_{s['users']}"]
+    unmet = [f"session error: {e}" for e in p["errors"]]
+    if p["http_status"] != [200] * s["users"]:
+        unmet.append(f"page status {p['http_status']}")
+    if p["next_page"] != {"status": 503, "says_busy": True} or p["kernels_after_busy_page"] != s["users"]:
+        unmet.append(f"one past the cap: {p['next_page']}, {p['kernels_after_busy_page']} kernels alive")
+    if p["culled_after_s"] is None or p["culled_after_s"] > s["idle_timeout_s"] + 60:
+        unmet.append(f"culled after {p['culled_after_s']} s with --idle-timeout {s['idle_timeout_s']}")
+    if p["kernel_processes_after"]:
+        unmet.append(f"{p['kernel_processes_after']} kernel processes left")
+    back = p["after"]["machine_used_mib"] - base["machine_used_mib"]
+    if back > 0.10 * p["kernels_rss_peak_total_mib"]:
+        unmet.append(f"machine memory {back:.0f} MiB above the baseline of {p['kernels_rss_peak_total_mib']:.0f} MiB held")
+    kept = p["after"]["server_rss_mib"] - base["server_rss_mib"]
+    if p["kernels"] and kept >= 0.25 * min(k["uss_mib"] for k in p["kernels"]):
+        unmet.append(f"the server kept {kept:.0f} MiB")
+    return unmet
+
+
 def _markdown(result: dict) -> str:
     s, base = result["settings"], result["baseline"]
     m = result["machine"]
@@ -314,6 +343,8 @@ def _markdown(result: dict) -> str:
     lines += ["", f"After the {s['users']} pages closed: {last['kernel_processes_after']} kernel processes left; the machine "
               f"used {back:.0f} MiB more than at the baseline, against {last['kernels_rss_peak_total_mib']:.0f} MiB the "
               f"kernels held at their peak; the server kept {last['after']['server_rss_mib'] - base['server_rss_mib']:.0f} MiB.",
+              "", "Load-test criteria (issue 16): " + ("all met." if not unmet_criteria(result) else
+                                                       "NOT met: " + "; ".join(unmet_criteria(result)) + "."),
               "", f"Page {s['users'] + 1} (one past the cap): HTTP {last['next_page']['status']}, "
               f"{'says' if last['next_page']['says_busy'] else 'does NOT say'} \"server busy\"; "
               f"kernels alive then: {last['kernels_after_busy_page']}.", ""]
