@@ -84,13 +84,18 @@ class RetrievalView:
                 )) + "</table>")
         self.retrieval_page.value = "".join(parts) or italic("Neither part applies to this set and metric.")
 
+    def _on_request(self, page: W.HTML, label: str, key: tuple, compute, show, *, running: str, failure: str) -> None:
+        """Run one button's analysis as a task (cached under ``key``): ``page`` says ``running`` meanwhile,
+        ``show`` draws the result, and a failure leaves ``failure`` on the page."""
+        c = self.controller
+        page.value = italic(running)
+        c.submit(label, lambda: c._cached(key, compute), show, lambda: setattr(page, "value", italic(failure)))
+
     def run_hubness_reduction(self) -> None:
         c = self.controller
-        key = ("hubness_reduction", c.metric, c.k)
-        self.reduce_page.value = italic("Re-scoring the neighbour lists...")
 
         def compute():
-            return c._cached(key, lambda: hubness_reduction_report(c.table_set(), k=c.k, metric=c.metric))
+            return hubness_reduction_report(c.table_set(), k=c.k, metric=c.metric)
 
         def show(rep):
             best = rep.best_method
@@ -105,18 +110,16 @@ class RetrievalView:
                 "<table class='embgeo-nn embgeo-reduction'><tr><th>method</th><th>skewness</th><th>Robin Hood</th>"
                 f"<th>largest N_k</th></tr>{rows}</table><p class='embgeo-note'>{field_meaning(rep, 'skewness_after')}</p>")
 
-        c.submit("hubness reduction", compute, show, lambda: setattr(self.reduce_page, "value", italic(
-            "Hubness reduction could not be computed; see the message above.")))
+        self._on_request(self.reduce_page, "hubness reduction", ("hubness_reduction", c.metric, c.k), compute, show,
+                         running="Re-scoring the neighbour lists...",
+                         failure="Hubness reduction could not be computed; see the message above.")
 
     def run_compression(self) -> None:
         c = self.controller
         holdout = c.default_holdout()
-        key = ("compression", c.metric, c.k, holdout)
-        self.compress_page.value = italic("Compressing and searching...")
 
         def compute():
-            return c._cached(key, lambda: compression_report(c.data, k=c.k, metric=c.metric, holdout=holdout,
-                                                             random_state=0))
+            return compression_report(c.data, k=c.k, metric=c.metric, holdout=holdout, random_state=0)
 
         def show(rep):
             rows = "".join(
@@ -130,19 +133,17 @@ class RetrievalView:
                 "<table class='embgeo-nn embgeo-compression'><tr><th>method</th><th>setting</th><th>bytes</th>"
                 f"<th>ratio</th><th>recall@{rep.k}</th><th>re-ranks with full vectors</th></tr>{rows}</table>")
 
-        c.submit("compression sweep", compute, show, lambda: setattr(self.compress_page, "value", italic(
-            "The compression sweep could not be computed; see the message above.")))
+        self._on_request(self.compress_page, "compression sweep", ("compression", c.metric, c.k, holdout), compute, show,
+                         running="Compressing and searching...",
+                         failure="The compression sweep could not be computed; see the message above.")
 
     def run_index_scaling(self) -> None:
         c = self.controller
         holdout = c.default_holdout()
-        key = ("index_scaling", c.metric, c.k, holdout)
-        self.scaling_page.value = italic("Building HNSW on nested subsets of the corpus...")
 
         def compute():
-            return c._cached(key, lambda: index_scaling(
-                c.data, k=c.k, metric=c.metric, holdout=holdout, kind="hnsw", random_state=0,
-                progress=c.progress_between(5, 95, "index-size scaling...", say_steps=True)))
+            return index_scaling(c.data, k=c.k, metric=c.metric, holdout=holdout, kind="hnsw", random_state=0,
+                                 progress=c.progress_between(5, 95, "index-size scaling...", say_steps=True))
 
         def show(rep):
             biggest = rep.sizes[-1]
@@ -158,5 +159,6 @@ class RetrievalView:
             self._scaling_box.layout.display = None
             F.redraw(self._figure_in(self._scaling_box), F.index_scaling_figure(rep, k=c.k))
 
-        c.submit("index-size scaling", compute, show, lambda: setattr(self.scaling_page, "value", italic(
-            "Index-size scaling could not be computed; see the message above.")))
+        self._on_request(self.scaling_page, "index-size scaling", ("index_scaling", c.metric, c.k, holdout), compute,
+                         show, running="Building HNSW on nested subsets of the corpus...",
+                         failure="Index-size scaling could not be computed; see the message above.")

@@ -87,25 +87,25 @@ def index_scaling(data, *, queries=None, k: int = 10, metric: str | None = None,
     perm = check_random_state(random_state).permutation(n)
     q = np.ascontiguousarray(prepare_rows(split.queries, split.metric), dtype=np.float32)
     recalls, margins, label = [], [], kind
-    steps = Progress(progress, 2 * len(sizes), "index-size scaling")
-    for step, size in enumerate(sizes):
-        rows = np.sort(perm[:size])
-        sub = split.corpus[rows]
-        steps.report(2 * step, f"exact search at {size:,} rows")
-        nb = exact_knn(sub, split.queries, k=k + 1, metric=split.metric, backend=backend,
-                       progress=sub_progress(progress, 2 * step, 2 * len(sizes)))
-        d = nb.distances.astype(np.float64)
-        margins.append(float(np.median(d[:, k] - d[:, k - 1])))
-        steps.report(2 * step + 1, f"building {kind} at {size:,} rows")
-        x = np.ascontiguousarray(prepare_rows(sub, split.metric), dtype=np.float32)
-        index, built, _ = build_index(kind, x, split.metric, params, random_state=random_state)
-        search = _scaling_search(kind, params, built.get("nlist"), k)
-        apply_search_params(index, search)
-        _, ids = index.search(q, k)
-        recalls.append(float(recall_per_query(ids, nb.indices[:, :k]).mean()))
-        label = setting_label(kind, {**built, **search})
-    steps.report(2 * len(sizes), "index-size scaling: done")
-    steps.close()
+    # one bar for the whole run: the exact searches report into it as fractions of their step
+    inner = (lambda step: sub_progress(progress, step, 2 * len(sizes))) if callable(progress) else (lambda step: False)
+    with Progress(progress, 2 * len(sizes), "index-size scaling") as steps:
+        for step, size in enumerate(sizes):
+            rows = np.sort(perm[:size])
+            sub = split.corpus[rows]
+            steps.report(2 * step, f"exact search at {size:,} rows")
+            nb = exact_knn(sub, split.queries, k=k + 1, metric=split.metric, backend=backend, progress=inner(2 * step))
+            d = nb.distances.astype(np.float64)
+            margins.append(float(np.median(d[:, k] - d[:, k - 1])))
+            steps.report(2 * step + 1, f"building {kind} at {size:,} rows")
+            x = np.ascontiguousarray(prepare_rows(sub, split.metric), dtype=np.float32)
+            index, built, _ = build_index(kind, x, split.metric, params, random_state=random_state)
+            search = _scaling_search(kind, params, built.get("nlist"), k)
+            apply_search_params(index, search)
+            _, ids = index.search(q, k)
+            recalls.append(float(recall_per_query(ids, nb.indices[:, :k]).mean()))
+            label = setting_label(kind, {**built, **search})
+        steps.report(2 * len(sizes), "index-size scaling: done")
     logn = np.log10(sizes)
     slope, intercept = np.polyfit(logn, recalls, 1)
     mslope, _ = np.polyfit(logn, margins, 1)
