@@ -96,6 +96,7 @@ class DashboardApp(W.VBox):
         self.message.value = self.connect_bar.message.value = ""
         previous = getattr(self, "dashboard", None)
         self.dashboard = Dashboard(data, background=self.background)
+        self.dashboard.page_root = self  # once the page is built, the picker and messages are re-sent too
         # a layer opened in the Layers tab replaces the set too: the picker no longer names it
         self.dashboard.on_open_set = lambda _data: self._blank_picker()
         self.body.children = [self.dashboard]

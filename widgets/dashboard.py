@@ -28,6 +28,7 @@ from ._html import italic, page_css
 from ._index_view import IndexView
 from ._layers_view import LayersView
 from ._options import TABS, k_options
+from ._page_sync import PageSync
 from ._projection_view import ProjectionView
 from ._retrieval_view import RetrievalView
 from ._shift_view import ShiftView
@@ -79,6 +80,9 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
         self.cancel_button.layout.display = "none"
         self.cancel_button.on_click(lambda _: self.controller.cancel())  # the current one (see open_set)
         self.error = own(W.HTML(""))
+        #: The tree the page is re-sent once it has built it (see _page_sync); the app makes it its own.
+        self.page_root: W.Widget = self
+        self._page_sync = own(PageSync(lambda: self.page_root))
         self._observers = [(self._on_progress, "progress"), (self._on_status, "status"), (self._on_error, "error"),
                            (self._on_busy, "busy"), (self._on_queued, "queued"), (self._on_heartbeat, "heartbeat")]
         self.queued = own(W.HTML(""))
@@ -103,8 +107,9 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
             self.tabs.set_title(i, name)
         self.tabs.observe(lambda ch: self._render(TABS[ch.new]), "selected_index")
         self._rendered: set[str] = set()
-        super().__init__([title, own(W.HBox([self.metric, self.k_choice, self.progress, self.cancel_button, self.status, self.queued])),
-                          self.error, self.tabs])
+        controls = own(W.HBox([self.metric, self.k_choice, self.progress, self.cancel_button, self.status,
+                               self.queued, self._page_sync]))
+        super().__init__([title, controls, self.error, self.tabs])
         self._render("Overview")
 
     # ------------------------------------------------------------------------------ plumbing

@@ -210,3 +210,36 @@ def test_the_app_opens_the_sample_it_is_asked_for_or_says_it_has_none_by_that_na
     unknown = DashboardApp("wrods", background=False)
     assert unknown.picker.value == SYNTHETIC
     assert "There is no sample 'wrods' here" in unknown.message.value and SYNTHETIC in unknown.message.value
+
+
+def test_a_page_that_has_built_its_widgets_gets_every_state_again(monkeypatch):
+    """Updates a kernel sends while a page is still building its widget models are dropped by the page
+    (see widgets/_page_sync.py); once built, the page's 'rendered' makes the kernel re-send the current
+    state of every widget of the app -- figures with their current data, which plotly's own state lacks."""
+    import ipywidgets as W
+
+    app = DashboardApp(SYNTHETIC, background=False)
+    d = app.dashboard
+    d.tabs.selected_index = 2  # Spectrum: draws into a FigureWidget
+    figure = d.spectrum
+    assert len(figure.data) > 0 and figure._widget_data == []  # plotly keeps the empty figure it was made as
+    sent = []
+    monkeypatch.setattr(W.Widget, "send_state", lambda self, key=None: sent.append((self, key)))
+
+    d._page_sync._handle_custom_msg({"event": "something else"}, [])
+    assert sent == []
+    d._page_sync._handle_custom_msg({"event": "rendered"}, [])
+    whole = [id(widget) for widget, key in sent if key is None]
+    full = set(whole)
+    assert len(full) == len(whole)  # each once (a figure's refreshed data and layout also go out as changes)
+    for widget in (app, app.picker, app.message, d, d.status, d.progress, d.error, d.cancel_button.layout,
+                   d.tabs, d.panels["Overview"].children[0], d.panels["Spectrum"], figure):
+        assert id(widget) in full
+    assert [t["type"] for t in figure._widget_data] == [t.plotly_name for t in figure.data]
+    assert figure._widget_layout == figure._layout_obj._props
+
+    closed = d.status
+    closed.close()
+    sent.clear()
+    d._page_sync._handle_custom_msg({"event": "rendered"}, [])
+    assert sent and id(closed) not in {id(widget) for widget, _ in sent}
