@@ -10,9 +10,7 @@ import http.client
 import importlib.util
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -23,12 +21,13 @@ import pytest
 
 from embgeo import _commands_serve as serve
 from embgeo import cli
+from embgeo._server_process import free_port, listening_server
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("_voila_app_helpers", Path(__file__).with_name("test_voila_app.py"))
 _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
-free_port, CHROMIUM, CHROMIUM_ARGS = _helpers.free_port, _helpers.CHROMIUM, _helpers.CHROMIUM_ARGS
+CHROMIUM, CHROMIUM_ARGS = _helpers.CHROMIUM, _helpers.CHROMIUM_ARGS
 TOKEN = "test-token-4f9c"
 
 
@@ -225,33 +224,11 @@ def embgeo_server(*options, env_extra=None, timeout=90.0):
     """Yield (port, log_path) for ``python -m embgeo serve --no-warm OPTIONS`` on a free loopback port."""
     port = free_port()
     log = REPO / "test-artifacts" / f"serve-{port}.log"
-    log.parent.mkdir(exist_ok=True)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(REPO / ".cache" / "numba"), "EMBGEO_APP_SAMPLE": "synthetic",
            **(env_extra or {})}
     cmd = [sys.executable, "-m", "embgeo", "serve", "--port", str(port), "--no-warm", *options]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"embgeo serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", port), timeout=2):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"embgeo serve did not listen within {timeout} s; see {log}")
-            time.sleep(0.3)
+    with listening_server(cmd, port=port, log=log, env=env, cwd=REPO, timeout=timeout):
         yield port, log
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def get(port, path, *, host=None, headers=None, timeout=180.0):

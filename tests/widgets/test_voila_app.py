@@ -2,22 +2,17 @@
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from embgeo._server_process import free_port, listening_server
+
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "notebooks" / "apps" / "dashboard.ipynb"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -25,38 +20,12 @@ def voila_server(env_extra: dict | None = None, timeout: float = 120.0):
     """Yield (url, log_path) for a Voila server on a free loopback port; always torn down."""
     port = free_port()
     log = REPO / "test-artifacts" / f"voila-{port}.log"
-    log.parent.mkdir(exist_ok=True)
     env = {**os.environ, "NUMBA_CACHE_DIR": str(REPO / ".cache" / "numba"), **(env_extra or {})}
     cmd = [sys.executable, "-m", "voila", str(APP), f"--port={port}", "--Voila.ip=127.0.0.1", "--no-browser",
            "--strip_sources=True", "--show_tracebacks=False"]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"voila exited with {proc.returncode}; see {log}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2):
-                    break  # listening; the page itself is fetched (and waited for) by the test
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"voila did not answer on {url} within {timeout} s; see {log}")
-                time.sleep(0.5)
-        yield url, log
-    finally:
-        # the server and the kernels it started share the new session's process group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    with listening_server(cmd, port=port, log=log, env=env, cwd=REPO, timeout=timeout):
+        yield f"http://127.0.0.1:{port}/", log  # the page itself is fetched (and waited for) by the test
 
-import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
