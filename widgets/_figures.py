@@ -34,6 +34,8 @@ class FigureWidget(go.FigureWidget):
     """
 
     _esm = str(go.FigureWidget._esm)
+    #: The width (pixels) fitted to the page (see :func:`fit_width`); None: the figure's own.
+    _fit_width = None
 
 
 def new_widget(**layout) -> FigureWidget:
@@ -42,12 +44,27 @@ def new_widget(**layout) -> FigureWidget:
 
 
 def redraw(widget: go.FigureWidget, figure: go.Figure) -> go.FigureWidget:
-    """Show ``figure`` in ``widget``: its traces and layout replace the old ones in one update."""
+    """Show ``figure`` in ``widget``: its traces and layout replace the old ones in one update (at the
+    width fitted to the page, when there is one)."""
     with widget.batch_update():
         widget.data = []
         widget.layout = figure.layout
+        if getattr(widget, "_fit_width", None):
+            widget.layout.width = widget._fit_width
         widget.add_traces(list(figure.data))
     return widget
+
+
+def fit_width(widget: FigureWidget, width: int) -> None:
+    """Give ``widget`` ``width`` pixels, now and at every later :func:`redraw`.
+
+    plotly's FigureWidget, an anywidget since plotly 6, draws once at the size its layout says (700 px
+    when it says none: its element has no width yet when it first draws) and never follows its
+    container, so the dashboard sizes each figure from the page's width (see ``Dashboard.fit_figures``).
+    """
+    widget._fit_width = int(width)
+    if widget.layout.width != widget._fit_width:
+        widget.layout.width = widget._fit_width
 
 
 def scatter_figure(coords: np.ndarray, hover: np.ndarray, *, density_xy: np.ndarray | None = None,
@@ -140,7 +157,8 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     fig = go.Figure(make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
         "Eigenspectrum" + (f" (alpha = {alpha:.2f})" if alpha is not None and np.isfinite(alpha) else ""),
         "Cumulative explained variance",
-        "Mean per dimension" + (" +/- 1 std" if dim_std is not None else "") + " (rogue: red)")))
+        # two lines: one outgrew its third of a page 1000 px wide
+        "Mean per dimension" + (" +/- 1 std" if dim_std is not None else "") + "<br>(rogue dimensions in red)")))
     fig.add_trace(go.Scatter(x=ranks[keep], y=ev[keep], mode="lines", name="eigenvalue"), row=1, col=1)
     cum = _f32(np.cumsum(explained_ratio))
     fig.add_trace(go.Scatter(x=ranks[: len(cum)], y=cum, mode="lines", name="cumulative"), row=1, col=2)

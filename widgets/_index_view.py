@@ -17,6 +17,8 @@ from . import _figures as F
 from ._html import format_number, italic
 from ._options import DEFAULT_INDEX_KINDS, INDEX_KIND_LABELS, INDEX_KINDS, INDEX_SWEEP, LIVE_QUERIES
 
+#: The two charts of a sweep share their row: recall against speed, and against memory.
+_CHART_SHARES = {"pareto": 0.55, "memory": 0.45}
 _PRESS_RUN = "Press Run to build the indexes and measure them."
 
 
@@ -82,7 +84,7 @@ class IndexView:
         self.index_report = rep
         rows = c.index_rows(rep)
         for name, figure in (("pareto", F.pareto_figure(rows, k=rep.k)), ("memory", F.memory_figure(rows, k=rep.k))):
-            self.index_figures[name] = F.redraw(self._figure_in(self._chart_boxes[name]), figure)
+            self.index_figures[name] = F.redraw(self._figure_in(self._chart_boxes[name], share=_CHART_SHARES[name]), figure)
         body = "".join(
             f"<tr><td>{e(r['label'])}</td><td>{format_number(r['recall'])}</td><td>{r['qps']:,.0f}</td>"
             f"<td>{format_number(r['build_seconds'])}</td><td>{format_number(r['bytes_per_vector'])}</td>"

@@ -15,6 +15,9 @@ its comm; the view then sends ``rendered``, and the kernel answers by re-sending
 every widget in the tree (:func:`resend_states`), so whatever was dropped is replaced by the current
 state. plotly's FigureWidget keeps the data and layout it had when created or last displayed (later
 edits go out as messages), so both are refreshed from the figure before they are sent.
+
+The same view reports the page's width, when shown and when it changes: plotly's FigureWidget cannot
+size itself to its container, so the dashboard sizes its figures from it.
 """
 
 from __future__ import annotations
@@ -27,33 +30,60 @@ import ipywidgets as W
 from plotly.basewidget import BaseFigureWidget
 
 _ESM = """
-function render({ model }) {
+function render({ model, el }) {
+  // the page's width, for the figures (plotly's FigureWidget does not follow its container)
+  const page = el.closest(".embgeo-page") || document.body;
+  const width = () => Math.round(page.getBoundingClientRect().width);
   // created once every model of the tree is built: ask the kernel for the state it holds now
-  model.send({ event: "rendered" });
+  let sent = width();
+  model.send({ event: "rendered", width: sent });
+  let timer = null;
+  const observer = new ResizeObserver(() => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const now = width();
+      if (now > 0 && Math.abs(now - sent) >= 16) {
+        sent = now;
+        model.send({ event: "width", width: now });
+      }
+    }, 250);
+  });
+  observer.observe(page);
+  return () => { observer.disconnect(); clearTimeout(timer); };
 }
 export default { render };
 """
 
 
 class PageSync(anywidget.AnyWidget):
-    """An invisible widget that makes the kernel re-send ``root()``'s widget states once the page shows it.
+    """An invisible widget that makes the kernel re-send ``root()``'s widget states once the page shows
+    it, and reports the page's width (that of the nearest element of class ``embgeo-page``).
 
     Parameters
     ----------
     root : callable
         Returns the widget whose tree is re-sent (called at each render: the tree can change).
+    on_width : callable, optional
+        ``on_width(pixels)`` when the page is shown and whenever its width changes by 16 px or more.
     """
 
     _esm = _ESM
 
-    def __init__(self, root: Callable[[], W.Widget], **kwargs):
+    def __init__(self, root: Callable[[], W.Widget], on_width: Callable[[int], None] | None = None, **kwargs):
         super().__init__(layout=W.Layout(display="none"), **kwargs)
-        self._root = root
+        self._root, self._on_width = root, on_width
         self.on_msg(self._message)
 
     def _message(self, _widget, content, _buffers) -> None:
-        if isinstance(content, dict) and content.get("event") == "rendered":
+        if not isinstance(content, dict):
+            return
+        event = content.get("event")
+        if event == "rendered":
             resend_states(self._root())
+        width = content.get("width")
+        if event in ("rendered", "width") and self._on_width is not None and isinstance(width, (int, float)) \
+                and width > 0:
+            self._on_width(int(width))
 
 
 def widget_tree(root: W.Widget) -> Iterator[W.Widget]:

@@ -17,6 +17,8 @@ from . import _options as O
 from ._html import italic
 from ._search import MAX_TEXT_MATCHES, search
 
+#: The neighbour and selection lists' column beside the map, in pixels.
+_SIDE_PX = 340
 _SELECT_HINT = "Lasso or box-select points to see their statistics."
 _NO_LASSO_HINT = ("plotly's 3-D view has no lasso or box selection: switch to 2D to select a region. Clicking a "
                   "point still lists its neighbours.")
@@ -60,7 +62,7 @@ class ProjectionView:
         self.dims.observe(self._on_projection_setting, "value")
         self.color.observe(self._on_color, "value")
         self.projection_body = own(W.VBox([self.trust, own(W.HBox([
-            self._figure_box, own(W.VBox([self.neighbours, self.selection], layout=W.Layout(width="340px")))]))]))
+            self._figure_box, own(W.VBox([self.neighbours, self.selection], layout=W.Layout(width=f"{_SIDE_PX}px")))]))]))
         self.projection_body.layout.display = "none"
         self.panels["Projection"].children = [own(W.HBox([self.method, self.dims, self.color, self.search_box,
                                                           self.search_button])),
@@ -89,7 +91,7 @@ class ProjectionView:
         hover = np.array([c.data.label(int(r)) for r in rows[shown]], dtype=object)
         scatter = F.scatter_figure(proj.coords[shown], hover, density_xy=density, density_bins=O.DENSITY_BINS,
                                    title=f"{proj.method.upper()} ({proj.metric}), {len(shown):,} points")
-        self.figure = F.redraw(self._figure_in(self._figure_box), scatter)
+        self.figure = F.redraw(self._figure_in(self._figure_box, share=1.0, beside_px=_SIDE_PX + 10), scatter)
         trace = F.points_trace(self.figure)
         trace.on_click(lambda tr, pts, state: pts.point_inds and self.click_point(pts.point_inds[0]))
         trace.on_selection(lambda tr, pts, state: self.select_points(pts.point_inds))

@@ -145,9 +145,9 @@ class ShiftView:
                f"overlap@{report.k} with raw</th></tr>"
                f"{transforms}</table>" if transforms else "")
             + f"<p><b>Hardest queries</b> (distance to the {report.k}-th corpus neighbour)</p><ul>{hardest}</ul>")
-        F.redraw(self._figure_in(self._shift_boxes["map"]), shift_map_figure(self.controller.data, queries,
+        F.redraw(self._figure_in(self._shift_boxes["map"], share=0.5), shift_map_figure(self.controller.data, queries,
                                                                             report.metric))
-        F.redraw(self._figure_in(self._shift_boxes["buckets"]), shift_bucket_figure(report.by_bucket, k=report.k))
+        F.redraw(self._figure_in(self._shift_boxes["buckets"], share=0.5), shift_bucket_figure(report.by_bucket, k=report.k))
         self._show_results("Shift")
 
 

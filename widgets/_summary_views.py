@@ -102,7 +102,7 @@ class SummaryViews:
         rogue = [r["dim"] for r in iso.rogue_dimensions]
         figure = F.spectrum_figure(iso.eigenvalues, iso.explained_variance_ratio, means, rogue,
                                    alpha=iso.power_law_alpha, dim_std=spread)
-        self.spectrum = F.redraw(self._figure_in(self._spectrum_box), figure)
+        self.spectrum = F.redraw(self._figure_in(self._spectrum_box, share=1.0), figure)
         text = ("Right: each bar is a dimension's mean, its whisker one standard deviation; a rogue dimension "
                 "has a mean far from 0 that shifts every cosine. "
                 f"PCA needs {iso.pca_dim_90} / {iso.pca_dim_95} / {iso.pca_dim_99} of {iso.dim} components for "
@@ -114,7 +114,7 @@ class SummaryViews:
         self._done("Spectrum")
 
     def _show_intrinsic(self, rep) -> None:
-        self.lid_histogram = F.redraw(self._figure_in(self._lid_box), F.histogram_figure(
+        self.lid_histogram = F.redraw(self._figure_in(self._lid_box, share=0.5), F.histogram_figure(
             rep.lid, title=f"Local intrinsic dimension (k = {rep.k})", xlabel="local ID", marker=rep.lid_median,
             marker_label=f"median {rep.lid_median:.1f}"))
         # Both curves on one length scale (the median distance each estimate looks at), as Denti et al.
@@ -126,7 +126,7 @@ class SummaryViews:
         figure = F.scale_figure(curves, title="Intrinsic dimension across scales",
                                 xlabel="neighbourhood radius (median distance)",
                                 errors={decimation: rep.scale_twonn_std}, hover=hover)
-        self.scale = F.redraw(self._figure_in(self._scale_box), figure)
+        self.scale = F.redraw(self._figure_in(self._scale_box, share=0.5), figure)
         warn = "".join(f"<li>{html.escape(w)}</li>" for w in rep.warnings)
         self.id_summary.value = (
             f"<p>TwoNN {rep.twonn:.1f} (CI {rep.twonn_ci[0]:.1f}-{rep.twonn_ci[1]:.1f}), MLE {rep.mle:.1f}, "
@@ -138,7 +138,7 @@ class SummaryViews:
         self._done("Intrinsic dimension")
 
     def _show_hubness(self, rep) -> None:
-        self.hub_histogram = F.redraw(self._figure_in(self._hub_box), F.histogram_figure(
+        self.hub_histogram = F.redraw(self._figure_in(self._hub_box, share=0.6), F.histogram_figure(
             rep.k_occurrence, title=f"k-occurrence N_{rep.k}", xlabel="N_k", log_y=True, marker=rep.k,
             marker_label=f"k = {rep.k}"))
         rows = "".join(f"<tr><td>{int(r['index'])}</td><td>{html.escape(str(r['label']))}</td>"

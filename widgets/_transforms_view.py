@@ -130,7 +130,7 @@ class TransformsView:
         label = transform_label(method, params)
         maps = F.before_after_scatter(before.coords[shown], after.coords[shown], hover,
                                       titles=(f"Before: PCA ({before.metric})", f"After {label}: PCA ({after.metric})"))
-        self.transform_figures = tuple(F.redraw(self._figure_in(box), figure)
+        self.transform_figures = tuple(F.redraw(self._figure_in(box, share=0.5), figure)
                                        for box, figure in zip(self._map_boxes, maps))
         self._color_by_metadata(self.transform_figures, before.rows[shown])
         trust = (f"PCA keeps {before.explained_variance_ratio.sum():.1%} of the variance before and "

@@ -35,6 +35,12 @@ from ._shift_view import ShiftView
 from ._summary_views import SummaryViews
 from ._transforms_view import TransformsView
 
+#: A tab's contents are this many pixels narrower than the dashboard: 36 of the tab's borders and padding
+#: (measured in Chromium: 970 -> 934), and a few to spare.
+_PANEL_PAD_PX = 44
+#: No figure is fitted narrower than this.
+_MIN_FIGURE_PX = 320
+
 #: Tabs whose panel shows a computed result as soon as it is opened; the others wait for a button.
 _COMPUTED_TABS = ("Overview", "Spectrum", "Intrinsic dimension", "Hubness")
 
@@ -82,7 +88,10 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
         self.error = own(W.HTML(""))
         #: The tree the page is re-sent once it has built it (see _page_sync); the app makes it its own.
         self.page_root: W.Widget = self
-        self._page_sync = own(PageSync(lambda: self.page_root))
+        #: The page's width in pixels, once the page has said it (see fit_figures); None before.
+        self.page_width: int | None = None
+        self._figure_slots: dict[int, tuple] = {}  # id(figure) -> (figure, share, beside_px)
+        self._page_sync = own(PageSync(lambda: self.page_root, on_width=self.fit_figures))
         self._observers = [(self._on_progress, "progress"), (self._on_status, "status"), (self._on_error, "error"),
                            (self._on_busy, "busy"), (self._on_queued, "queued"), (self._on_heartbeat, "heartbeat")]
         self.queued = own(W.HTML(""))
@@ -110,6 +119,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
         controls = own(W.HBox([self.metric, self.k_choice, self.progress, self.cancel_button, self.status,
                                self.queued, self._page_sync]))
         super().__init__([title, controls, self.error, self.tabs])
+        self.add_class("embgeo-page")  # the element whose width the page sync reports
         self._render("Overview")
 
     # ------------------------------------------------------------------------------ plumbing
@@ -165,14 +175,37 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
         self._owned.append(widget)
         return widget
 
-    def _figure_in(self, box: W.Box, **layout):
+    def _figure_in(self, box: W.Box, *, share: float | None = None, beside_px: int = 0, **layout):
         """The FigureWidget inside ``box``, created (and kept) the first time a panel draws into it.
 
         Creating the figures lazily keeps the first page light: a tab never opened costs no plot.
+        ``share`` (of a panel's width) less ``beside_px`` (what shares its row) sizes the figure to the
+        page once the page has said how wide it is (:meth:`fit_figures`); without it the figure keeps
+        the width its builder gives.
         """
         if not box.children:
-            box.children = [self._own(F.new_widget(**layout))]
+            figure = self._own(F.new_widget(**layout))
+            if share is not None:
+                self._figure_slots[id(figure)] = (figure, share, beside_px)
+                box.layout.flex = "0 0 auto"  # the slot keeps its figure's width; what shares the row gives
+                if self.page_width:
+                    F.fit_width(figure, self._slot_width(share, beside_px))
+            box.children = [figure]
         return box.children[0]
+
+    def _slot_width(self, share: float, beside_px: int) -> int:
+        return max(_MIN_FIGURE_PX, int(share * (self.page_width - _PANEL_PAD_PX)) - beside_px)
+
+    def fit_figures(self, page_width: int) -> None:
+        """Size every figure to a page ``page_width`` pixels wide (the page sync calls this when the page
+        is shown and when its width changes): plotly's FigureWidget does not follow its container, and
+        a figure wider than its panel is clipped."""
+        self.page_width = int(page_width)
+        for key, (figure, share, beside_px) in list(self._figure_slots.items()):
+            if figure.comm is None:  # closed with a replaced set's tabs
+                del self._figure_slots[key]
+                continue
+            F.fit_width(figure, self._slot_width(share, beside_px))
 
     def close(self) -> None:
         """Close every widget of the dashboard (figures included) and stop observing the controller."""

@@ -243,3 +243,28 @@ def test_a_page_that_has_built_its_widgets_gets_every_state_again(monkeypatch):
     sent.clear()
     d._page_sync._handle_custom_msg({"event": "rendered"}, [])
     assert sent and id(closed) not in {id(widget) for widget, _ in sent}
+
+
+def test_figures_are_fitted_to_the_width_the_page_reports_and_stay_fitted_when_redrawn():
+    """plotly's FigureWidget does not follow its container: the page sync reports the page's width and
+    each figure takes its share of the panel (a 1150 px spectrum in a 1000 px page was clipped)."""
+    from embgeo.widgets import dashboard as D
+
+    d = Dashboard(datasets.make_anisotropic(400, 16, random_state=0), background=False)
+    d.tabs.selected_index = 2  # Spectrum, drawn before the page said its width: the builder's width
+    assert d.spectrum.layout.width == 1150
+    d._page_sync._handle_custom_msg({"event": "rendered", "width": 1000}, [])
+    panel = 1000 - D._PANEL_PAD_PX
+    assert d.page_width == 1000 and d.spectrum.layout.width == panel
+    d.tabs.selected_index = 3  # Intrinsic dimension: two figures side by side, each fitted as it is made
+    assert d.lid_histogram.layout.width == d.scale.layout.width == panel // 2
+    d._page_sync._handle_custom_msg({"event": "width", "width": 1400}, [])
+    assert d.spectrum.layout.width == 1400 - D._PANEL_PAD_PX and d.scale.layout.width == (1400 - D._PANEL_PAD_PX) // 2
+    d.k_choice.value = 5  # every tab computes again: a redraw keeps the fitted width
+    d.tabs.selected_index = 2
+    assert d.spectrum.layout.width == 1400 - D._PANEL_PAD_PX
+    for bad in ({"event": "width", "width": 0}, {"event": "width", "width": "wide"}, {"event": "width"}):
+        d._page_sync._handle_custom_msg(bad, [])
+    assert d.page_width == 1400
+    d._page_sync._handle_custom_msg({"event": "width", "width": 200}, [])  # never narrower than the floor
+    assert d.spectrum.layout.width == D._MIN_FIGURE_PX

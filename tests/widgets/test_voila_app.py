@@ -65,8 +65,11 @@ _STATE_JS = """(pending) => {
       .filter(shown).map(h => h.textContent).filter(t => pending.some(p => t.includes(p)));
   const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(shown);
   const empty = plots.filter(p => !(p.data || []).some(t => ['x', 'y', 'z'].some(k => t[k] && t[k].length > 0)));
+  // a figure wider than its slot is cut off (plotly's FigureWidget does not follow its container)
+  const clipped = plots.filter(p => p._fullLayout && p._fullLayout.width > p.parentElement.getBoundingClientRect().width + 1)
+      .map(p => `${p._fullLayout.width} px in ${Math.round(p.parentElement.getBoundingClientRect().width)}`);
   const errors = [...document.querySelectorAll('div.embgeo-error')].map(e => e.textContent.trim()).filter(t => t);
-  return {busy, waiting, plots: plots.length, empty: empty.length, errors};
+  return {busy, waiting, plots: plots.length, empty: empty.length, clipped, errors};
 }"""
 
 
@@ -89,6 +92,7 @@ def check_tab(page, name: str, shots: Path, *, plots: bool) -> dict:
     page.screenshot(path=str(shots / f"walk_{name.lower().replace(' ', '_')}.png"), full_page=True)
     assert not state["errors"], f"{name}: {state['errors']}"
     assert state["empty"] == 0, f"{name}: {state['empty']} of {state['plots']} plots have no data"
+    assert not state["clipped"], f"{name}: figures wider than their slot: {state['clipped']}"
     if plots:
         assert state["plots"] > 0, f"{name}: no plot"
     return state
@@ -111,7 +115,7 @@ def test_browser_walks_every_tab_and_main_control_then_exports_the_report():
     with voila_server({"EMBGEO_APP_SAMPLE": "sentences"}) as (url, log), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})  # a laptop's notebook width
             page_errors = []
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
             page.goto(url, timeout=180_000)
