@@ -405,14 +405,15 @@ class DashboardController(TaskRunner):
 
     def live_index(self, n_queries: int = LIVE_QUERIES, k: int | None = None):
         """:func:`embgeo.analysis.live_index_report` on the source database's own search, cached: ``n_queries``
-        held-out collection rows, k nearest (default the dashboard's k), the collection's own distance."""
+        held-out collection rows, k nearest (default the dashboard's k), the collection's own distance. The
+        set shown stands in for reading the collection again while it still matches it (``data=``)."""
         source = self.live_source()
         if source is None:
             raise EmbeddingInputError("this set was not read from a vector database URI (lancedb://, chroma://, "
                                       "qdrant://, qdrant+local://, milvus://): there is no live index to measure")
         k = self.k if k is None else int(k)
         return self._cached(("live_index", source, int(n_queries), k), lambda: live_index_report(
-            source, k=k, n_queries=int(n_queries), random_state=0,
+            source, k=k, n_queries=int(n_queries), random_state=0, data=self.data,
             progress=self.progress_between(5, 95, f"searching {source} ({n_queries:,} queries, k = {k})...")))
 
     # ------------------------------------------------------------------------------ colouring

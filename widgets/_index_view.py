@@ -179,7 +179,8 @@ class IndexView:
                   f"{e(faiss.metric)}, k = {faiss.k}): other queries, so compare them as settings, not row by row."
                   if faiss is not None else "Press Run above to put embgeo's faiss sweep on this data beside it.")
         parts = [f"<b>Live index</b>: {e(rep.source)} ({rep.n:,} vectors, {rep.n_queries:,} queries, {e(rep.query_source)}, "
-                 f"{e(rep.metric)}, k = {rep.k}; exact search took {rep.exact_seconds:.2f} s)"
+                 f"{e(rep.metric)}, k = {rep.k}; exact search took {rep.exact_seconds:.2f} s, over "
+                 f"{'the collection read again' if rep.vectors_from == 'read' else e(rep.vectors_from)})"
                  f"<table class='embgeo-nn embgeo-live'><tr><th>search</th><th>recall@{rep.k} (distance)</th>"
                  f"<th>recall@{rep.k} (ids)</th><th>QPS (1 client)</th><th>latency ms p50 / p95 / p99</th></tr>"
                  f"{body}</table>",

@@ -16,6 +16,7 @@ import numpy as np
 from .._core import (EmbeddingInputError, Progress, Result, as_float32_matrix, blocked_row_norms, check_k,
                      check_random_state, hidden)
 from .._core import metric as _field
+from ..embeddings import EmbeddingSet
 from ..io import open_live_index
 from ..neighbors import exact_knn, recall_per_query, refine_distances
 from .difficulty import QueryDifficulty, query_difficulty
@@ -27,6 +28,9 @@ from .reachability import Reachability, reachability
 #: The faiss kinds and search values of ``faiss=True`` (the quick sweep of ``embgeo index-stats``).
 FAISS_KINDS = ("hnsw", "ivf")
 FAISS_SWEEP = {"hnsw": {"efSearch": (16, 64, 256)}, "ivf": {"nprobe": (1, 8, 64)}}
+#: Rows of a set given as ``data=`` compared with the database's own vectors before the set stands in
+#: for reading the collection again.
+REUSE_CHECK_ROWS = 32
 #: An answer counts as a hit when its distance is at most the exact k-th distance times (1 + this):
 #: ANN-Benchmarks' tolerance, so that a tied copy of the k-th neighbour is not a miss.
 TIE_TOLERANCE = 1e-3
@@ -62,6 +66,9 @@ class LiveIndexReport(Result):
                          "latency p50/p95/p99, QPS.")
     faiss: IndexSweep | None = _field("embgeo's faiss sweep on the same vectors and queries, for comparison.",
                                       "Johnson, Douze and Jegou, IEEE TBD 2019", default=None)
+    vectors_from: str = _field("Where the exact search's vectors came from: the collection read now, or the set given "
+                               "as data= (once its row count and a sample of its rows matched the collection's).",
+                               default="read")
     recall_per_query: np.ndarray = _field("Recall of every query (by distance).", summary=False, default=None)
     recall_per_query_ids: np.ndarray = _field("Id-overlap recall of every query.", summary=False, default=None)
     difficulty: QueryDifficulty | None = _field(
@@ -77,7 +84,7 @@ class LiveIndexReport(Result):
 
 def live_index_report(source, *, collection: str | None = None, queries=None, k: int = 10, n_queries: int = 200,
                       vectors: str | None = None, metric: str | None = None, sweep: dict | None = None,
-                      faiss=False, random_state=0, progress=None) -> LiveIndexReport:
+                      faiss=False, random_state=0, data=None, progress=None) -> LiveIndexReport:
     """Measure a vector database's own search against exact search over the same vectors.
 
     Parameters
@@ -110,6 +117,12 @@ def live_index_report(source, *, collection: str | None = None, queries=None, k:
         queries, side by side (held-out query rows are left out of faiss's corpus).
     random_state : int or numpy Generator
         Chooses the held-out query rows.
+    data : EmbeddingSet, optional
+        The collection as read before (``load(uri)``: the dashboard's set), used instead of reading it
+        again (minutes at a million rows) once it matches: read from the same URI, as many rows as the
+        collection holds now, and :data:`REUSE_CHECK_ROWS` of its rows, looked up by id, equal to the
+        database's vectors. A set that does not match (the collection changed, or the vectors were
+        transformed since) is not used: the collection is read, and ``vectors_from`` says why.
     progress : None, bool or callable
         Reading the collection, then one step per query; raising in the callback cancels.
 
@@ -129,16 +142,53 @@ def live_index_report(source, *, collection: str | None = None, queries=None, k:
     nearest neighbor algorithms", Information Systems 87 (recall@k with a distance tolerance of 1e-3, so
     ties with the k-th neighbour count; latency and QPS). The id overlap is reported beside it.
     """
+    if data is not None and not isinstance(data, EmbeddingSet):
+        raise EmbeddingInputError(f"data= takes the EmbeddingSet that load() read from the collection; got "
+                                  f"{type(data).__name__}")
     live = open_live_index(source, collection, vectors=vectors, metric=metric)
     try:
-        return _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss)
+        return _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss, data)
     finally:
         live.close()
 
 
-def _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss) -> LiveIndexReport:
+def _collection(live, given, progress) -> tuple[EmbeddingSet, str]:
+    """The collection's vectors and ids, and where they came from: ``given`` when it matches the
+    collection (see ``live_index_report``'s ``data``), else a read."""
+    if given is None:
+        return live.read(progress=progress), "read"
+    if isinstance(given.source, str) and "://" in given.source and given.source != live.where:
+        raise EmbeddingInputError(f"data= was read from {given.source}, not from {live.where}")
+    why = _mismatch(live, given)
+    if why is None:
+        return given, f"the given set ({given.n:,} rows; the row count and {min(REUSE_CHECK_ROWS, given.n)} rows checked)"
+    return live.read(progress=progress), f"read (the given set was not used: {why})"
+
+
+def _mismatch(live, given) -> str | None:
+    """Why ``given`` cannot stand in for the collection, or None when it can."""
+    if live.count is None or live.fetch is None:
+        return f"{live.database} offers no lookup by id here"
+    if given.metadata is None or live.id_column not in given.metadata.columns:
+        return f"it has no {live.id_column!r} column"
+    n = int(live.count())
+    if n != given.n:
+        return f"the collection holds {n:,} rows, the set {given.n:,}"
+    rows = np.random.default_rng(0).choice(n, size=min(REUSE_CHECK_ROWS, n), replace=False)
+    ids = list(given.metadata[live.id_column].iloc[rows])
+    found = live.fetch(ids)
+    for row, i in zip(rows, ids):
+        held = found.get(i.item() if isinstance(i, np.generic) else i)
+        if held is None:
+            return f"id {i!r} is not in the collection"
+        if held.shape != (given.dim,) or not np.allclose(held, given.vectors[row], rtol=1e-5, atol=1e-6):
+            return f"its row {row} (id {i!r}) differs from the collection's vector"
+    return None
+
+
+def _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss, given) -> LiveIndexReport:
     sweep = _check_sweep(live, sweep)
-    data = live.read(progress=progress)
+    data, vectors_from = _collection(live, given, progress)
     corpus, ids = data.vectors, list(data.metadata[live.id_column])
     row_of = {i: r for r, i in enumerate(ids)}
     held_out = queries is None
@@ -185,6 +235,7 @@ def _measure(live, queries, k, n_queries, random_state, progress, sweep, faiss) 
         n_queries=m, query_source=f"held-out({m})" if held_out else "array",
         **_timing(per_query, latencies, per_query_ids),
         recall_min=float(per_query.min()), exact_seconds=exact_seconds, never_returned_rate=float(1.0 - returned.mean()),
+        vectors_from=vectors_from,
         sweep=swept, faiss=faiss_sweep, recall_per_query=per_query, recall_per_query_ids=per_query_ids,
         difficulty=difficulty,
         reachability=reachability(ground, corpus_as_queries=False), latencies_ms=latencies, query_rows=rows,

@@ -3,6 +3,8 @@
 :func:`open_live_index` opens the same URIs and objects as the readers (see :mod:`~.databases`) and
 returns a :class:`LiveIndex`, whose ``search(vector, k)`` asks the database for its k nearest ids
 with the collection's own distance and search settings. It never writes: no index is built or changed.
+``count()`` and ``fetch(ids)`` (a few rows' vectors by id) let a set read before stand in for a new
+read once it is checked against the collection (``live_index_report(data=)``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,25 @@ class LiveIndex:
     settings: dict = field(default_factory=dict)
     close: Callable[[], None] = field(default=lambda: None)
     read: Callable[..., Any] | None = None  #: read(progress=...) -> the collection as an EmbeddingSet
+    count: Callable[[], int] | None = None  #: the collection's row count now
+    fetch: Callable[[list], dict] | None = None  #: fetch(ids) -> {id: vector} for those of ids it holds
+
+
+def _by_id(ids, vectors) -> dict:
+    return {_plain_id(i): np.asarray(v, dtype=np.float32) for i, v in zip(ids, vectors) if v is not None}
+
+
+def _plain_id(value):
+    """An id as a plain Python value (NumPy scalars from a DataFrame column compare and hash as their value)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _sql_literal(value) -> str:
+    """An id as a LanceDB (DataFusion SQL) literal: an integer, or a quoted string."""
+    value = _plain_id(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise EmbeddingInputError(f"ids of type {type(value).__name__} cannot be looked up in LanceDB")
+    return str(value) if isinstance(value, int) else "'" + value.replace("'", "''") + "'"
 
 
 def _metric(name, database: str, where: str) -> str:
@@ -97,10 +118,16 @@ def _lancedb(source, vectors, metric) -> LiveIndex:
             query = getattr(query, name)(value)
         return query.select(["id"]).to_arrow().column("id").to_pylist()
 
+    def fetch(ids):
+        found = (tbl.search().where(f"id IN ({', '.join(_sql_literal(i) for i in ids)})").select(["id", col])
+                 .limit(len(ids)).to_arrow())
+        return _by_id(found.column("id").to_pylist(), found.column(col).to_pylist())
+
     kinds = ", ".join(f"{getattr(i, 'name', '?')}: {getattr(i, 'index_type', '?')}" for i in indices)
     return LiveIndex(where, "lancedb", metric, search, settings={"indices": kinds or "none (flat search)"},
                      params=("nprobes", "ef", "refine_factor"),
-                     read=lambda progress=None: from_lancedb(tbl, vectors=col, progress=progress))
+                     read=lambda progress=None: from_lancedb(tbl, vectors=col, progress=progress),
+                     count=tbl.count_rows, fetch=fetch)
 
 
 def _chroma(source) -> LiveIndex:
@@ -122,9 +149,13 @@ def _chroma(source) -> LiveIndex:
     def search(q, k):
         return list(col.query(query_embeddings=[q], n_results=k, include=[])["ids"][0])
 
+    def fetch(ids):
+        found = col.get(ids=[str(_plain_id(i)) for i in ids], include=["embeddings"])
+        return _by_id(found["ids"], found["embeddings"])
+
     return LiveIndex(where, "chroma", _metric(space, "chroma", where), search,
                      settings={k: v for k, v in hnsw.items() if isinstance(v, (int, float, str))},
-                     read=lambda progress=None: from_chroma(col, progress=progress))
+                     read=lambda progress=None: from_chroma(col, progress=progress), count=col.count, fetch=fetch)
 
 
 def _qdrant(source, collection, vectors) -> LiveIndex:
@@ -157,11 +188,17 @@ def _qdrant(source, collection, vectors) -> LiveIndex:
         return [p.id for p in client.query_points(collection, query=np.asarray(q).tolist(), using=using, limit=k,
                                                   with_payload=False, **extra).points]
 
+    def fetch(ids):
+        points = client.retrieve(collection, ids=[_plain_id(i) for i in ids], with_payload=False,
+                                 with_vectors=[using] if using else True)
+        return _by_id([p.id for p in points], [(p.vector or {}).get(using) if using else p.vector for p in points])
+
     distance = getattr(params.distance, "value", params.distance)
     return LiveIndex(where, "qdrant", _metric(distance, "qdrant", where), search,
                      settings={k: v for k, v in hnsw.items() if isinstance(v, (int, float, str))},
                      close=client.close if own else (lambda: None), params=("hnsw_ef", "exact"),
-                     read=lambda progress=None: from_qdrant(client, collection, vectors=using, progress=progress))
+                     read=lambda progress=None: from_qdrant(client, collection, vectors=using, progress=progress),
+                     count=lambda: client.count(collection, exact=True).count, fetch=fetch)
 
 
 def _milvus(source, collection, vectors) -> LiveIndex:
@@ -200,7 +237,17 @@ def _milvus(source, collection, vectors) -> LiveIndex:
     def close():
         _milvus_close(client, collection, not loaded, own)
 
+    def count():
+        with _quiet():
+            return int(client.query(collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
+
+    def fetch(ids):
+        with _quiet():
+            rows = client.get(collection, ids=[_plain_id(i) for i in ids], output_fields=[pk, field_name])
+        return _by_id([r[pk] for r in rows], [r[field_name] for r in rows])
+
     settings: dict[str, Any] = {k: v for k, v in index.items() if isinstance(v, (int, float, str))}
     return LiveIndex(where, "milvus", metric, search, id_column=pk,
                      settings=settings, close=close, params=("ef", "nprobe", "search_list"),
-                     read=lambda progress=None: from_milvus(client, collection, vectors=field_name, progress=progress))
+                     read=lambda progress=None: from_milvus(client, collection, vectors=field_name, progress=progress),
+                     count=count, fetch=fetch)

@@ -240,6 +240,8 @@ def test_the_live_panel_shows_the_database_search_beside_the_faiss_sweep(tmp_pat
     for number in (rep.recall_at_k, rep.recall_at_k_ids, rep.latency_ms_p50, rep.latency_ms_p95, rep.latency_ms_p99):
         assert format_number(number) in page
     assert f"{rep.qps:,.0f}" in page and "Recall by query difficulty" in page and "Press Run above" in page
+    # the set on show stood in for reading the collection again (checked against it first)
+    assert rep.vectors_from.startswith(f"the given set ({N:,} rows") and "over the given set" in page
     # independently: the database's answers (as rows) against brute-force euclidean neighbours, own row left out
     x = d.controller.data.vectors
     q = rep.query_rows

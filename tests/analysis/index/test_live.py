@@ -320,3 +320,71 @@ def test_tied_copies_of_the_kth_neighbour_count_as_hits(monkeypatch):
     np.testing.assert_allclose(r.recall_per_query, _recall_by_distance(x, q, answers, truth, "euclidean"))
     np.testing.assert_allclose(r.recall_per_query_ids, _recall(answers, truth))
     assert r.recall_at_k_ids < 0.95  # the copies chosen differ from the exact list's
+
+
+def _collection_uri(db, x, root):
+    """The N x D rows as a real collection of ``db`` (ids: strings for Chroma, integers elsewhere)."""
+    _needs({"lancedb": "lancedb", "chroma": "chromadb", "qdrant": "qdrant_client", "milvus": "pymilvus"}[db])
+    if db == "lancedb":
+        import lancedb
+        import pyarrow as pa
+
+        lancedb.connect(str(root)).create_table(
+            "t", data=pa.table({"id": np.arange(N), "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), D)}))
+        return f"lancedb://{root}/t"
+    if db == "chroma":
+        import chromadb
+
+        chromadb.PersistentClient(path=str(root)).create_collection("docs", configuration={"hnsw": {"space": "l2"}}).add(
+            ids=[f"r{i}" for i in range(N)], embeddings=x)
+        return f"chroma://{root}/docs"
+    if db == "qdrant":
+        from qdrant_client import QdrantClient, models
+
+        client = QdrantClient(path=str(root / "q"))
+        client.create_collection("docs", vectors_config=models.VectorParams(size=D, distance=models.Distance.EUCLID))
+        client.upsert("docs", points=[models.PointStruct(id=i, vector=v.tolist()) for i, v in enumerate(x)])
+        client.close()
+        return f"qdrant+local://{root / 'q'}/docs"
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(root / "m.db"))
+    client.create_collection("docs", dimension=D, metric_type="L2")
+    client.insert("docs", [{"id": i, "vector": v.tolist()} for i, v in enumerate(x)])
+    client.close()
+    return f"milvus://{root / 'm.db'}/docs"
+
+
+@pytest.mark.parametrize("db", ["lancedb", "chroma", "qdrant", "milvus"])
+def test_a_set_read_before_stands_in_for_a_new_read_only_while_it_matches_the_collection(db, data, tmp_path):
+    """data=: the dashboard's set is used instead of reading the collection again, once its row count and
+    a sample of its rows, looked up by id in the database, match; a transformed or partial set is not."""
+    from embgeo.analysis.io import load
+
+    x, q = data
+    uri = _collection_uri(db, x, tmp_path)
+    plain = live_index_report(uri, queries=q, k=K)
+    given = load(uri)
+    reused = live_index_report(uri, queries=q, k=K, data=given)
+    assert plain.vectors_from == "read" and reused.vectors_from.startswith("the given set (600 rows")
+    np.testing.assert_array_equal(reused.truth, plain.truth)
+    np.testing.assert_array_equal(reused.recall_per_query_ids, plain.recall_per_query_ids)
+
+    changed = given.with_vectors(given.vectors * 1.5)  # same ids and rows, other vectors (a transform)
+    stale = live_index_report(uri, queries=q, k=K, data=changed)
+    assert "differs from the collection's vector" in stale.vectors_from
+    np.testing.assert_array_equal(stale.truth, plain.truth)  # measured on the collection's own vectors
+    part = live_index_report(uri, queries=q, k=K, data=given.subset(np.arange(N - 1)))
+    assert f"the collection holds {N} rows, the set {N - 1}" in part.vectors_from
+
+
+def test_a_set_from_another_source_is_refused(data, low_chroma, tmp_path):
+    from embgeo.analysis import EmbeddingSet
+
+    x, q = data
+    uri, _ = low_chroma
+    elsewhere = EmbeddingSet(x, source="lancedb:///somewhere/else")
+    with pytest.raises(EmbeddingInputError, match="data= was read from lancedb:///somewhere/else, not from chroma://"):
+        live_index_report(uri, queries=q, k=K, data=elsewhere)
+    with pytest.raises(EmbeddingInputError, match="data= takes the EmbeddingSet"):
+        live_index_report(uri, queries=q, k=K, data=x)
