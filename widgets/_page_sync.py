@@ -31,25 +31,33 @@ from plotly.basewidget import BaseFigureWidget
 
 _ESM = """
 function render({ model, el }) {
-  // the page's width, for the figures (plotly's FigureWidget does not follow its container)
-  const page = el.closest(".embgeo-page") || document.body;
-  const width = () => Math.round(page.getBoundingClientRect().width);
   // created once every model of the tree is built: ask the kernel for the state it holds now
-  let sent = width();
-  model.send({ event: "rendered", width: sent });
-  let timer = null;
-  const observer = new ResizeObserver(() => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const now = width();
-      if (now > 0 && Math.abs(now - sent) >= 16) {
-        sent = now;
-        model.send({ event: "width", width: now });
-      }
-    }, 250);
-  });
-  observer.observe(page);
-  return () => { observer.disconnect(); clearTimeout(timer); };
+  model.send({ event: "rendered" });
+  // then the dashboard's width, for the figures (plotly's FigureWidget does not follow its container);
+  // the view may not be in the document yet when it renders, so wait until it is placed
+  let observer = null, timer = null, sent = 0, tries = 0;
+  const report = (page) => {
+    const now = Math.round(page.getBoundingClientRect().width);
+    if (now > 0 && Math.abs(now - sent) >= 4) {
+      sent = now;
+      model.send({ event: "width", width: now });
+    }
+  };
+  const place = () => {
+    const page = el.isConnected ? el.closest(".embgeo-page") : null;
+    if (!page) {
+      if (tries++ < 600) timer = setTimeout(place, 50);  // 30 s
+      return;
+    }
+    report(page);
+    observer = new ResizeObserver(() => {
+      clearTimeout(timer);
+      timer = setTimeout(() => report(page), 250);
+    });
+    observer.observe(page);
+  };
+  place();
+  return () => { if (observer) observer.disconnect(); clearTimeout(timer); };
 }
 export default { render };
 """
@@ -64,7 +72,8 @@ class PageSync(anywidget.AnyWidget):
     root : callable
         Returns the widget whose tree is re-sent (called at each render: the tree can change).
     on_width : callable, optional
-        ``on_width(pixels)`` when the page is shown and whenever its width changes by 16 px or more.
+        ``on_width(pixels)`` once the view is placed in the page and whenever the width of the element
+        of class ``embgeo-page`` around it changes by 4 px or more (a scroll bar coming or going).
     """
 
     _esm = _ESM
@@ -77,12 +86,10 @@ class PageSync(anywidget.AnyWidget):
     def _message(self, _widget, content, _buffers) -> None:
         if not isinstance(content, dict):
             return
-        event = content.get("event")
+        event, width = content.get("event"), content.get("width")
         if event == "rendered":
             resend_states(self._root())
-        width = content.get("width")
-        if event in ("rendered", "width") and self._on_width is not None and isinstance(width, (int, float)) \
-                and width > 0:
+        elif event == "width" and self._on_width is not None and isinstance(width, (int, float)) and width > 0:
             self._on_width(int(width))
 
 

@@ -253,7 +253,7 @@ def test_figures_are_fitted_to_the_width_the_page_reports_and_stay_fitted_when_r
     d = Dashboard(datasets.make_anisotropic(400, 16, random_state=0), background=False)
     d.tabs.selected_index = 2  # Spectrum, drawn before the page said its width: the builder's width
     assert d.spectrum.layout.width == 1150
-    d._page_sync._handle_custom_msg({"event": "rendered", "width": 1000}, [])
+    d._page_sync._handle_custom_msg({"event": "width", "width": 1000}, [])
     panel = 1000 - D._PANEL_PAD_PX
     assert d.page_width == 1000 and d.spectrum.layout.width == panel
     d.tabs.selected_index = 3  # Intrinsic dimension: two figures side by side, each fitted as it is made
