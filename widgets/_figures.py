@@ -157,8 +157,9 @@ def spectrum_figure(eigenvalues: np.ndarray, explained_ratio: np.ndarray, dim_me
     fig = go.Figure(make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
         "Eigenspectrum" + (f" (alpha = {alpha:.2f})" if alpha is not None and np.isfinite(alpha) else ""),
         "Cumulative explained variance",
-        # two lines: one outgrew its third of a page 1000 px wide
-        "Mean per dimension" + (" +/- 1 std" if dim_std is not None else "") + "<br>(rogue dimensions in red)")))
+        # two short lines: one outgrew its third of a notebook's width
+        "Mean per dimension" + (" ± 1 std" if dim_std is not None else "") + "<br>(rogue in red)")))
+    fig.update_annotations(font_size=13)  # the subplot titles, within a third of a 700 px figure
     fig.add_trace(go.Scatter(x=ranks[keep], y=ev[keep], mode="lines", name="eigenvalue"), row=1, col=1)
     cum = _f32(np.cumsum(explained_ratio))
     fig.add_trace(go.Scatter(x=ranks[: len(cum)], y=cum, mode="lines", name="cumulative"), row=1, col=2)
