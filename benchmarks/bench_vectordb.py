@@ -144,6 +144,8 @@ def main(argv=None) -> int:
         print(json.dumps(child(args.child[0], args.child[1], args.queries)))
         return 0
     rows = []
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         for db in args.dbs:
             t = time.perf_counter()
