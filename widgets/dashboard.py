@@ -159,6 +159,7 @@ class Dashboard(SummaryViews, ProjectionView, TransformsView, IndexView, Retriev
                 if isinstance(part, W.Widget):
                     part.close()
             widget.close()
+        self._figure_slots = {key: slot for key, slot in self._figure_slots.items() if slot[0].comm is not None}
         self.title.value = _title(new.data)
         self.k_choice.unobserve(self._on_k, "value")
         self.k_choice.options, self.k_choice.value = k_options(new.data.n, new.k), new.k

@@ -268,3 +268,7 @@ def test_figures_are_fitted_to_the_width_the_page_reports_and_stay_fitted_when_r
     assert d.page_width == 1400
     d._page_sync._handle_custom_msg({"event": "width", "width": 200}, [])  # never narrower than the floor
     assert d.spectrum.layout.width == D._MIN_FIGURE_PX
+    old = d.spectrum
+    d.open_set(datasets.make_anisotropic(300, 16, random_state=1))  # the old tabs' figures are let go
+    assert d.spectrum is not old and [slot[0] for slot in d._figure_slots.values()] == [d.spectrum]
+    assert d.spectrum.layout.width == D._MIN_FIGURE_PX  # drawn at the width the page last said
