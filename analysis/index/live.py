@@ -176,7 +176,10 @@ def _mismatch(live, given) -> str | None:
         return f"the collection holds {n:,} rows, the set {given.n:,}"
     rows = np.random.default_rng(0).choice(n, size=min(REUSE_CHECK_ROWS, n), replace=False)
     ids = list(given.metadata[live.id_column].iloc[rows])
-    found = live.fetch(ids)
+    try:
+        found = live.fetch(ids)
+    except EmbeddingInputError as exc:  # ids the database cannot be asked for (a LanceDB float id)
+        return str(exc)
     for row, i in zip(rows, ids):
         held = found.get(i.item() if isinstance(i, np.generic) else i)
         if held is None:
