@@ -180,8 +180,7 @@ def _mismatch(live, given) -> str | None:
         found = live.fetch(ids)
     except EmbeddingInputError as exc:  # ids the database cannot be asked for (a LanceDB float id)
         return str(exc)
-    for row, i in zip(rows, ids):
-        held = found.get(i.item() if isinstance(i, np.generic) else i)
+    for row, i, held in zip(rows, ids, found):
         if held is None:
             return f"id {i!r} is not in the collection"
         if held.shape != (given.dim,) or not np.allclose(held, given.vectors[row], rtol=1e-5, atol=1e-6):

@@ -43,11 +43,13 @@ class LiveIndex:
     close: Callable[[], None] = field(default=lambda: None)
     read: Callable[..., Any] | None = None  #: read(progress=...) -> the collection as an EmbeddingSet
     count: Callable[[], int] | None = None  #: the collection's row count now
-    fetch: Callable[[list], dict] | None = None  #: fetch(ids) -> {id: vector} for those of ids it holds
+    fetch: Callable[[list], list] | None = None  #: fetch(ids) -> their vectors in that order (None: not held)
 
 
-def _by_id(ids, vectors) -> dict:
-    return {_plain_id(i): np.asarray(v, dtype=np.float32) for i, v in zip(ids, vectors) if v is not None}
+def _in_order(asked, ids, vectors) -> list:
+    """The vectors a database returned (``ids``, in its own order) lined up with the ``asked`` ids."""
+    held = {_plain_id(i): np.asarray(v, dtype=np.float32) for i, v in zip(ids, vectors) if v is not None}
+    return [held.get(_plain_id(i)) for i in asked]
 
 
 def _plain_id(value):
@@ -121,7 +123,7 @@ def _lancedb(source, vectors, metric) -> LiveIndex:
     def fetch(ids):
         found = (tbl.search().where(f"id IN ({', '.join(_sql_literal(i) for i in ids)})").select(["id", col])
                  .limit(len(ids)).to_arrow())
-        return _by_id(found.column("id").to_pylist(), found.column(col).to_pylist())
+        return _in_order(ids, found.column("id").to_pylist(), found.column(col).to_pylist())
 
     kinds = ", ".join(f"{getattr(i, 'name', '?')}: {getattr(i, 'index_type', '?')}" for i in indices)
     return LiveIndex(where, "lancedb", metric, search, settings={"indices": kinds or "none (flat search)"},
@@ -151,7 +153,7 @@ def _chroma(source) -> LiveIndex:
 
     def fetch(ids):
         found = col.get(ids=[str(_plain_id(i)) for i in ids], include=["embeddings"])
-        return _by_id(found["ids"], found["embeddings"])
+        return _in_order(ids, found["ids"], found["embeddings"])
 
     return LiveIndex(where, "chroma", _metric(space, "chroma", where), search,
                      settings={k: v for k, v in hnsw.items() if isinstance(v, (int, float, str))},
@@ -191,7 +193,7 @@ def _qdrant(source, collection, vectors) -> LiveIndex:
     def fetch(ids):
         points = client.retrieve(collection, ids=[_plain_id(i) for i in ids], with_payload=False,
                                  with_vectors=[using] if using else True)
-        return _by_id([p.id for p in points], [(p.vector or {}).get(using) if using else p.vector for p in points])
+        return _in_order(ids, [p.id for p in points], [(p.vector or {}).get(using) if using else p.vector for p in points])
 
     distance = getattr(params.distance, "value", params.distance)
     return LiveIndex(where, "qdrant", _metric(distance, "qdrant", where), search,
@@ -244,7 +246,7 @@ def _milvus(source, collection, vectors) -> LiveIndex:
     def fetch(ids):
         with _quiet():
             rows = client.get(collection, ids=[_plain_id(i) for i in ids], output_fields=[pk, field_name])
-        return _by_id([r[pk] for r in rows], [r[field_name] for r in rows])
+        return _in_order(ids, [r[pk] for r in rows], [r[field_name] for r in rows])
 
     settings: dict[str, Any] = {k: v for k, v in index.items() if isinstance(v, (int, float, str))}
     return LiveIndex(where, "milvus", metric, search, id_column=pk,
