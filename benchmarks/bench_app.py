@@ -176,15 +176,17 @@ async def open_session(browser, url: str, timeout_s: float) -> dict:
 
     page.on("pageerror", page_error)
     t0 = time.monotonic()
-    response = await page.goto(url, timeout=timeout_s * 1000)
-    try:
+    response = None
+    try:  # a session that never loads or never shows its numbers is a result, not a crash
+        response = await page.goto(url, timeout=timeout_s * 1000)
         await page.wait_for_function("document.querySelectorAll('.embgeo-card').length >= 6",
                                      timeout=max(1.0, timeout_s - (time.monotonic() - t0)) * 1000)
-    except Exception as exc:  # a session that never shows its numbers is a result, not a crash
+    except Exception as exc:
         shot = REPO / "test-artifacts" / f"bench-app-session-{id(page)}.png"
         shot.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(shot), full_page=True)
-        errors.append(f"no Overview within {timeout_s:.0f} s ({type(exc).__name__}); screenshot {shot}")
+        what = "no Overview" if response is not None else "the page did not finish loading"
+        errors.append(f"{what} within {timeout_s:.0f} s ({type(exc).__name__}); screenshot {shot}")
     seconds = time.monotonic() - t0
     errors += [f"error text: {t}" for t in await page.locator("div.embgeo-error").all_inner_texts() if t.strip()]
     body = await page.content()

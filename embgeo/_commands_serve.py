@@ -211,6 +211,9 @@ def cull_interval(args: argparse.Namespace) -> int:
 
 #: Seconds Voila waits for a cell's output after its reply while it renders the page (see server_command).
 IOPUB_TIMEOUT_S = 120
+#: Seconds Voila waits for a new kernel's first answer (its default, 60, is short for a room of pages
+#: opened at once on a small server; past it the page says its session stopped).
+STARTUP_TIMEOUT_S = 180
 
 
 def server_command(args: argparse.Namespace, notebook: Path) -> list[str]:
@@ -231,6 +234,7 @@ def server_command(args: argparse.Namespace, notebook: Path) -> list[str]:
             # without it: with 8 sessions starting at once on 2 cores the app cell's widget arrived later
             # than that (measured), and those pages showed no dashboard at all
             f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
+            f"--VoilaExecutor.startup_timeout={STARTUP_TIMEOUT_S}",
             f"--EmbgeoVoila.max_upload_mb={args.max_upload_mb}",
             *(f"--EmbgeoVoila.allowed_hosts={h}" for h in hosts)]
 

@@ -31,7 +31,12 @@ option set on the command line:
 * ``/voila/files/`` (the files next to the notebook that Voila's ``file_allowlist`` lets through)
   behind the token, like every other page (Voila serves them with a plain ``StaticFileHandler``);
 * ``GET /api/kernels`` (authenticated, read-only): how many kernels live and their execution states,
-  never their ids (a kernel id is the key to that participant's session).
+  never their ids (a kernel id is the key to that participant's session);
+* a page whose kernel is lost while Voila runs its notebook (it died, or did not answer within Voila's
+  start-up timeout) ends with a message saying so and its slot is freed: Voila renders in a task of its
+  own whose failure it never reports, so the page otherwise stayed loading for as long as the browser
+  waited (with its heartbeats, for ever). Until its page is sent, a kernel is not culled: its start
+  (``kernel_info`` exchanges, which jupyter-server does not count as activity) is not idle time.
 
 Culling (``MappingKernelManager.cull_idle_timeout`` and friends), the token and the template settings
 are Voila's and jupyter-server's own options, passed by ``embgeo serve``.
@@ -40,7 +45,10 @@ are Voila's and jupyter-server's own options, passed by ``embgeo serve``.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import functools
+import time
 import html
 import json
 import os
@@ -53,7 +61,7 @@ from tornado.log import app_log
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.log import log_request
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import ensure_async, url_path_join
 from traitlets import Integer, List, TraitError, Unicode
 from voila.app import Voila
 from voila.static_file_handler import AllowListFileHandler
@@ -70,6 +78,13 @@ RETRY_AFTER_S = 60
 SECRET_PARAMS = ("token",)
 #: The request's URL and query string as Voila hands them to each kernel (voila.utils.ENV_VARIABLE).
 REQUEST_URL_ENV, QUERY_STRING_ENV = "VOILA_REQUEST_URL", "QUERY_STRING"
+#: Seconds between the checks, while a page is sent, that its kernel still lives (Voila sends a
+#: heartbeat every ``http_keep_alive_timeout`` seconds, 10 by default, so a stalled page is checked too).
+KERNEL_CHECK_S = 2.0
+#: The page a request is sending, as a dict: :meth:`EmbgeoKernelManager.start_kernel` records there the
+#: kernel it starts for it. A context variable: Voila starts the kernel inside the page's generator,
+#: which runs in the request's own task.
+_PAGE = contextvars.ContextVar("embgeo_page", default=None)
 
 
 class ServerBusy(Exception):
@@ -103,6 +118,8 @@ class EmbgeoKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         #: ids of kernels whose start is under way: they hold a slot before jupyter-client lists them
         self._reserved: set[str] = set()
+        #: ids of kernels whose page is still being sent: never culled (see :meth:`cull_kernel_if_idle`)
+        self._rendering: set[str] = set()
 
     def in_use(self) -> int:
         """Kernels holding a slot: running, starting (jupyter-client's pending ones) or reserved here,
@@ -134,12 +151,36 @@ class EmbgeoKernelManager(AsyncMappingKernelManager):
             raise ServerBusy(reason)
         kernel_id = kwargs["kernel_id"] = kwargs.get("kernel_id") or self.new_kernel_id()
         self._reserved.add(kernel_id)
+        page = _PAGE.get()
+        if page is not None:
+            page["kernel_id"] = kernel_id
+            self._rendering.add(kernel_id)
         try:
             return await super().start_kernel(*args, **kwargs)
         finally:
             self._reserved.discard(kernel_id)
 
+    def page_sent(self, kernel_id: str | None) -> None:
+        """The page of ``kernel_id`` is sent (or its request is gone): the culler may look at it again."""
+        self._rendering.discard(kernel_id)
+
+    async def kernel_lost(self, kernel_id: str) -> bool:
+        """Whether ``kernel_id`` is gone, dead or its process not running (Voila's executor shuts a
+        kernel down itself when it does not answer in time)."""
+        kernel = self._kernels.get(kernel_id)
+        if kernel is None or getattr(kernel, "execution_state", None) == "dead":
+            return True
+        try:
+            return not await ensure_async(kernel.is_alive())
+        except Exception:  # a manager half torn down: its kernel is no use to the page either
+            return True
+
     async def cull_kernel_if_idle(self, kernel_id):
+        if kernel_id in self._rendering:
+            # jupyter-server counts a kernel's start as idle time (the kernel_info exchanges are not
+            # activity), so on a busy machine a short --idle-timeout culled kernels still starting,
+            # and their pages never loaded
+            return None
         # jupyter-server lists a kernel before its start has set ``last_activity``; its culler then reads
         # the unset trait and logs a TraitError traceback (seen with 8 sessions starting at once)
         kernel = self._kernels.get(kernel_id)
@@ -197,6 +238,18 @@ def busy_page(reason: str) -> str:
                                 "try again in a minute or two (reload this page).")
 
 
+#: The end of a page whose kernel was lost while it was sent. The part already sent sits in Voila's
+#: hidden cell container under its spinner: the script moves the message to the page's body and takes
+#: the spinner away.
+KERNEL_LOST_END = ("<div id='embgeo-session-lost' class='embgeo-server-message embgeo-error' style='font-family:"
+                   "sans-serif;max-width:40em;margin:4em auto;color:#a00'><h1 style='font-size:1.4em'>embgeo: the "
+                   "session stopped</h1><p>This page's session stopped before the page was ready (the server may "
+                   "be short of memory, or too busy to start it in time). Reload the page to start a new one.</p>"
+                   "</div><script>(function(){var m=document.getElementById('embgeo-session-lost');"
+                   "document.body.appendChild(m);var l=document.getElementById('loading');if(l)l.remove();})()"
+                   "</script></body></html>")
+
+
 class EmbgeoVoilaHandler(TornadoVoilaHandler):
     """Voila's page handler, answering with the busy page when no kernel may start, and refusing
     template/theme overrides before a kernel starts."""
@@ -209,14 +262,35 @@ class EmbgeoVoilaHandler(TornadoVoilaHandler):
             self.finish(_page("bad request", f"This server does not take {' or '.join(overrides)} from the "
                                              "address; open it without a query string."))
             return
+        km = self.kernel_manager
+        page: dict = {}
+        context = _PAGE.set(page)
         try:
+            checked = time.monotonic()
             async for snippet in self.get_generator(path=path):
+                if page.get("kernel_id") and time.monotonic() - checked >= KERNEL_CHECK_S:
+                    checked = time.monotonic()
+                    if await km.kernel_lost(page["kernel_id"]):
+                        await self._end_lost_page(page["kernel_id"])
+                        return
                 self.write(snippet)
                 self.flush()
         except ServerBusy as exc:  # raised by start_kernel, before any byte of the page is written
             self.set_status(503)
             self.set_header("Retry-After", str(RETRY_AFTER_S))
             self.finish(busy_page(str(exc)))
+        finally:
+            _PAGE.reset(context)
+            km.page_sent(page.get("kernel_id"))
+
+    async def _end_lost_page(self, kernel_id: str) -> None:
+        """End the page of a kernel that is lost, and free its slot at once (a reload may start one)."""
+        self.log.warning("embgeo: a session's kernel was lost before its page was sent; the page says so")
+        km = self.kernel_manager
+        if kernel_id in km:
+            with contextlib.suppress(Exception):  # already on its way out
+                await ensure_async(km.shutdown_kernel(kernel_id, now=True))
+        self.finish(KERNEL_LOST_END)
 
 
 class KernelListHandler(APIHandler):
