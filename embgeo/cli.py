@@ -146,8 +146,9 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
                    help="memory the neighbour search may hold, e.g. 2GB (default: half the available memory); "
                         "a tight limit makes the approximate join work a block of points at a time")
     p.add_argument("--dask", metavar="SCHEDULER", default=None,
-                   help="run the moments, the exact table and the query sample on a Dask cluster: a scheduler "
-                        "address (tcp://host:8786) or local:N for N local worker processes (needs embgeo[dask])")
+                   help="run the moments, the neighbour table (exact, or with --approximate the join's blocks) and "
+                        "the query sample on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for "
+                        "N local worker processes (needs embgeo[dask])")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
     p.add_argument("--html", metavar="OUT", help="also write a standalone HTML page with charts to OUT")
 
@@ -159,8 +160,6 @@ def _run_report(args: argparse.Namespace) -> int:
 
     if args.subsample is not None and not args.sampled:
         raise UsageError("--subsample applies only with --sampled")
-    if args.dask is not None and args.approximate:
-        raise UsageError("--dask runs the exact or the sampled report; it does not combine with --approximate yet")
     if args.memory_limit is not None and args.sampled:
         raise UsageError("--memory-limit applies to the full report, not --sampled (whose memory does not grow with n)")
     data = load_embeddings(args.path)

@@ -179,8 +179,12 @@ def test_report_on_a_local_dask_cluster_matches_the_report_here(tmp_path, capsys
     assert any("Dask cluster of 2 workers" in note for note in b["notes"])
     assert b["hubness"]["skewness"] == pytest.approx(a["hubness"]["skewness"], rel=1e-9)
     assert b["isotropy"]["isoscore"] == pytest.approx(a["isotropy"]["isoscore"], rel=1e-6)
-    assert cli.main(["report", str(path), "--approximate", "--dask", "local:2"]) == cli.EXIT_USAGE  # refused before starting one
-    assert "--dask runs the exact or the sampled report" in capsys.readouterr().err
+    approx = tmp_path / "approx.json"
+    done = _embgeo("report", path, "--k", 5, "--sample", 100, "--approximate", "--json", approx, "--dask", "local:2")
+    assert done.returncode == 0, done.stderr
+    c = json.loads(approx.read_text())
+    assert any("approximate join" in note and "Dask cluster of 2 workers" in note for note in c["notes"])
+    assert c["exact"] is False and c["recall"] >= 0.9
 
 
 def test_the_sampled_report_takes_the_cluster_too(tmp_path, monkeypatch):

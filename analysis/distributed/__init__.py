@@ -6,12 +6,14 @@ row-chunked arrays (``from_npy``: workers read their chunks from the file; ``row
 ``engine`` holds the algorithms: per-chunk mergeable moments combined by a tree reduction
 (``dask_moments``), and the self-join over chunk pairs i <= j, each pair one task whose tiles serve
 both chunks (:func:`embgeo.analysis.neighbors.block_pair_knn`), the partial lists of each chunk merged
-by a tree reduction (``dask_exact_knn``); ``tracking`` computes a graph with progress that moves (the
+by a tree reduction (``dask_exact_knn``); ``approximate`` runs the approximate table's blocked IVF join
+block by block on the workers (``dask_approximate_knn``); ``tracking`` computes a graph with progress that moves (the
 share of its tasks done) and cancels it from the progress callback (``compute``). The results are the single-machine objects (``Moments``,
 ``Neighbors``). Dask is an optional extra (``pip install 'embgeo[dask]'``); imports only ``_core`` and
 ``neighbors``.
 """
 
+from .approximate import dask_approximate_knn
 from .arrays import cluster_rows, from_npy, is_dask_array, row_chunks
 from .cluster import connect, local_cluster, require_dask
 from .engine import dask_cosine_and_dot_sample, dask_exact_knn, dask_moments

@@ -2,9 +2,10 @@
 
 ``exact`` (blocked float32 products, the symmetric self-join), ``approximate`` (an IVF self-join in a
 PCA subspace, re-ranked exactly, with measured recall; ``ivf`` holds its lists and probe tuning,
-``ivf_join`` its two joins, symmetric and blocked, and what each holds in memory), ``blocks`` (one
-pair of row blocks at a time and the merge of partial lists, for engines that never hold the whole
-corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share),
+``ivf_join`` its two joins, symmetric and blocked, and what each holds in memory; ``plan_join``,
+``ListOrder``, ``join_block`` and ``Reranker`` let the Dask engine run the blocked join's blocks on its
+workers), ``blocks`` (one pair of row blocks at a time and the merge of partial lists, for engines that
+never hold the whole corpus: the Dask engine), ``table`` (:class:`Neighbors` and the finishing steps all share),
 ``statistics`` (overlap and recall, k-occurrence, relative contrast, expansion, local ID) and
 ``copies`` (groups of identical rows, and neighbour lists of distinct points that skip them). The numba
 kernels are split by their consumer: ``_fold_kernels`` (exact folds), ``_join_kernels`` (the
@@ -14,7 +15,7 @@ torch-cpu or torch-cuda. Imports only :mod:`embgeo.analysis._core`.
 
 from ._backend import numba_thread_pool, resolve_backend
 from ._fold_kernels import warm_up
-from .approximate import approximate_knn, check_join_fits
+from .approximate import JoinPlan, approximate_knn, check_join_fits, plan_join
 from .blocks import (
     block_pair_knn,
     finish_sample_lists,
@@ -27,6 +28,7 @@ from .blocks import (
 )
 from .copies import DistinctNeighbors, copy_groups, distinct_neighbors, merge_copies
 from .exact import cosine_and_dot_sample, exact_knn
+from .ivf_join import BLOCK_ROWS, MIN_BLOCK_ROWS, ListOrder, Reranker, join_block
 from .statistics import (
     duplicate_mask,
     duplicate_tolerance,

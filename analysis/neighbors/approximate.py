@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -194,6 +195,85 @@ def approximate_knn(
     ((3000, 10), True)
     """
     t0 = time.perf_counter()
+    plan = plan_join(corpus, k, metric=metric, n_lists=n_lists, n_probe=n_probe, projection_dim=projection_dim,
+                     candidates=candidates, target_recall=target_recall, recall_sample=recall_sample,
+                     sample_truth=sample_truth, random_state=random_state, memory_limit=memory_limit, join=join)
+    x, n, k = plan.x, plan.x.shape[0], plan.k
+    norms = blocked_row_norms(x)
+    ids = np.empty((n, k), dtype=np.int32)  # -1 where a point had fewer than k candidates
+    dist = np.empty((n, k), dtype=np.float32)
+    rerank = Reranker(x, plan.metric, norms, plan.n_cand, ids, dist)
+    if plan.layout == "symmetric":
+        buf_i, count, order = symmetric_join(plan.proj, plan.centroids, plan.lists, plan.probe, plan.metric,
+                                             plan.n_cand, plan.floor, progress)
+        plan.release()  # the projection was reordered in place by the join
+        for start in range(0, n, RERANK_ROWS):
+            block = slice(start, start + RERANK_ROWS)
+            rerank(order[block], buf_i[block], count[block], order)
+        del buf_i, count
+    else:
+        block_rows = block_rows_that_fit(plan.limit, n, plan.dim, plan.n_lists, plan.probe, k, plan.n_cand)
+        blocked_join(plan.proj, plan.centroids, plan.lists, plan.probe, plan.metric, plan.n_cand, plan.floor,
+                     block_rows, progress, rerank)
+        plan.release()
+    return plan.neighbors(ids, dist, backend=plan.backend(), seconds=time.perf_counter() - t0)
+
+
+@dataclass
+class JoinPlan:
+    """What :func:`plan_join` chose for an IVF self-join, and what it holds for it: the corpus ``x``
+    (float32, validated), the projection ``proj`` (n x dim, reordered in place by the join), the
+    k-means ``centroids`` and each point's list, the tuned ``probe``, the thresholds' ``floor``, the
+    candidates a point keeps, the join's layout and memory limit, and the query sample the recall is
+    measured on (``check_rows``, their exact neighbours ``check_truth``)."""
+
+    x: np.ndarray
+    k: int
+    metric: str
+    proj: np.ndarray | None
+    centroids: np.ndarray
+    lists: np.ndarray | None
+    probe: int
+    floor: float
+    dim: int
+    n_cand: int
+    n_lists: int
+    layout: str
+    limit: int
+    check_rows: np.ndarray
+    check_truth: np.ndarray
+
+    def release(self) -> None:
+        """Drop the projection and the lists (the join has them reordered; nothing reads them after)."""
+        self.proj = self.lists = None
+
+    def backend(self, layout: str | None = None) -> str:
+        return (f"ivf-join({layout or self.layout}, dim={self.dim}, lists={self.n_lists}, probe={self.probe}, "
+                f"candidates={self.n_cand})")
+
+    def neighbors(self, ids: np.ndarray, dist: np.ndarray, *, backend: str, seconds: float) -> Neighbors:
+        """The result from the join's ``ids`` and ``dist`` (-1 where a point had fewer than k
+        candidates: those points are searched exactly here), with the recall measured on the check
+        sample."""
+        short = np.flatnonzero((ids < 0).any(axis=1))
+        if len(short):  # a point whose probed lists held fewer than k others: search it exactly
+            found = exact_knn(self.x, k=self.k, metric=self.metric, query_indices=short, validate=False,
+                              progress=False)
+            ids[short], dist[short] = found.indices, found.distances
+        return Neighbors(indices=ids, distances=dist, metric=self.metric, exact=False, backend=backend,
+                         recall=recall_at_k(ids[self.check_rows], self.check_truth),
+                         recall_sample=len(self.check_rows), seconds=seconds)
+
+
+def plan_join(corpus, k: int = 10, *, metric: str = "cosine", n_lists: int | None = None, n_probe: int | None = None,
+              projection_dim: int | None = None, candidates: int | None = None, target_recall: float = 0.95,
+              recall_sample: int = 500, sample_truth: tuple | None = None, random_state=0,
+              memory_limit: int | None = None, join: str = "auto") -> JoinPlan:
+    """Everything :func:`approximate_knn` does before the join: the checks, the principal basis, the
+    samples' exact neighbours, the projection, k-means, the tuning of ``n_probe`` (and of the
+    projection's dimension and the candidates, see the module docstring) and the choice of the join
+    that fits ``memory_limit``. The parameters are :func:`approximate_knn`'s; ``join="blocked"`` plans
+    the blocked join, which the Dask engine also runs (block by block on its workers)."""
     metric = check_metric(metric)
     x = as_float32_matrix(corpus, name="corpus")
     n, d = x.shape
@@ -277,29 +357,9 @@ def approximate_knn(
         layout = "blocked"  # only with a given n_probe: a tuned one was tuned for what fits
 
     _check_fits(layout, limit, n, dim, n_lists, probe, k, n_cand)
-    norms = blocked_row_norms(x)
-    ids = np.empty((n, k), dtype=np.int32)  # -1 where a point had fewer than k candidates
-    dist = np.empty((n, k), dtype=np.float32)
-    rerank = Reranker(x, metric, norms, n_cand, ids, dist)
-    if layout == "symmetric":
-        buf_i, count, order = symmetric_join(proj, centroids, lists, probe, metric, n_cand, floor, progress)
-        del proj, lists  # the projection was reordered in place by the join
-        for start in range(0, n, RERANK_ROWS):
-            block = slice(start, start + RERANK_ROWS)
-            rerank(order[block], buf_i[block], count[block], order)
-        del buf_i, count
-    else:
-        block_rows = block_rows_that_fit(limit, n, dim, n_lists, probe, k, n_cand)
-        blocked_join(proj, centroids, lists, probe, metric, n_cand, floor, block_rows, progress, rerank)
-        del proj, lists
-    short = np.flatnonzero((ids < 0).any(axis=1))
-    if len(short):  # a point whose probed lists held fewer than k others: search it exactly
-        found = exact_knn(x, k=k, metric=metric, query_indices=short, validate=False, progress=False)
-        ids[short], dist[short] = found.indices, found.distances
-    return Neighbors(indices=ids, distances=dist, metric=metric, exact=False,
-                     backend=f"ivf-join({layout}, dim={dim}, lists={n_lists}, probe={probe}, candidates={n_cand})",
-                     recall=recall_at_k(ids[check_rows], check_truth), recall_sample=len(check_rows),
-                     seconds=time.perf_counter() - t0)
+    return JoinPlan(x=x, k=k, metric=metric, proj=proj, centroids=centroids, lists=lists, probe=probe, floor=floor,
+                    dim=dim, n_cand=n_cand, n_lists=n_lists, layout=layout, limit=limit, check_rows=check_rows,
+                    check_truth=check_truth)
 
 
 # --------------------------------------------------------------------------------------------- pieces

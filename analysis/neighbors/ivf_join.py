@@ -151,47 +151,71 @@ def blocked_join(proj, centroids, lists, n_probe, metric, n_cand, floor, block_r
     """The join a block of points at a time, each block re-ranked (``finish``) before the next.
 
     Points are reordered by list, as in :func:`symmetric_join` (``proj`` in place), and cut into blocks of
-    ``block_rows`` consecutive positions, which share most of their probed lists. A block's points
-    pick their ``n_probe`` lists, are bucketed by list and probe rank (:func:`group_queries`, their
-    own lists first), and every bucket is scored against its list's members (:func:`join_rows`),
-    each pair feeding its query only. The block's candidates then go to
-    ``finish(rows, buf_i, count, order)`` and its buffers are dropped: only the projection and the
-    caller's result grow with n.
+    ``block_rows`` consecutive positions, which share most of their probed lists (:func:`join_block`
+    joins one). The block's candidates then go to ``finish(rows, buf_i, count, order)`` and its
+    buffers are dropped: only the projection and the caller's result grow with n.
     """
     n = proj.shape[0]
-    n_lists = centroids.shape[0]
-    pts, order, starts, sq, scratch_q, scratch_t = _in_list_order(proj, lists, n_lists, metric)
-    workers = numba.get_num_threads()
+    layout = ListOrder(proj, lists, centroids.shape[0], metric)
     bar = Progress(progress, n * n_probe, f"approximate {n_cand}-candidate join ({metric}, blocked)",
                    unit="probe", auto=n > 50_000)
     with numba_thread_pool(), bar:
         for p0 in range(0, n, block_rows):
             p1 = min(n, p0 + block_rows)
-            size = p1 - p0
-            probes = _probed_lists(pts[p0:p1], centroids, n_probe)
-            q_start, q_pos = group_queries(probes, np.full(size, -1, dtype=np.int32), n_lists)
-            del probes
-            q_pos += p0  # block positions to join positions
-            buf_s = np.empty((size, 2 * n_cand), dtype=np.float32)  # slots past count[t] are never read
-            buf_i = np.empty((size, 2 * n_cand), dtype=np.int32)
-            count = np.zeros(size, dtype=np.int32)
-            thr = np.full(size, floor, dtype=np.float32)
+            buf_i, count = join_block(layout, centroids, p0, p1, n_probe, n_cand, floor, bar.update)
+            finish(layout.order[p0:p1], buf_i, count, layout.order)
+
+
+class ListOrder:
+    """The points of a join reordered so that each list's members are contiguous (the projection
+    itself, in place: ``pts``), ``order`` (position t is row ``order[t]``), each list's first position
+    (``starts``, one more than the lists) and the squared norms under euclidean (else empty)."""
+
+    def __init__(self, proj, lists, n_lists: int, metric: str):
+        self.order = np.argsort(lists, kind="stable")
+        self.starts = np.searchsorted(lists[self.order], np.arange(n_lists + 1)).astype(np.int64)
+        permute_rows(proj, self.order)
+        self.pts = proj
+        self.sq = sq_norms(proj) if metric == "euclidean" else np.empty(0, dtype=np.float32)
+
+
+def join_block(layout: ListOrder, centroids, p0: int, p1: int, n_probe: int, n_cand: int, floor, update=None):
+    """The blocked join of positions ``p0:p1`` of ``layout``: each point picks its ``n_probe`` lists,
+    the points are bucketed by list and probe rank (:func:`group_queries`, their own lists first), and
+    every bucket is scored against its list's members (:func:`join_rows`), each pair feeding its
+    query only. Returns the block's candidates ``(buf_i, count)`` (positions, as :func:`symmetric_join`
+    leaves them); ``update(done)`` is told the probes scored as it goes."""
+    pts, starts, sq = layout.pts, layout.starts, layout.sq
+    n_lists = centroids.shape[0]
+    size = p1 - p0
+    workers = numba.get_num_threads()
+    max_members = max(1, int(np.diff(starts).max()))
+    scratch_q = np.empty(workers * JOIN_STEP_ROWS * pts.shape[1], dtype=np.float32)
+    scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
+    probes = _probed_lists(pts[p0:p1], centroids, n_probe)
+    q_start, q_pos = group_queries(probes, np.full(size, -1, dtype=np.int32), n_lists)
+    del probes
+    q_pos += p0  # block positions to join positions
+    buf_s = np.empty((size, 2 * n_cand), dtype=np.float32)  # slots past count[t] are never read
+    buf_i = np.empty((size, 2 * n_cand), dtype=np.int32)
+    count = np.zeros(size, dtype=np.int32)
+    thr = np.full(size, floor, dtype=np.float32)
+    pending = 0
+    for bucket in np.flatnonzero(np.diff(q_start)):  # (rank group, list) pairs with queries
+        lst = bucket % n_lists
+        b0, b1 = int(starts[lst]), int(starts[lst + 1])
+        queries = q_pos[q_start[bucket]:q_start[bucket + 1]]
+        for r0 in range(0, len(queries) if b1 > b0 else 0, JOIN_TILE_ROWS):  # an empty list: nothing
+            join_rows(pts, sq, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, p0, buf_s, buf_i, count, thr,
+                      scratch_q, scratch_t, JOIN_STEP_ROWS, workers)
+        pending += len(queries)
+        if update is not None and pending >= 16 * JOIN_TILE_ROWS:  # a few hundred updates a block, not one a tile
+            update(pending)
             pending = 0
-            for bucket in np.flatnonzero(np.diff(q_start)):  # (rank group, list) pairs with queries
-                lst = bucket % n_lists
-                b0, b1 = int(starts[lst]), int(starts[lst + 1])
-                queries = q_pos[q_start[bucket]:q_start[bucket + 1]]
-                for r0 in range(0, len(queries) if b1 > b0 else 0, JOIN_TILE_ROWS):  # an empty list: nothing
-                    join_rows(pts, sq, queries[r0:r0 + JOIN_TILE_ROWS], b0, b1, p0, buf_s, buf_i, count, thr,
-                              scratch_q, scratch_t, JOIN_STEP_ROWS, workers)
-                pending += len(queries)
-                if pending >= 16 * JOIN_TILE_ROWS:  # a few hundred updates a block, not one a tile
-                    bar.update(pending)
-                    pending = 0
-            bar.update(pending)
-            compact_all(buf_s, buf_i, count, thr, n_cand, 8 * workers)
-            del buf_s, thr
-            finish(order[p0:p1], buf_i, count, order)
+    if update is not None:
+        update(pending)
+    compact_all(buf_s, buf_i, count, thr, n_cand, 8 * workers)
+    return buf_i, count
 
 
 class Reranker:
@@ -206,28 +230,26 @@ class Reranker:
         self.sq_norms = norms * norms if metric == "euclidean" else empty
 
     def __call__(self, rows, buf_i, count, order) -> None:
-        k = self.ids.shape[1]
+        self.ids[rows], self.dist[rows] = self.block(rows, buf_i, count, order, self.ids.shape[1])
+
+    def block(self, rows, buf_i, count, order, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest of each buffer's candidates, ids and distances nearest first (buffer t
+        belongs to row ``rows[t]``)."""
         got, scores = rerank_candidates(np.asarray(self.x), buf_i, count, rows, order, self.n_cand, k,
                                         self.inv_norms, self.sq_norms, 8 * numba.get_num_threads())
         dist = distances_from_scores(self.x, got, scores, self.metric, self.norms, rows=rows)
-        got, dist = nearest_first(got, dist)
-        self.ids[rows], self.dist[rows] = got, dist
+        return nearest_first(got, dist)
 
 
 def _in_list_order(proj, lists, n_lists: int, metric: str):
-    """What both joins start from: the points reordered so that each list's members are contiguous
-    (``proj`` itself, in place: ``pts``), ``order`` (position t is row ``order[t]``), each list's
-    first position (``starts``, n_lists + 1 of them), the squared norms under euclidean (else empty)
-    and the workers' scratch for the rows they gather and the tiles they score."""
-    order = np.argsort(lists, kind="stable")
-    starts = np.searchsorted(lists[order], np.arange(n_lists + 1)).astype(np.int64)
-    permute_rows(proj, order)
-    sq = sq_norms(proj) if metric == "euclidean" else np.empty(0, dtype=np.float32)
+    """The symmetric join's start: :class:`ListOrder`'s arrays, and the workers' scratch for the rows
+    they gather and the tiles they score."""
+    layout = ListOrder(proj, lists, n_lists, metric)
     workers = numba.get_num_threads()
-    max_members = max(1, int(np.diff(starts).max()))
+    max_members = max(1, int(np.diff(layout.starts).max()))
     scratch_q = np.empty(workers * JOIN_STEP_ROWS * proj.shape[1], dtype=np.float32)
     scratch_t = np.empty(workers * JOIN_STEP_ROWS * max_members, dtype=np.float32)
-    return proj, order, starts, sq, scratch_q, scratch_t
+    return layout.pts, layout.order, layout.starts, layout.sq, scratch_q, scratch_t
 
 
 def _probed_lists(points, centroids, n_probe: int) -> np.ndarray:

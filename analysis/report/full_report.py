@@ -267,8 +267,10 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         exact neighbour table and the query sample's search (:mod:`embgeo.analysis.distributed`),
         over row chunks that the workers read themselves when the set is a memory-mapped file. A
         client, a scheduler address, or ``"local:N"`` (a LocalCluster of N worker processes, started
-        and stopped here). Every statistic is then computed from those results as on one machine,
-        so the report is the same. The approximate table does not run on a cluster yet (a clear error).
+        and stopped here). With ``exact=False`` the approximate table's join runs there block by
+        block (:func:`~embgeo.analysis.distributed.dask_approximate_knn`: planned here, its recall
+        measured on the query sample as on one machine). Every statistic is then computed from those
+        results as on one machine, so the report is the same (the approximate one, up to its recall).
 
     Returns
     -------
@@ -321,7 +323,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
         check_join_fits(es.n, es.dim, table_k, memory_limit=memory_limit)  # before the query sample's search, not after it
     on_cluster = ClusterParts(cluster, es, exact=exact)  # a no-op without a cluster
     if on_cluster:
-        notes.append(on_cluster.note("the moments, the exact table and the query sample's search"))
+        notes.append(on_cluster.note(f"the moments, the {'exact table' if exact else 'approximate join'} and the "
+                                     "query sample's search"))
     # Under euclidean or dot a zero vector is a point like any other, but it has no direction: the cosine
     # parts run on the other rows (under cosine the set was refused above, naming the rows)
     cos_es, zero_note = _directed_rows(es, metric)
@@ -347,7 +350,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
             if not exact and cos_es is es:  # (without the zero rows it is not the truth of the whole set)
                 truth = (shared_rows, shared[0 if metric == "cosine" else 1].indices)
         # on a cluster the table and the moments are computed there and cached on the set first
-        table = clock.run("neighbors", lambda: on_cluster.attach_table(table_k, metric, clock.within()) or es.neighbors(
+        table = clock.run("neighbors", lambda: on_cluster.attach_table(
+            table_k, metric, clock.within(), sample_truth=truth, memory_limit=memory_limit) or es.neighbors(
             table_k, metric=metric, exact=exact, progress=clock.within(), sample_truth=truth, memory_limit=memory_limit))
         work = es if table.exact else es.with_neighbors(table)
         iso = clock.run("isotropy", lambda: on_cluster.attach_moments(clock.within())

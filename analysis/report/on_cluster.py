@@ -1,13 +1,20 @@
 """The report's heavy parts on a Dask cluster (``geometry_report(cluster=...)``): the query sample's
-search, the exact neighbour table and the moments run there (:mod:`embgeo.analysis.distributed`) and
-are cached on the set, so every statistic is then computed from them exactly as on one machine."""
+search, the neighbour table (exact, or the approximate join's blocks) and the moments run there
+(:mod:`embgeo.analysis.distributed`) and are cached on the set, so every statistic is then computed
+from them exactly as on one machine."""
 
 from __future__ import annotations
 
 import contextlib
 
-from .._core import EmbeddingInputError
-from ..distributed import cluster_rows, connect, dask_cosine_and_dot_sample, dask_exact_knn, dask_moments
+from ..distributed import (
+    cluster_rows,
+    connect,
+    dask_approximate_knn,
+    dask_cosine_and_dot_sample,
+    dask_exact_knn,
+    dask_moments,
+)
 
 
 class ClusterParts:
@@ -15,13 +22,9 @@ class ClusterParts:
     and the set's rows as the workers read them. :meth:`close` ends a connection this object opened."""
 
     def __init__(self, cluster, es, *, exact: bool):
-        self.es, self.client, self._stack = es, None, contextlib.ExitStack()
+        self.es, self.exact, self.client, self._stack = es, exact, None, contextlib.ExitStack()
         if cluster is None:
             return
-        if not exact:
-            raise EmbeddingInputError("the approximate table does not run on a Dask cluster yet: run the exact "
-                                      "table there (exact=True, no --approximate), or the approximate report on "
-                                      "one machine")
         try:
             self.client = self._stack.enter_context(connect(cluster))
             self.rows = cluster_rows(es.vectors)
@@ -48,10 +51,19 @@ class ClusterParts:
         return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client, fetch_rows=self._fetch,
                                           progress=progress)
 
-    def attach_table(self, k: int, metric: str, progress=None) -> None:
-        if self and self.es.cached_neighbors(k, metric=metric, exact=True) is None:
-            self.es.attach_neighbors(dask_exact_knn(self.rows, k, metric=metric, client=self.client,
-                                                    fetch_rows=self._fetch, progress=progress))
+    def attach_table(self, k: int, metric: str, progress=None, *, sample_truth=None, memory_limit=None) -> None:
+        """The report's neighbour table, computed on the cluster and cached on the set: the exact
+        self-join, or (``exact=False``) the approximate join, tuned and measured on ``sample_truth``
+        (the query sample's exact neighbours) as on one machine."""
+        if not self or self.es.cached_neighbors(k, metric=metric, exact=self.exact) is not None:
+            return
+        if self.exact:
+            table = dask_exact_knn(self.rows, k, metric=metric, client=self.client, fetch_rows=self._fetch,
+                                   progress=progress)
+        else:
+            table = dask_approximate_knn(self.es.vectors, k, metric=metric, client=self.client,
+                                         sample_truth=sample_truth, memory_limit=memory_limit, progress=progress)
+        self.es.attach_neighbors(table)
 
     def attach_moments(self, progress=None) -> None:
         if self:

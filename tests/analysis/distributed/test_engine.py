@@ -312,5 +312,13 @@ def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path, monk
     loose = {"isotropy.partition_isotropy"}
     for key in a:
         assert b[key] == pytest.approx(a[key], rel=1e-4 if key in loose else 1e-5, abs=1e-7), key
-    with pytest.raises(EmbeddingInputError, match="approximate table does not run on a Dask cluster"):
-        geometry_report(es, k=8, exact=False, cluster=client)
+    # the approximate report: its join's blocks on the cluster, its recall measured on the report's own
+    # query sample, and its statistics as close to the approximate report here as the two tables are
+    approx_here = geometry_report(x, k=8, sample=300, exact=False).to_dict()
+    fresh = load(path)  # es now holds the exact table, which an approximate request would take
+    approx_there = geometry_report(fresh, k=8, sample=300, exact=False, cluster=client).to_dict()
+    assert any("approximate join" in note and "Dask cluster of 2 workers" in note for note in approx_there["notes"])
+    assert fresh.cached_neighbors(approx_there["table_k"], exact=False).backend.startswith("dask(ivf-join(blocked")
+    assert approx_there["exact"] is False and approx_there["recall"] >= 0.9
+    assert abs(approx_there["recall"] - approx_here["recall"]) <= 0.02
+    assert approx_there["hubness"]["skewness"] == pytest.approx(approx_here["hubness"]["skewness"], abs=0.15)
