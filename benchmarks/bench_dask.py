@@ -1,6 +1,7 @@
-"""The exact report on a Dask LocalCluster against the single-process report, on the same file, in one run.
+"""The report on a Dask LocalCluster against the single-process report, on the same file, in one run.
 
     python benchmarks/bench_dask.py [--n 200000] [--workers 2] [--dim 384]
+    python benchmarks/bench_dask.py --approximate --n 1000000      # the approximate report
 
 For each n it writes (once, then reuses) the ``make_anisotropic`` rows of ``bench_scale.py`` to a float32
 ``.npy`` in ``benchmarks/.data``, then runs ``geometry_report(load(path))`` in this process and
@@ -16,6 +17,13 @@ this time are kept from the previous file).
 The single-process report uses both cores in one process (numba and BLAS threads); the cluster's two
 workers have one thread each, so the ratio is the engine's overhead (scheduling, pickling partial
 lists, the tree merges, one task per chunk pair) on the same hardware.
+
+``--approximate`` runs ``geometry_report(exact=False)`` three ways: in this process with the default
+(symmetric) join, in this process with the blocked join (``memory_limit`` of 1 GiB, as
+``bench_scale.py``'s bounded case), and on the cluster, whose join is the blocked one, block by block on
+the workers (``dask_approximate_knn``). Two ratios: against the default, what a user gains or loses by
+moving to the cluster; against the blocked join, the engine's overhead on the same algorithm. Results
+go to ``dask_approximate_d{dim}.{json,md}``; the numbers are compared with the blocked report's.
 """
 
 from __future__ import annotations
@@ -73,6 +81,75 @@ def _task_costs(stream: list[dict]) -> dict:
                 "mean_result_bytes": c["bytes"] / c["count"]} for p, c in sorted(costs.items())}
 
 
+def _path(n: int, dim: int) -> Path:
+    path = HERE / ".data" / f"anisotropic_n{n}_d{dim}_s0.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_anisotropic(path, n, dim, 0)
+    return path
+
+
+def run_approximate(n: int, dim: int, workers: int, k: int) -> dict:
+    import distributed
+
+    from embgeo.analysis import geometry_report, load
+    from embgeo.analysis.distributed import local_cluster
+
+    path = _path(n, dim)
+    load_before = os.getloadavg()[0]
+    runs = {}
+    for name, extra in (("default", {}), ("blocked", {"memory_limit": 2**30})):
+        t0 = time.perf_counter()
+        es = load(path)
+        report = geometry_report(es, k=k, exact=False, progress=False, **extra)
+        runs[name] = {"s": time.perf_counter() - t0, "report": report,
+                      "backend": es.cached_neighbors(report.table_k, exact=False).backend}
+    with local_cluster(workers) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(workers)
+        with distributed.get_task_stream(client) as stream:
+            t0 = time.perf_counter()
+            es = load(path)
+            report = geometry_report(es, k=k, exact=False, progress=False, cluster=client)
+            runs["cluster"] = {"s": time.perf_counter() - t0, "report": report,
+                               "backend": es.cached_neighbors(report.table_k, exact=False).backend}
+        costs = _task_costs(stream.data)
+    where, worst = _largest_difference(runs["blocked"]["report"].to_dict(), runs["cluster"]["report"].to_dict())
+    return {"n": n, "dim": dim, "workers": workers, "k": k,
+            **{f"{name}_s": r["s"] for name, r in runs.items()},
+            **{f"{name}_recall": r["report"].recall for name, r in runs.items()},
+            **{f"{name}_backend": r["backend"] for name, r in runs.items()},
+            **{f"{name}_parts": r["report"].timings for name, r in runs.items()},
+            "ratio_to_default": runs["cluster"]["s"] / runs["default"]["s"],
+            "ratio_to_blocked": runs["cluster"]["s"] / runs["blocked"]["s"],
+            "largest_relative_difference": worst, "largest_difference_in": where, "tasks": costs,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "date_utc": machine_info()["date_utc"]}
+
+
+def _approximate_markdown(out: dict) -> list[str]:
+    m = out["machine"]
+    lines = [f"# The approximate report on a Dask LocalCluster against one process (d = {out['dim']})", "",
+             f"{m['date_utc']}; {m['cpu_model']}; {m['usable_cores']} usable cores; numpy {m['numpy']}, "
+             f"dask {m['dask']}, distributed {m['distributed']}. geometry_report(load(path), exact=False): "
+             "default = one process, the symmetric join; blocked = one process, memory_limit 1 GiB (the blocked "
+             "join); cluster = LocalCluster(workers, 1 thread each, processes), the blocked join's blocks on the "
+             "workers, which map the file. Largest difference: cluster against blocked.", "",
+             "| n | workers | default s (recall) | blocked s (recall) | cluster s (recall) | cluster / default | "
+             "cluster / blocked | block tasks: count, mean s | largest rel. difference | load average before, "
+             "after | run (UTC) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out["results"]:
+        blocks = r["tasks"].get("join_and_rerank", {"count": 0, "mean_compute_s": 0.0})  # key_split drops the "_"
+        lines.append(
+            f"| {r['n']:,} | {r['workers']} | {r['default_s']:.1f} ({r['default_recall']:.3f}) | "
+            f"{r['blocked_s']:.1f} ({r['blocked_recall']:.3f}) | {r['cluster_s']:.1f} ({r['cluster_recall']:.3f}) | "
+            f"{r['ratio_to_default']:.2f} | {r['ratio_to_blocked']:.2f} | {blocks['count']}, "
+            f"{blocks['mean_compute_s']:.2f} | {r['largest_relative_difference']:.1e} ({r['largest_difference_in']}) | "
+            f"{', '.join(f'{v:.1f}' for v in r['load_average'])} | {r['date_utc'][:16]} |")
+    lines += ["", "Backends: " + "; ".join(f"{name}: {out['results'][-1][name + '_backend']}"
+                                        for name in ("default", "blocked", "cluster")) if out["results"] else ""]
+    return lines
+
+
 def run(n: int, dim: int, workers: int, k: int) -> dict:
     import distributed
 
@@ -80,10 +157,7 @@ def run(n: int, dim: int, workers: int, k: int) -> dict:
     from embgeo.analysis.distributed import local_cluster
     from embgeo.analysis.distributed.arrays import default_chunk_rows
 
-    path = HERE / ".data" / f"anisotropic_n{n}_d{dim}_s0.npy"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_anisotropic(path, n, dim, 0)
+    path = _path(n, dim)
     load_before = os.getloadavg()[0]  # other work on the machine skews the ratio: recorded beside it
     t0 = time.perf_counter()
     here = geometry_report(load(path), k=k, progress=False)
@@ -111,21 +185,27 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--approximate", action="store_true", help="the approximate report (see the module docstring)")
     args = p.parse_args(argv)
-    stem = args.out / f"dask_d{args.dim}"
+    stem = args.out / f"dask_{'approximate_' if args.approximate else ''}d{args.dim}"
     previous = json.loads(stem.with_suffix(".json").read_text()).get("results", []) \
         if stem.with_suffix(".json").exists() else []
     rows = []
     for n in args.n:
         print(f"[{time.strftime('%H:%M:%S')}] {n:,} x {args.dim} ...", file=sys.stderr, flush=True)
-        rows.append(run(n, args.dim, args.workers, args.k))
+        rows.append((run_approximate if args.approximate else run)(n, args.dim, args.workers, args.k))
         print("    " + json.dumps({k: v for k, v in rows[-1].items() if k != "tasks"}), file=sys.stderr, flush=True)
-    done = {(r["n"], r["workers"], r["chunk_rows"]) for r in rows}
-    rows = sorted(rows + [r for r in previous if (r["n"], r["workers"], r["chunk_rows"]) not in done],
-                  key=lambda r: (r["n"], r["workers"]))
+    same = (lambda r: (r["n"], r["workers"])) if args.approximate else (lambda r: (r["n"], r["workers"], r["chunk_rows"]))
+    done = {same(r) for r in rows}
+    rows = sorted(rows + [r for r in previous if same(r) not in done], key=lambda r: (r["n"], r["workers"]))
     out = {"dim": args.dim, "machine": machine_info("numpy", "torch", "dask", "distributed"), "results": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
+    if args.approximate:
+        lines = _approximate_markdown(out)
+        stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return 0
     m = out["machine"]
     lines = [f"# The exact report on a Dask LocalCluster against one process (d = {args.dim})", "",
              f"{m['date_utc']}; {m['cpu_model']}; {m['usable_cores']} usable cores; numpy {m['numpy']}, "
