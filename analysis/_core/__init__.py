@@ -6,7 +6,8 @@ moments (mergeable mean and covariance, principal axes, PCA dimension), pairwise
 row sample and the median-heuristic bandwidth), cross_moments (mergeable
 cross-moments of two representations of the same items), stacked_moments (those of every pair of
 many sets from one pass), progress (bars, callbacks,
-cancellation), memory (the memory budget) and scratch (float32 matrices in unnamed scratch files).
+cancellation), memory (the memory budget) and scratch (float32 matrices in unnamed scratch files; a
+dask array's rows converted a chunk at a time).
 Other layers import these names from ``embgeo.analysis._core``, never from its modules.
 """
 
@@ -17,7 +18,15 @@ from .pairwise import MEDIAN_PAIRS, median_distance, pairwise_sq_distances
 from .progress import Cancelled, Progress, sub_progress
 from .results import Result, format_value, hidden, metric, stylesheet
 from .rows import blocked_row_norms, prepare_rows, row_norms, unit_rows
-from .scratch import float32_matrix_from_blocks, is_file_map, is_scratch_map, scratch_dir, scratch_matrix
+from .scratch import (
+    dask_array_rows,
+    float32_matrix_from_blocks,
+    is_dask_array,
+    is_file_map,
+    is_scratch_map,
+    scratch_dir,
+    scratch_matrix,
+)
 from .stacked_moments import StackedMoments, plan_stacked_passes, scan_stacked_moments, stacked_moments_bytes
 from .stats import (
     bootstrap,

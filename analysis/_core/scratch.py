@@ -112,3 +112,28 @@ def _fill(out: np.ndarray, blocks, n: int, what: str) -> None:
         filled += len(block)
     if filled != n:
         raise EmbeddingInputError(f"{what}: expected {n:,} rows, the data held {filled:,} (truncated?)")
+
+
+def is_dask_array(x) -> bool:
+    """True for a ``dask.array.Array`` (checked by type name: no import of Dask where it is absent)."""
+    return type(x).__name__ == "Array" and type(x).__module__.startswith("dask.array")
+
+
+def dask_array_rows(x, *, what: str = "vectors") -> np.ndarray:
+    """A ``dask.array``'s rows as a read-only float32 matrix, computed one row chunk at a time (on
+    the current scheduler: a ``distributed.Client`` if one is active) and converted as each arrives,
+    in memory when small, else into a scratch map (:func:`float32_matrix_from_blocks`): never the
+    whole array, nor a wider copy of it, in memory at once (``np.asarray`` computed it whole)."""
+    import math
+
+    if x.ndim != 2:
+        raise EmbeddingInputError(f"{what}: expected a 2-D dask array of shape (n, d), got {x.ndim} dimensions")
+    if any(math.isnan(c) for c in (*x.chunks[0], *x.chunks[1])):
+        raise EmbeddingInputError(f"{what}: the dask array's chunk sizes are unknown (an array made from a "
+                                  "dataframe or by filtering); call x.compute_chunk_sizes() first")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise EmbeddingInputError(f"{what}: expected a real numeric dask array, got dtype {x.dtype}")
+    x = x.rechunk({1: -1})  # whole rows in every chunk
+    starts = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
+    blocks = ((int(s), np.asarray(x.blocks[i, 0].compute())) for i, s in enumerate(starts))
+    return float32_matrix_from_blocks(int(x.shape[0]), int(x.shape[1]), blocks, what=f"{what} (a dask array)")

@@ -53,11 +53,16 @@ def as_float32_matrix(x, *, name: str = "vectors") -> np.ndarray:
     """Return ``x`` as a read-only 2-D float32 array without touching the caller's data.
 
     A float32 input (including a memory map) is returned as a read-only *view*; any other numeric
-    dtype is converted into a new array. Raises :class:`EmbeddingInputError` for 1-D or 3-D input,
+    dtype is converted into a new array; a ``dask.array`` is computed a row chunk at a time
+    (:func:`~embgeo.analysis._core.scratch.dask_array_rows`). Raises :class:`EmbeddingInputError` for 1-D or 3-D input,
     empty input, ragged rows and non-numeric values.
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch here
         x = x.detach().cpu().numpy()
+    from .scratch import dask_array_rows, is_dask_array  # here: scratch imports this module
+
+    if is_dask_array(x):
+        return dask_array_rows(x, what=name)  # a row chunk at a time, not np.asarray's whole array
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .._core import EmbeddingInputError
+from .._core import EmbeddingInputError, is_dask_array
 from .cluster import require_dask
 
 #: Rows of one chunk at most by default: 65,536 x 384 float32 is 100 MB, and a pair of such chunks is
@@ -27,11 +27,6 @@ def default_chunk_rows(n: int) -> int:
     """Rows per chunk for n rows: CHUNK_ROWS, or fewer (whole tiles) so that there are about MIN_CHUNKS."""
     rows = -(-int(n) // MIN_CHUNKS)
     return int(min(CHUNK_ROWS, max(TILE_ROWS, -(-rows // TILE_ROWS) * TILE_ROWS)))
-
-
-def is_dask_array(x) -> bool:
-    """True for a ``dask.array.Array`` (checked by type name: no import of Dask where it is absent)."""
-    return type(x).__name__ == "Array" and type(x).__module__.startswith("dask.array")
 
 
 def from_npy(path, *, chunk_rows: int | None = None):

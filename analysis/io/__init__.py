@@ -35,6 +35,10 @@ chunked HDF5 and shards are converted block by block into float32: in memory up 
 that into an unnamed scratch file on disk (``$EMBGEO_SCRATCH``, else the temporary directory; the repr
 says "scratch map on disk"), which nothing needs to clean up. ``.npz`` and CSV are read whole.
 
+A ``dask.array`` is computed one row chunk at a time into such a float32 matrix (in memory, or a
+scratch map when large), never whole; to keep the rows on a cluster, give the report its file and a
+``cluster=`` instead.
+
 In memory: NumPy arrays (and nested lists), torch tensors, pandas DataFrames and Series, and an
 existing EmbeddingSet. Loading never writes to the caller's file or array: files are opened
 read-only and arrays are wrapped in read-only views or converted into new arrays.

@@ -231,3 +231,31 @@ def test_conversion_memory_is_bounded_by_a_block(tmp_path, scratch_dir):
 def test_in_memory_below_the_threshold():
     out = float32_matrix_from_blocks(3, 2, iter([(0, np.ones((2, 2))), (2, np.zeros((1, 2)))]))
     assert out.dtype == np.float32 and not is_scratch_map(out) and out.sum() == 4
+
+
+def test_a_dask_array_is_computed_a_row_chunk_at_a_time(scratch_dir, x):
+    da = pytest.importorskip("dask.array", reason="the Dask engine is the optional extra embgeo[dask]")
+    import dask
+    from dask.callbacks import Callback
+
+    lazy = da.from_array(x, chunks=(100, 5)) * 2.0  # float64, column chunks too: rows are put together
+    largest = []
+
+    class BiggestResult(Callback):  # the largest piece Dask hands back at once
+        def _posttask(self, key, result, dsk, state, worker_id):
+            largest.append(getattr(result, "nbytes", 0))
+
+    with dask.config.set(scheduler="sync"), BiggestResult():
+        s = load(lazy, name="lazy")
+    np.testing.assert_array_equal(s.vectors, (x * 2.0).astype(np.float32))
+    assert is_scratch_map(s.vectors) and "(scratch map on disk)" in repr(s)  # converted, never np.asarray'd
+    assert max(largest) <= 100 * D * 8  # one row chunk (float64) at most, never the whole array
+    from embgeo.analysis import EmbeddingSet
+
+    np.testing.assert_array_equal(EmbeddingSet(lazy).vectors, s.vectors)  # the set takes one directly too
+    with pytest.raises(EmbeddingInputError, match="2-D dask array"):
+        load(da.zeros((4, 3, 2)))
+    with pytest.raises(EmbeddingInputError, match="chunk sizes are unknown"):
+        load(lazy[lazy[:, 0] > 0])
+    with pytest.raises(EmbeddingInputError, match="real numeric dask array"):
+        load(da.from_array(np.array([["a", "b"]])))
