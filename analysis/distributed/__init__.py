@@ -2,7 +2,7 @@
 process, as Dask graphs run by ``dask.distributed`` (which schedules, retries lost tasks and spills).
 
 ``cluster`` connects to a scheduler or starts a ``LocalCluster`` (``connect``); ``arrays`` makes lazy
-row-chunked arrays (``from_npy``: workers read their chunks from the file; ``row_chunks``);
+row-chunked arrays (``from_npy``, ``from_npy_shards``: workers read their chunks from the files; ``row_chunks``);
 ``engine`` holds the algorithms: per-chunk mergeable moments combined by a tree reduction
 (``dask_moments``), and the self-join over chunk pairs i <= j, each pair one task whose tiles serve
 both chunks (:func:`embgeo.analysis.neighbors.block_pair_knn`), the partial lists of each chunk merged
@@ -14,7 +14,7 @@ share of its tasks done) and cancels it from the progress callback (``compute``)
 """
 
 from .approximate import dask_approximate_knn
-from .arrays import cluster_rows, from_npy, is_dask_array, row_chunks
+from .arrays import cluster_rows, from_npy, from_npy_shards, is_dask_array, row_chunks
 from .cluster import connect, local_cluster, require_dask
 from .engine import dask_cosine_and_dot_sample, dask_exact_knn, dask_moments
 from .tracking import compute

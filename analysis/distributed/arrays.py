@@ -33,14 +33,34 @@ def from_npy(path, *, chunk_rows: int | None = None):
     """A float32 ``dask.array`` of a 2-D ``.npy`` file, ``chunk_rows`` whole rows a chunk, each chunk
     read by the worker that needs it from its own memory map of the file (which every worker must
     see at the same path: a shared or local disk); other numeric dtypes are converted per chunk."""
-    path = os.path.abspath(os.fspath(path))
-    try:
-        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise EmbeddingInputError(f"{path}: not a readable .npy file ({exc})") from None
-    if mapped.ndim != 2 or not np.issubdtype(mapped.dtype, np.number):
-        raise EmbeddingInputError(f"{path}: expected a 2-D numeric array, got shape {mapped.shape} of {mapped.dtype}")
-    return cluster_rows(mapped, chunk_rows=chunk_rows)
+    return from_npy_shards([path], chunk_rows=chunk_rows)
+
+
+def from_npy_shards(paths, *, chunk_rows: int | None = None):
+    """A float32 ``dask.array`` of ``.npy`` shards, their rows one after another in the order given
+    (``embgeo.analysis.io.load`` of a directory or glob reads them in file-name order), each shard cut
+    into chunks of at most ``chunk_rows`` rows that the workers read from their own memory maps of the
+    files (at the same paths: a shared or local disk), converted to float32 per chunk."""
+    require_dask()
+    import dask.array as da
+
+    maps, width = [], None
+    for path in paths:
+        path = os.path.abspath(os.fspath(path))
+        try:
+            mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise EmbeddingInputError(f"{path}: not a readable .npy file ({exc})") from None
+        if mapped.ndim != 2 or not np.issubdtype(mapped.dtype, np.number):
+            raise EmbeddingInputError(f"{path}: expected a 2-D numeric array, got shape {mapped.shape} of {mapped.dtype}")
+        if width is not None and mapped.shape[1] != width:
+            raise EmbeddingInputError(f"{path}: {mapped.shape[1]} dimensions, where the shards before it have {width}")
+        width = mapped.shape[1]
+        maps.append(mapped)
+    total = sum(m.shape[0] for m in maps)
+    rows = default_chunk_rows(total) if chunk_rows is None else max(1, int(chunk_rows))
+    parts = [part for m in maps if len(m) for part in _mapped_chunks(m, rows)]
+    return parts[0] if len(parts) == 1 else da.concatenate(parts, axis=0)
 
 
 def _read_map(path: str, offset: int, dtype: str, n: int, d: int, start: int, stop: int) -> np.ndarray:
@@ -64,19 +84,27 @@ def cluster_rows(x, *, chunk_rows: int | None = None):
     file as float32 chunks each worker maps (and converts) from the file itself, the same path being
     visible to the workers (a shared or local disk); anything else shipped in chunks from here."""
     require_dask()
+    import dask.array as da
+
+    if is_dask_array(x) or _file_map(x) is None:
+        return row_chunks(x, chunk_rows=chunk_rows)
+    parts = _mapped_chunks(x, default_chunk_rows(x.shape[0]) if chunk_rows is None else max(1, int(chunk_rows)))
+    return parts[0] if len(parts) == 1 else da.concatenate(parts, axis=0)
+
+
+def _mapped_chunks(x, chunk_rows: int) -> list:
+    """Dask arrays of ``chunk_rows`` rows of a file's memory map ``x``, each read by a worker from the file."""
     import dask
     import dask.array as da
 
-    where = None if is_dask_array(x) else _file_map(x)
-    if where is None:
-        return row_chunks(x, chunk_rows=chunk_rows)
+    where = _file_map(x)
+    if where is None:  # a Fortran-ordered file: its rows are not contiguous on disk
+        return [row_chunks(x, chunk_rows=chunk_rows)]
     path, offset = where
     n, d = x.shape
-    chunk_rows = default_chunk_rows(n) if chunk_rows is None else max(1, int(chunk_rows))
-    parts = [da.from_delayed(dask.delayed(_read_map)(path, offset, x.dtype.str, n, d, s, min(n, s + chunk_rows)),
-                             shape=(min(n, s + chunk_rows) - s, d), dtype=np.float32)
-             for s in range(0, n, chunk_rows)]
-    return da.concatenate(parts, axis=0)
+    return [da.from_delayed(dask.delayed(_read_map)(path, offset, x.dtype.str, n, d, s, min(n, s + chunk_rows)),
+                            shape=(min(n, s + chunk_rows) - s, d), dtype=np.float32)
+            for s in range(0, n, chunk_rows)]
 
 
 def row_chunks(x, *, chunk_rows: int | None = None):

@@ -6,15 +6,19 @@ from them exactly as on one machine."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
+from .._core import EmbeddingInputError
 from ..distributed import (
     cluster_rows,
     connect,
+    from_npy_shards,
     dask_approximate_knn,
     dask_cosine_and_dot_sample,
     dask_exact_knn,
     dask_moments,
 )
+from ..io import shard_paths
 
 
 class ClusterParts:
@@ -27,7 +31,7 @@ class ClusterParts:
             return
         try:
             self.client = self._stack.enter_context(connect(cluster))
-            self.rows = cluster_rows(es.vectors)
+            self.rows = _rows_for_workers(es)
             workers = len(self.client.scheduler_info().get("workers", {}))
         except BaseException:  # a LocalCluster started here must not outlive a failure to use it
             self._stack.close()
@@ -73,3 +77,21 @@ class ClusterParts:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def _rows_for_workers(es):
+    """The set's rows as the workers read them: from its ``.npy`` shards' files when the set is a
+    directory or glob of them, read as it was (the client's converted copy, a scratch map, does not
+    travel); else :func:`~embgeo.analysis.distributed.cluster_rows` of its vectors (a file's memory map
+    is read by the workers, anything else shipped from here)."""
+    paths = None
+    if es.source is not None and len(es.dropped_rows) == 0:  # (rows dropped on load: the files differ)
+        try:
+            paths = shard_paths(Path(es.source))
+        except (EmbeddingInputError, OSError):  # moved or changed since it was read: ship the rows
+            paths = None
+    if paths and all(p.suffix.lower() == ".npy" for p in paths):
+        rows = from_npy_shards(paths)
+        if rows.shape == (es.n, es.dim):
+            return rows
+    return cluster_rows(es.vectors)

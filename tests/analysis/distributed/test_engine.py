@@ -322,3 +322,30 @@ def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path, monk
     assert approx_there["exact"] is False and approx_there["recall"] >= 0.9
     assert abs(approx_there["recall"] - approx_here["recall"]) <= 0.02
     assert approx_there["hubness"]["skewness"] == pytest.approx(approx_here["hubness"]["skewness"], abs=0.15)
+
+
+def test_a_set_of_npy_shards_is_read_by_the_workers_from_its_files(client, tmp_path):
+    from embgeo.analysis import geometry_report, load
+    from embgeo.analysis.distributed import from_npy_shards
+    from embgeo.analysis.report.on_cluster import ClusterParts
+
+    x = make_anisotropic(2000, 16, random_state=9)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i, (a, b) in enumerate([(0, 700), (700, 1600), (1600, 2000)]):
+        np.save(folder / f"part-{i}.npy", x[a:b].astype(np.float64 if i == 1 else np.float32))
+    es = load(folder)  # converted here into one matrix (a scratch map when large)
+    parts = ClusterParts(client, es, exact=True)
+    try:  # the workers read the shards' files, not the client's copy
+        keys = [str(key) for key in dict(parts.rows.__dask_graph__())]
+        assert sum(key.startswith("_read_map") for key in keys) == 3, keys
+        np.testing.assert_array_equal(parts.rows.compute(), es.vectors)
+    finally:
+        parts.close()
+    here = geometry_report(x.astype(np.float32), k=6, sample=200).to_dict()
+    there = geometry_report(es, k=6, sample=200, cluster=client).to_dict()
+    assert there["hubness"]["skewness"] == pytest.approx(here["hubness"]["skewness"], rel=1e-9)
+    assert there["isotropy"]["isoscore"] == pytest.approx(here["isotropy"]["isoscore"], rel=1e-6)
+    with pytest.raises(EmbeddingInputError, match="dimensions, where the shards before it have 16"):
+        np.save(folder / "part-3.npy", np.ones((5, 8), np.float32))
+        from_npy_shards(sorted(folder.iterdir()))
