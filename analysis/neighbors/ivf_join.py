@@ -53,7 +53,8 @@ def join_bytes(layout: str, n: int, dim: int, n_lists: int, n_probe: int, k: int
     Both hold the projection (reordered by list in place), the row order, lists and norms, and the
     result (an int32 id and a float32 distance a neighbour). Per point that takes part, each holds a
     candidate buffer (a float32 score and an int32 id per slot, twice the candidates), its count and
-    threshold, its probed lists (int32) and their inverted index (int64 positions). The symmetric
+    threshold, and the inverted index of its probed lists (int32 positions; the lists themselves are
+    freed before the buffers are made). The symmetric
     join holds those for every point, and a probe bitmap; the blocked one for ``block_rows`` points,
     with their re-ranked output (an int64 id and a float64 score a neighbour) and the centroid scores
     of a slice of them (``block_rows`` defaults to the smallest block, :data:`MIN_BLOCK_ROWS`). The
@@ -68,8 +69,10 @@ def join_bytes(layout: str, n: int, dim: int, n_lists: int, n_probe: int, k: int
 
 
 def _buffered_bytes(n_probe: int, n_cand: int) -> int:
-    """Bytes of one point's candidate buffer, count, threshold, probed lists and their inverted index."""
-    return 16 * n_cand + 8 + 12 * n_probe
+    """Bytes of one point's candidate buffer, count, threshold and the inverted index of its probed
+    lists (int32 positions; the probed lists themselves, as many int32, are freed before the buffers
+    are made)."""
+    return 16 * n_cand + 8 + 4 * n_probe
 
 
 def _block_row_bytes(n_probe: int, k: int, n_cand: int) -> int:
@@ -114,6 +117,8 @@ def symmetric_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progr
     # tiles admit little.
     q_start, q_pos = group_queries(probes, pos_list, n_lists)
     n_groups = (len(q_start) - 1) // n_lists
+    bits = probe_bitmap(probes, n_lists)
+    del probes  # 4 bytes a probe, freed before the buffers are made (256 MB at 1,000,000 x 64)
 
     buf_s = np.empty((n, 2 * n_cand), dtype=np.float32)  # slots past count[t] are never read
     buf_i = np.empty((n, 2 * n_cand), dtype=np.int32)
@@ -125,7 +130,7 @@ def symmetric_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progr
     col_i = np.empty((workers, max_members, 2 * n_cand), dtype=np.int32)
     col_count = np.zeros((workers, max_members), dtype=np.int32)
     col_thr = np.empty((workers, max_members), dtype=np.float32)
-    args = (pos_list, probe_bitmap(probes, n_lists), buf_s, buf_i, count, thr, scratch_q, scratch_t,
+    args = (pos_list, bits, buf_s, buf_i, count, thr, scratch_q, scratch_t,
             col_s, col_i, col_count, col_thr, JOIN_STEP_ROWS, workers)
     bar = Progress(progress, (1 + n_groups) * n_lists, f"approximate {n_cand}-candidate join ({metric})",
                    unit="list", auto=n > 50_000)
@@ -133,7 +138,7 @@ def symmetric_join(proj, centroids, lists, n_probe, metric, n_cand, floor, progr
         for lst in range(n_lists):
             b0, b1 = int(starts[lst]), int(starts[lst + 1])
             if b1 > b0:
-                join_tile(pts, sq, np.arange(b0, b1, dtype=np.int64), b0, b1, True, *args)
+                join_tile(pts, sq, np.arange(b0, b1, dtype=np.int32), b0, b1, True, *args)
             bar.update()
         for g in range(n_groups):
             for lst in range(n_lists):

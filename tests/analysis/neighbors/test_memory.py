@@ -25,11 +25,12 @@ def test_join_bytes_counts_what_the_join_allocates():
     shared = 384 + 8 + 8 + 4 + 8 * 32
     buffer = 16 * 128 + 8  # two slots a candidate (float32 score, int32 id), the count and threshold
     symmetric = ivf_join.join_bytes("symmetric", 1_000_000, 96, 1000, 64, 32, 128)
-    # + probed lists and their index (64 x 12), the probe bitmap (16 words), the list of each position
-    assert symmetric == 1_000_000 * (shared + buffer + 64 * 12 + 16 * 8 + 4) + 65_536 * 16 * 32
+    # + the probed lists' index (64 int32 positions; the lists are freed before the buffers), the probe
+    # bitmap (16 words), the list of each position
+    assert symmetric == 1_000_000 * (shared + buffer + 64 * 4 + 16 * 8 + 4) + 65_536 * 16 * 32
     blocked = ivf_join.join_bytes("blocked", 1_000_000, 96, 1000, 130, 32, 128, 65_536)
     # buffers and the re-ranked output (int64 + float64) for one block, one slice's centroid scores
-    assert blocked == 1_000_000 * shared + 65_536 * (buffer + 130 * 12 + 16 * 32) + 4096 * 4 * 1000
+    assert blocked == 1_000_000 * shared + 65_536 * (buffer + 130 * 4 + 16 * 32) + 4096 * 4 * 1000
     assert blocked < 0.3 * symmetric
 
 
