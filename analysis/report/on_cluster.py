@@ -12,11 +12,11 @@ from .._core import EmbeddingInputError
 from ..distributed import (
     cluster_rows,
     connect,
-    from_npy_shards,
     dask_approximate_knn,
     dask_cosine_and_dot_sample,
     dask_exact_knn,
     dask_moments,
+    from_npy_shards,
 )
 from ..io import shard_paths
 
