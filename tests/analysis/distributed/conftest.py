@@ -15,3 +15,45 @@ def client():
 
     with connect("local:2") as c:
         yield c
+
+
+@pytest.fixture
+def kill_a_worker(client):
+    """``with kill_a_worker(done, prefix=""):`` -- while the body runs, once the scheduler holds ``done``
+    finished tasks (those whose key starts with ``prefix``), the worker process holding them is killed
+    (its nanny starts a new one; the scheduler recomputes what was lost). Afterwards: it did fire, and
+    both workers are back."""
+    import contextlib
+    import os
+    import threading
+
+    @contextlib.contextmanager
+    def during(done: int, prefix: str = ""):
+        stop, fired = threading.Event(), []
+
+        def finished(dask_scheduler):
+            return sum(ts.state == "memory" and str(ts.key).startswith(prefix) for ts in dask_scheduler.tasks.values())
+
+        def watch():
+            while not stop.is_set():
+                if client.run_on_scheduler(finished) >= done:
+                    victim = sorted(client.scheduler_info()["workers"])[0]
+                    fired.append(victim)
+                    try:  # the worker dies inside the call: its reply never comes
+                        client.run(os._exit, 1, workers=[victim])
+                    except Exception:  # noqa: BLE001  CommClosedError and kin, by design
+                        pass
+                    return
+                stop.wait(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join(timeout=10)
+        assert fired, "the run ended before a worker could be killed"
+        client.wait_for_workers(2, timeout=60)
+
+    return during

@@ -4,9 +4,6 @@ a worker killed in the middle changes nothing; the report takes it with ``exact=
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 import pytest
 
@@ -54,36 +51,12 @@ def test_a_set_in_memory_is_sent_to_the_workers_once(client, mapped):
         dask_approximate_knn(row_chunks(in_memory), k=6, client=client)
 
 
-def test_a_worker_killed_mid_run_changes_nothing(client, mapped):
+def test_a_worker_killed_mid_run_changes_nothing(client, mapped, kill_a_worker):
     want = dask_approximate_knn(mapped, k=8, client=client, block_rows=150)  # 40 block tasks
-    killed, fired = threading.Event(), []
-
-    def kill_one_when_blocks_are_done():
-        # once the scheduler holds some finished blocks, kill the worker process holding them (its
-        # nanny starts a new one); the scheduler runs the lost blocks again
-        while not killed.is_set():
-            if client.run_on_scheduler(lambda dask_scheduler: sum(
-                    ts.state == "memory" and str(ts.key).startswith("_join_and_rerank")
-                    for ts in dask_scheduler.tasks.values())) >= 6:
-                victim = sorted(client.scheduler_info()["workers"])[0]
-                fired.append(victim)
-                try:  # the worker dies inside the call: its reply never comes
-                    client.run(os._exit, 1, workers=[victim])
-                except Exception:  # noqa: BLE001  CommClosedError and kin, by design
-                    pass
-                killed.set()
-            else:
-                threading.Event().wait(0.02)
-
-    killer = threading.Thread(target=kill_one_when_blocks_are_done, daemon=True)
-    killer.start()
-    got = dask_approximate_knn(mapped, k=8, client=client, block_rows=150)
-    killed.set()
-    killer.join(timeout=10)
-    assert fired, "the run ended before a worker could be killed"
+    with kill_a_worker(done=6, prefix="_join_and_rerank"):  # once some blocks are done
+        got = dask_approximate_knn(mapped, k=8, client=client, block_rows=150)
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_array_equal(got.distances, want.distances)
-    client.wait_for_workers(2, timeout=60)
 
 
 def test_blocks_are_shared_out_to_every_worker():

@@ -4,7 +4,6 @@ same exact table as one process, whatever the chunking, and the same result when
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -157,37 +156,14 @@ def test_workers_read_their_own_chunks_of_a_file(client, cloud, tmp_path):
     np.testing.assert_array_equal(from_npy(half, chunk_rows=1000).compute(), cloud.astype(np.float16).astype(np.float32))
 
 
-def test_a_worker_killed_mid_run_changes_nothing(client, cloud, tmp_path):
+def test_a_worker_killed_mid_run_changes_nothing(client, cloud, tmp_path, kill_a_worker):
     path = tmp_path / "x.npy"
     np.save(path, cloud)
     want = dask_exact_knn(from_npy(path, chunk_rows=300), k=5, client=client)  # 55 pair tasks
-    killed, fired = threading.Event(), []
-
-    def kill_one_when_work_is_done():
-        # wait for the scheduler to hold some finished pair results, then kill the worker process
-        # holding them (its nanny starts a new one); the scheduler recomputes what was lost
-        while not killed.is_set():
-            if client.run_on_scheduler(lambda dask_scheduler: sum(ts.state == "memory" for ts in
-                                                                   dask_scheduler.tasks.values())) >= 10:
-                victim = sorted(client.scheduler_info()["workers"])[0]
-                fired.append(victim)
-                try:  # the worker dies inside the call: its reply never comes
-                    client.run(os._exit, 1, workers=[victim])
-                except Exception:  # noqa: BLE001  CommClosedError and kin, by design
-                    pass
-                killed.set()
-            else:
-                threading.Event().wait(0.05)
-
-    killer = threading.Thread(target=kill_one_when_work_is_done, daemon=True)
-    killer.start()
-    got = dask_exact_knn(from_npy(path, chunk_rows=300), k=5, client=client)
-    killed.set()
-    killer.join(timeout=10)
-    assert fired, "the run ended before a worker could be killed"
+    with kill_a_worker(done=10):  # once some pair results are held
+        got = dask_exact_knn(from_npy(path, chunk_rows=300), k=5, client=client)
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_array_equal(got.distances, want.distances)
-    client.wait_for_workers(2, timeout=60)
 
 
 def test_small_sets_are_cut_into_whole_tiles():
