@@ -322,9 +322,6 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     if not exact and es.cached_neighbors(table_k, metric=metric, exact=False) is None and cluster is None:
         check_join_fits(es.n, es.dim, table_k, memory_limit=memory_limit)  # before the query sample's search, not after it
     on_cluster = ClusterParts(cluster, es, exact=exact)  # a no-op without a cluster
-    if on_cluster:
-        notes.append(on_cluster.note(f"the moments, the {'exact table' if exact else 'approximate join'} and the "
-                                     "query sample's search"))
     # Under euclidean or dot a zero vector is a point like any other, but it has no direction: the cosine
     # parts run on the other rows (under cosine the set was refused above, naming the rows)
     cos_es, zero_note = _directed_rows(es, metric)
@@ -393,6 +390,8 @@ def geometry_report(data, *, metric: str = "cosine", k: int = 10, exact: bool = 
     finally:
         clock.close()
         on_cluster.close()
+    if on_cluster.note() is not None:  # what did run there (a table already on the set did not)
+        notes.insert(0, on_cluster.note())
     graph = (f"the exact {metric} k-NN graph of all {es.n:,} rows" if table.exact else
              f"the approximate {metric} k-NN graph of all {es.n:,} rows (recall@{table.k} {table.recall:.3f})")
     queries = f"{len(shared_rows) if shared is not None else min(sample or es.n, es.n):,} random queries searched " \

@@ -27,6 +27,8 @@ class ClusterParts:
 
     def __init__(self, cluster, es, *, exact: bool):
         self.es, self.exact, self.client, self._stack = es, exact, None, contextlib.ExitStack()
+        #: the parts computed there, in order (a table already cached on the set is not recomputed)
+        self.ran: list[str] = []
         if cluster is None:
             return
         try:
@@ -40,8 +42,13 @@ class ClusterParts:
                        f"{self.client.scheduler.address} (diagnostics: {self.client.dashboard_link}), in "
                        f"{self.rows.numblocks[0]} row chunks")
 
-    def note(self, parts: str) -> str:
-        """The report's note saying that ``parts`` ran on the cluster, and where to watch it."""
+    def note(self, parts: str | None = None) -> str | None:
+        """The report's note saying that ``parts`` (default: those in :attr:`ran`) ran on the cluster,
+        and where to watch it; None when nothing ran there."""
+        if parts is None:
+            if not self.ran:
+                return None
+            parts = self.ran[0] if len(self.ran) == 1 else ", ".join(self.ran[:-1]) + " and " + self.ran[-1]
         return f"{parts} ran on {self._where}"
 
     def __bool__(self) -> bool:
@@ -52,6 +59,7 @@ class ClusterParts:
         return self.es.vectors[rows]
 
     def cosine_and_dot_sample(self, _vectors, rows, k_cos: int, k_dot: int, progress=None):
+        self.ran.append("the query sample's search")
         return dask_cosine_and_dot_sample(self.rows, rows, k_cos, k_dot, client=self.client, fetch_rows=self._fetch,
                                           progress=progress)
 
@@ -61,6 +69,7 @@ class ClusterParts:
         (the query sample's exact neighbours) as on one machine."""
         if not self or self.es.cached_neighbors(k, metric=metric, exact=self.exact) is not None:
             return
+        self.ran.append("the exact table" if self.exact else "the approximate join")
         if self.exact:
             table = dask_exact_knn(self.rows, k, metric=metric, client=self.client, fetch_rows=self._fetch,
                                    progress=progress)
@@ -71,6 +80,7 @@ class ClusterParts:
 
     def attach_moments(self, progress=None) -> None:
         if self:
+            self.ran.append("the moments")
             for moments in dask_moments(self.rows, normalize=(False, True), client=self.client,  # one read
                                         progress=progress):
                 self.es.attach_moments(moments)

@@ -291,7 +291,11 @@ def test_the_report_on_the_cluster_equals_the_report_here(client, tmp_path, monk
     # the approximate report: its join's blocks on the cluster, its recall measured on the report's own
     # query sample, and its statistics as close to the approximate report here as the two tables are
     approx_here = geometry_report(x, k=8, sample=300, exact=False).to_dict()
-    fresh = load(path)  # es now holds the exact table, which an approximate request would take
+    # es now holds the exact table, which an approximate request takes: the note says only what ran there
+    reused = geometry_report(es, k=8, sample=300, exact=False, cluster=client).to_dict()
+    assert reused["exact"] is True and [n[:n.index(" ran on")] for n in reused["notes"] if " ran on " in n] == [
+        "the query sample's search and the moments"]
+    fresh = load(path)
     approx_there = geometry_report(fresh, k=8, sample=300, exact=False, cluster=client).to_dict()
     assert any("approximate join" in note and "Dask cluster of 2 workers" in note for note in approx_there["notes"])
     assert fresh.cached_neighbors(approx_there["table_k"], exact=False).backend.startswith("dask(ivf-join(blocked")
